@@ -1,0 +1,70 @@
+#include "core/runtime.h"
+
+#include <ATen/Parallel.h>
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+namespace dynarch {
+
+bool cpu_has_avx512() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("flags", 0) == 0) return line.find(" avx512f") != std::string::npos;
+  return false;
+}
+
+void maybe_reexec_for_blas(int argc, char** argv) {
+  if (std::getenv("DYNARCH_NO_REEXEC")) return;
+  const char* ct = std::getenv("OPENBLAS_CORETYPE");
+  bool want = cpu_has_avx512();
+  if (!want || (ct && std::strcmp(ct, "SkylakeX") == 0)) return;
+  if (!ct) return;  // unset: OpenBLAS auto-detects correctly
+  setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+  setenv("DYNARCH_NO_REEXEC", "1", 1);
+  execv("/proc/self/exe", argv);  // on failure just continue, slower
+}
+
+void set_threads(int threads) {
+  if (threads <= 0) threads = (int)std::max(1u, std::thread::hardware_concurrency());
+  at::set_num_threads(threads);
+}
+
+int num_threads() { return at::get_num_threads(); }
+
+double measure_matmul_gflops(bool bf16, int n, int reps) {
+  auto opts = at::TensorOptions().dtype(bf16 ? at::kBFloat16 : at::kFloat);
+  auto a = at::randn({n, n}, opts), b = at::randn({n, n}, opts);
+  auto c = at::mm(a, b);  // warm-up
+  double best = 1e30;
+  for (int i = 0; i < reps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    c = at::mm(a, b);
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::min(best, dt);
+  }
+  return 2.0 * n * n * (double)n / best / 1e9;
+}
+
+std::string env_report(bool measure) {
+  std::string s = "torch " + std::to_string(TORCH_VERSION_MAJOR) + "." +
+                  std::to_string(TORCH_VERSION_MINOR) + " | threads " +
+                  std::to_string(num_threads()) + " | avx512 " + (cpu_has_avx512() ? "yes" : "no");
+  const char* ct = std::getenv("OPENBLAS_CORETYPE");
+  s += std::string(" | OPENBLAS_CORETYPE ") + (ct ? ct : "(auto)");
+  if (measure) {
+    char buf[128];
+    std::snprintf(buf, sizeof buf, " | sgemm %.0f GFLOP/s | bf16 gemm %.0f GFLOP/s",
+                  measure_matmul_gflops(false, 512, 3), measure_matmul_gflops(true, 512, 3));
+    s += buf;
+  }
+  return s;
+}
+
+}  // namespace dynarch

@@ -1,0 +1,24 @@
+// Process-wide runtime set-up: thread count, BLAS core type, environment report.
+#pragma once
+#include <string>
+
+namespace dynarch {
+
+// Re-executes the current process with OPENBLAS_CORETYPE=SkylakeX when the CPU
+// has AVX-512 and the variable says otherwise (OpenBLAS reads it at load time;
+// Haswell kernels halve fp32 GEMM throughput here). Call first thing in main().
+void maybe_reexec_for_blas(int argc, char** argv);
+
+// threads <= 0 means all cores.
+void set_threads(int threads);
+int num_threads();
+
+bool cpu_has_avx512();
+
+// Measured square-matmul throughput in GFLOP/s (fp32 or bf16), best of a few runs.
+double measure_matmul_gflops(bool bf16, int n = 1024, int reps = 5);
+
+// One line: torch version, threads, BLAS GFLOP/s, bf16 support.
+std::string env_report(bool measure = true);
+
+}  // namespace dynarch

@@ -1,0 +1,112 @@
+#include "model/attention.h"
+
+#include <torch/torch.h>
+
+#include "core/compat.h"
+
+namespace dynarch {
+
+at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& positions, int64_t r, double base) {
+  if (r == 0) return x;
+  const int64_t half = r / 2;
+  auto inv_freq = at::pow(base, -at::arange(0, half, at::TensorOptions().dtype(at::kDouble)) * 2.0 / (double)r);
+  // angles: (N, half) for N positions, computed in fp64 then cast for accuracy at large pos.
+  auto ang = positions.to(at::kDouble).unsqueeze(-1) * inv_freq.unsqueeze(0);
+  auto cos = ang.cos().to(x.scalar_type()), sin = ang.sin().to(x.scalar_type());
+  // Broadcast over heads: x (..., N, H, hd) -> cos (N, 1, half).
+  cos = cos.unsqueeze(-2);
+  sin = sin.unsqueeze(-2);
+  auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+  auto rot = at::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
+  if (r == x.size(-1)) return rot;
+  return at::cat({rot, x.narrow(-1, r, x.size(-1) - r)}, -1);
+}
+
+at::Tensor attention_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               int64_t q_pos0, int64_t window) {
+  const int64_t Lq = q.size(2), Lk = k.size(2), hd = q.size(3);
+  auto scores = at::matmul(q, k.transpose(-1, -2)).to(at::kFloat) * (1.0 / std::sqrt((double)hd));
+  auto iq = at::arange(q_pos0, q_pos0 + Lq, at::kLong).unsqueeze(1);
+  auto jk = at::arange(0, Lk, at::kLong).unsqueeze(0);
+  auto masked = jk > iq;
+  if (window >= 0) masked = masked.logical_or(jk < iq - window);
+  scores = scores.masked_fill(masked, -std::numeric_limits<float>::infinity());
+  auto probs = at::softmax(scores, -1).to(v.scalar_type());
+  return at::matmul(probs, v);
+}
+
+Attention::Attention(int64_t d, int64_t h, int64_t r, int64_t w)
+    : d_model(d), num_heads(h), head_dim(d / h), rotary_dim(r), window(w) {
+  Wqkv = register_module("Wqkv", torch::nn::Linear(torch::nn::LinearOptions(d, 3 * d).bias(false)));
+  out_proj = register_module("out_proj", torch::nn::Linear(torch::nn::LinearOptions(d, d).bias(false)));
+}
+
+LayerCache Attention::new_cache(int64_t batch, at::ScalarType dtype) const {
+  LayerCache c;
+  auto opts = at::TensorOptions().dtype(dtype).device(Wqkv->weight.device());
+  c.k = at::zeros({batch, num_heads, 0, head_dim}, opts);
+  c.v = at::zeros({batch, num_heads, 0, head_dim}, opts);
+  return c;
+}
+
+at::Tensor Attention::forward(const at::Tensor& x, LayerCache* cache, int64_t pos0) {
+  const int64_t B = x.size(0), L = x.size(1);
+  auto qkv = Wqkv->forward(x).view({B, L, 3, num_heads, head_dim});
+  auto pos = at::arange(pos0, pos0 + L, at::kLong);
+  auto q = apply_rotary(qkv.select(2, 0), pos, rotary_dim).transpose(1, 2);
+  auto k = apply_rotary(qkv.select(2, 1), pos, rotary_dim).transpose(1, 2);
+  auto v = qkv.select(2, 2).transpose(1, 2);
+  at::Tensor kk = k, vv = v;
+  if (cache && pos0 > 0) {
+    kk = at::cat({cache->k.narrow(2, 0, pos0).to(k.scalar_type()), k}, 2);
+    vv = at::cat({cache->v.narrow(2, 0, pos0).to(v.scalar_type()), v}, 2);
+  }
+  at::Tensor y;
+  if (pos0 == 0 && window < 0)
+    y = compat::sdpa_causal(q, k, v);
+  else
+    y = attention_reference(q, kk, vv, pos0, window);
+  if (cache) {
+    cache->k = kk.detach().contiguous();
+    cache->v = vv.detach().contiguous();
+  }
+  return out_proj->forward(y.transpose(1, 2).reshape({B, L, d_model}));
+}
+
+at::Tensor Attention::step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) {
+  const int64_t B = x.size(0);
+  auto qkv = Wqkv->forward(x).view({B, 3, num_heads, head_dim});
+  auto p = at::tensor(pos, at::kLong);
+  // apply_rotary broadcasts positions over the head axis: (B, H, hd) with (B).
+  auto q = apply_rotary(qkv.select(1, 0), p, rotary_dim);
+  auto k = apply_rotary(qkv.select(1, 1), p, rotary_dim);
+  auto v = qkv.select(1, 2);
+  int64_t maxpos = *std::max_element(pos.begin(), pos.end());
+  if (cache.k.size(2) <= maxpos) {  // grow geometrically
+    int64_t cap = std::max<int64_t>(maxpos + 1, 2 * cache.k.size(2));
+    auto grow = [&](at::Tensor& t) {
+      auto n = at::zeros({t.size(0), t.size(1), cap, t.size(3)}, t.options().dtype(k.scalar_type()));
+      n.narrow(2, 0, t.size(2)).copy_(t);
+      t = n;
+    };
+    grow(cache.k);
+    grow(cache.v);
+  }
+  for (int64_t b = 0; b < B; ++b) {
+    cache.k.select(0, b).select(1, pos[b]).copy_(k.select(0, b));
+    cache.v.select(0, b).select(1, pos[b]).copy_(v.select(0, b));
+  }
+  const int64_t Lk = maxpos + 1;
+  auto kk = cache.k.narrow(2, 0, Lk), vv = cache.v.narrow(2, 0, Lk);
+  auto scores = at::matmul(q.unsqueeze(2), kk.transpose(-1, -2)).to(at::kFloat) *
+                (1.0 / std::sqrt((double)head_dim));  // (B, H, 1, Lk)
+  auto j = at::arange(Lk, at::kLong).unsqueeze(0);
+  auto pp = p.unsqueeze(1);
+  auto masked = j > pp;
+  if (window >= 0) masked = masked.logical_or(j < pp - window);
+  scores = scores.masked_fill(masked.view({B, 1, 1, Lk}), -std::numeric_limits<float>::infinity());
+  auto y = at::matmul(at::softmax(scores, -1).to(vv.scalar_type()), vv);  // (B, H, 1, hd)
+  return out_proj->forward(y.reshape({B, d_model}));
+}
+
+}  // namespace dynarch

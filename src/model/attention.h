@@ -1,0 +1,31 @@
+// Causal multi-head attention with partial non-interleaved rotary, optional
+// sliding window and a KV cache (hnet.md §12).
+#pragma once
+#include <torch/nn/modules/linear.h>
+
+#include "model/mixer.h"
+
+namespace dynarch {
+
+// Rotate-half rotary on the first r dims of each head. x: (..., L, H, hd) with
+// positions (L) or, for steps, x: (B, H, hd) with positions (B).
+at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& positions, int64_t r, double base = 10000.0);
+
+// Plain attention over (B, H, Lq, hd) queries and (B, H, Lk, hd) keys; query i
+// sits at absolute position q_pos0 + i and sees keys j <= that (and, if
+// window >= 0, j >= pos - window). Reference and general path.
+at::Tensor attention_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               int64_t q_pos0, int64_t window);
+
+class Attention : public Mixer {
+ public:
+  Attention(int64_t d_model, int64_t num_heads, int64_t rotary_dim, int64_t window);
+  at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0) override;
+  at::Tensor step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) override;
+  LayerCache new_cache(int64_t batch, at::ScalarType dtype) const override;
+
+  torch::nn::Linear Wqkv{nullptr}, out_proj{nullptr};
+  int64_t d_model, num_heads, head_dim, rotary_dim, window;
+};
+
+}  // namespace dynarch

@@ -1,0 +1,58 @@
+// Model configuration: the official H-Net config JSON, accepted as-is.
+// A layout with no nesting (["T4"]) is a plain isotropic byte model.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace dynarch {
+
+// One layer token of a layout string: m/M = Mamba-2, t/T = attention;
+// uppercase adds a SwiGLU MLP.
+struct LayerSpec {
+  char mixer;  // 'm' or 't'
+  bool mlp;
+  bool operator==(const LayerSpec&) const = default;
+};
+
+// Parses e.g. "T1m4" -> [T, m, m, m, m]. `where` names the config field in errors.
+std::vector<LayerSpec> parse_layout_string(const std::string& s, const std::string& where);
+int layout_height(const std::vector<LayerSpec>& layers);  // 1 per m/t, 2 per M/T
+
+struct SsmConfig {
+  int d_state = 128, d_conv = 4, expand = 2, chunk_size = 256;
+  int headdim = 64;  // extension: official Mamba-2 default 64
+};
+
+struct AttnConfig {
+  std::vector<int> num_heads, rotary_emb_dim, window_size;  // one per stage
+};
+
+// Layout of one stage: innermost has `main`, others have encoder/decoder.
+struct StageLayout {
+  bool innermost = false;
+  std::vector<LayerSpec> encoder, decoder, main;
+};
+
+struct ModelConfig {
+  nlohmann::json arch_layout;
+  std::vector<int> d_model, d_intermediate;
+  int vocab_size = 256;
+  SsmConfig ssm;
+  AttnConfig attn;
+  bool tie_embeddings = false;
+
+  // Stages outermost first; size = S + 1 where S = number of chunking stages.
+  std::vector<StageLayout> stages;
+
+  int num_stages() const { return (int)stages.size() - 1; }
+  // d_int rounded up to a multiple of 128 (0 stays 0: no MLP).
+  int mlp_width(int stage) const;
+
+  static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
+  static ModelConfig from_file(const std::string& path);
+  nlohmann::json to_json() const;
+};
+
+}  // namespace dynarch

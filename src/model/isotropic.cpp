@@ -1,0 +1,89 @@
+#include "model/isotropic.h"
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "model/attention.h"
+#include "model/mamba2.h"
+
+namespace dynarch {
+
+StackOptions stack_options(const ModelConfig& c, int s) {
+  return {c.d_model[s], c.mlp_width(s), c.ssm, c.attn.num_heads[s], c.attn.rotary_emb_dim[s],
+          c.attn.window_size[s]};
+}
+
+namespace {
+at::ScalarType stream_type(const at::Tensor& x) {
+  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+}  // namespace
+
+Block::Block(const LayerSpec& spec, const StackOptions& o) {
+  norm1 = register_module("norm1", std::make_shared<RMSNorm>(o.d_model));
+  if (spec.mixer == 'm')
+    mixer = std::make_shared<Mamba2>(o.d_model, o.ssm.d_state, o.ssm.d_conv, o.ssm.expand, o.ssm.headdim,
+                                     o.ssm.chunk_size);
+  else
+    mixer = std::make_shared<Attention>(o.d_model, o.num_heads, o.rotary_dim, o.window);
+  register_module("mixer", mixer);
+  if (spec.mlp) {
+    norm2 = register_module("norm2", std::make_shared<RMSNorm>(o.d_model));
+    mlp = register_module("mlp", std::make_shared<SwiGLU>(o.d_model, o.d_intermediate));
+  }
+}
+
+at::Tensor Block::forward(const at::Tensor& r, LayerCache* cache, int64_t pos0) {
+  auto st = stream_type(r);
+  auto h = r + mixer->forward(norm1->forward(r), cache, pos0).to(st);
+  if (mlp) h = h + mlp->forward(norm2->forward(h)).to(st);
+  return h;
+}
+
+at::Tensor Block::step(const at::Tensor& r, LayerCache& cache, const std::vector<int64_t>& pos) {
+  auto st = stream_type(r);
+  auto h = r + mixer->step(norm1->forward(r), cache, pos).to(st);
+  if (mlp) h = h + mlp->forward(norm2->forward(h)).to(st);
+  return h;
+}
+
+Isotropic::Isotropic(const std::vector<LayerSpec>& layout, const StackOptions& o) {
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (auto& spec : layout) {
+    blocks.push_back(std::make_shared<Block>(spec, o));
+    layers->push_back(blocks.back());
+  }
+  rmsnorm = register_module("rmsnorm", std::make_shared<RMSNorm>(o.d_model));
+}
+
+StackState Isotropic::new_state(int64_t batch, at::ScalarType dtype) const {
+  StackState s;
+  for (auto& b : blocks) s.layers.push_back(b->mixer->new_cache(batch, dtype));
+  s.pos.assign(batch, 0);
+  return s;
+}
+
+at::Tensor Isotropic::forward(const at::Tensor& x, StackState* state) {
+  int64_t pos0 = 0;
+  if (state) {
+    if (state->layers.size() != blocks.size()) *state = new_state(x.size(0), x.scalar_type());
+    pos0 = state->pos.at(0);
+    for (auto p : state->pos)
+      check(p == pos0, "Isotropic::forward: continuing a batch whose rows are at different positions");
+  }
+  auto r = x.to(stream_type(x));
+  for (size_t i = 0; i < blocks.size(); ++i)
+    r = blocks[i]->forward(r, state ? &state->layers[i] : nullptr, pos0);
+  if (state)
+    for (auto& p : state->pos) p += x.size(1);
+  return rmsnorm->forward(r);
+}
+
+at::Tensor Isotropic::step(const at::Tensor& x, StackState& state) {
+  auto r = x.to(stream_type(x));
+  for (size_t i = 0; i < blocks.size(); ++i) r = blocks[i]->step(r, state.layers[i], state.pos);
+  for (auto& p : state.pos) p += 1;
+  return rmsnorm->forward(r);
+}
+
+}  // namespace dynarch

@@ -1,0 +1,20 @@
+// Sequence mixer interface shared by attention and Mamba-2.
+#pragma once
+#include <torch/nn/module.h>
+
+#include "model/state.h"
+
+namespace dynarch {
+
+class Mixer : public torch::nn::Module {
+ public:
+  // x: (B, L, D). With a cache, continues from it (all rows at position `pos0`)
+  // and leaves it updated for the next call; without one, runs from position 0.
+  virtual at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0) = 0;
+  // One token per row: x (B, D); pos[b] = index of this token in row b.
+  virtual at::Tensor step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) = 0;
+  // Empty cache for `batch` rows.
+  virtual LayerCache new_cache(int64_t batch, at::ScalarType dtype) const = 0;
+};
+
+}  // namespace dynarch

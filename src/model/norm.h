@@ -1,0 +1,23 @@
+// RMSNorm (weight only, fp32 statistics), as in hnet.md §7.
+#pragma once
+#include <torch/nn/module.h>
+
+namespace dynarch {
+
+// y = x * (mean(x^2) + eps)^-1/2 * w, computed in fp32; returns fp32.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps = 1e-5);
+// Mamba-2 gated norm (norm_before_gate = false): rms_norm(y * silu(z)).
+at::Tensor gated_rms_norm(const at::Tensor& y, const at::Tensor& z, const at::Tensor& w,
+                          double eps = 1e-5);
+
+class RMSNorm : public torch::nn::Module {
+ public:
+  explicit RMSNorm(int64_t dim, double eps = 1e-5);
+  at::Tensor forward(const at::Tensor& x) const { return rms_norm(x, weight, eps_); }
+  at::Tensor weight;
+
+ private:
+  double eps_;
+};
+
+}  // namespace dynarch

@@ -1,0 +1,170 @@
+// Layer-level tests: known values from the spec and fast-vs-reference paths.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "core/compat.h"
+#include "model/attention.h"
+#include "model/isotropic.h"
+#include "model/mamba2.h"
+#include "model/mlp.h"
+#include "model/norm.h"
+
+using namespace dynarch;
+
+static double maxdiff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+TEST(RMSNorm, KnownValues) {
+  auto x = torch::tensor({1.0, 2.0, 3.0, 4.0}, torch::kDouble);
+  auto w = torch::tensor({1.0, 1.0, 2.0, 0.5}, torch::kDouble);
+  auto y = rms_norm(x, w);
+  double inv = 1.0 / std::sqrt(7.5 + 1e-5);
+  EXPECT_NEAR(y[0].item<double>(), 1 * inv, 1e-12);
+  EXPECT_NEAR(y[2].item<double>(), 6 * inv, 1e-12);
+  EXPECT_NEAR(y[3].item<double>(), 2 * inv, 1e-12);
+  // bf16 input still gets fp32 statistics and an fp32 result.
+  EXPECT_EQ(rms_norm(x.to(at::kBFloat16), w.to(at::kFloat)).scalar_type(), at::kFloat);
+}
+
+TEST(RMSNorm, GatedNormSpecVector) {
+  auto y = torch::tensor({1.0, 2.0}, torch::kDouble), z = torch::tensor({0.0, 1.0}, torch::kDouble);
+  auto w = torch::tensor({1.0, 0.5}, torch::kDouble);
+  auto g = gated_rms_norm(y, z, w);
+  EXPECT_NEAR(g[0].item<double>(), 0.0, 1e-9);
+  EXPECT_NEAR(g[1].item<double>(), 0.707103, 1e-6);
+}
+
+TEST(SwiGLU, ValueFirstGateSecond) {
+  SwiGLU m(2, 2);
+  torch::NoGradGuard ng;
+  // fc1 rows 0-1 = value (identity), rows 2-3 = gate (constant 1 from x0).
+  m.fc1->weight.copy_(torch::tensor({{1.0, 0.0}, {0.0, 1.0}, {1.0, 0.0}, {1.0, 0.0}}));
+  m.fc2->weight.copy_(torch::eye(2));
+  auto x = torch::tensor({{2.0, 3.0}});
+  auto y = m.forward(x);
+  double s = 2.0 / (1.0 + std::exp(-2.0));  // silu(2)
+  EXPECT_NEAR(y[0][0].item<double>(), 2.0 * s, 1e-5);
+  EXPECT_NEAR(y[0][1].item<double>(), 3.0 * s, 1e-5);
+}
+
+TEST(Rotary, SpecVectors) {
+  auto v = torch::tensor({1.0, 2.0, 3.0, 4.0}, torch::kDouble).view({1, 1, 4});  // (L,H,hd)
+  auto y = apply_rotary(v, torch::tensor({1L}), 4).flatten();
+  std::vector<double> want{-1.984111, 1.959901, 2.462378, 4.019800};
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(y[i].item<double>(), want[i], 1e-6);
+  auto v6 = torch::arange(1, 7, torch::kDouble).view({1, 1, 6});
+  auto y6 = apply_rotary(v6, torch::tensor({3L}), 4).flatten();
+  std::vector<double> want6{-1.413353, 1.879118, -2.828857, 4.058191, 5, 6};
+  for (int i = 0; i < 6; ++i) EXPECT_NEAR(y6[i].item<double>(), want6[i], 1e-6);
+}
+
+TEST(Attention, FastPathEqualsReference) {
+  torch::manual_seed(1);
+  auto q = torch::randn({2, 3, 17, 8}), k = torch::randn({2, 3, 17, 8}), v = torch::randn({2, 3, 17, 8});
+  auto ref = attention_reference(q, k, v, 0, -1);
+  auto fast = compat::sdpa_causal(q, k, v);
+  EXPECT_LT(maxdiff(ref, fast), 1e-5);
+  // Window 0: each query sees only itself -> output equals v.
+  EXPECT_LT(maxdiff(attention_reference(q, k, v, 0, 0), v), 1e-6);
+}
+
+class StepVsForward : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+
+TEST_P(StepVsForward, StackStepEqualsFullForward) {
+  auto [layout, window] = GetParam();
+  torch::manual_seed(3);
+  SsmConfig ssm;
+  ssm.d_state = 8;
+  ssm.headdim = 8;
+  ssm.chunk_size = 5;
+  StackOptions o{32, 128, ssm, 4, 4, window};
+  Isotropic stack(parse_layout_string(layout, "test"), o);
+  for (auto& p : stack.parameters()) {  // make layers matter beyond their init
+    torch::NoGradGuard ng;
+    if (p.dim() == 1) p.add_(torch::randn_like(p) * 0.1);
+  }
+  const int64_t B = 2, L = 13;
+  auto x = torch::randn({B, L, 32});
+  auto full = stack.forward(x);
+  // token-by-token
+  auto st = stack.new_state(B, at::kFloat);
+  for (int64_t t = 0; t < L; ++t) {
+    auto y = stack.step(x.select(1, t), st);
+    EXPECT_LT(maxdiff(y, full.select(1, t)), 1e-5) << layout << " t=" << t;
+  }
+  // prefill 6, then continue with a second chunk of 4, then step the rest
+  auto st2 = stack.new_state(B, at::kFloat);
+  auto a = stack.forward(x.narrow(1, 0, 6), &st2);
+  auto b = stack.forward(x.narrow(1, 6, 4), &st2);
+  EXPECT_LT(maxdiff(a, full.narrow(1, 0, 6)), 1e-5);
+  EXPECT_LT(maxdiff(b, full.narrow(1, 6, 4)), 1e-5);
+  for (int64_t t = 10; t < L; ++t) EXPECT_LT(maxdiff(stack.step(x.select(1, t), st2), full.select(1, t)), 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, StepVsForward,
+                         ::testing::Values(std::make_tuple("t2", -1), std::make_tuple("t2", 3),
+                                           std::make_tuple("m2", -1), std::make_tuple("T1M1m1t1", -1),
+                                           std::make_tuple("T1M1m1t1", 2)));
+
+TEST(Mamba2, SsdSpecVector) {
+  // H = P = N = 1, A_log = 0 (a = -1), dt_bias = 0.5, D = 0.5.
+  auto dt = torch::softplus(torch::tensor({0.0, 1.0, -1.0}, torch::kDouble) + 0.5).view({1, 3, 1});
+  auto x = torch::tensor({1.0, 2.0, 3.0}, torch::kDouble).view({1, 3, 1, 1});
+  auto Bm = torch::tensor({1.0, 0.5, 2.0}, torch::kDouble).view({1, 3, 1});
+  auto Cm = torch::tensor({1.0, 1.0, 0.5}, torch::kDouble).view({1, 3, 1});
+  auto a = torch::tensor({-1.0}, torch::kDouble);
+  std::vector<double> want_dt{0.974077, 1.701413, 0.474077}, want_y{1.474077, 2.879110, 3.507066};
+  for (int t = 0; t < 3; ++t) EXPECT_NEAR(dt.flatten()[t].item<double>(), want_dt[t], 1e-6);
+  for (auto chunked : {false, true}) {
+    auto r = chunked ? ssd_chunked(x, dt, a, Bm, Cm, 2) : ssd_sequential(x, dt, a, Bm, Cm);
+    auto y = (r.y + 0.5 * x).flatten();
+    for (int t = 0; t < 3; ++t) EXPECT_NEAR(y[t].item<double>(), want_y[t], 1e-6);
+    EXPECT_NEAR(r.state.item<double>(), 4.014131, 1e-6);
+  }
+}
+
+TEST(Mamba2, ChunkedEqualsSequentialFp64) {
+  torch::manual_seed(7);
+  auto opt = torch::kDouble;
+  for (int64_t L : {1, 7, 16, 37}) {
+    for (int64_t Q : {1, 4, 16, 64}) {
+      const int64_t B = 2, H = 3, P = 4, N = 5;
+      auto x = torch::randn({B, L, H, P}, opt), Bm = torch::randn({B, L, N}, opt), Cm = torch::randn({B, L, N}, opt);
+      auto dt = torch::softplus(torch::randn({B, L, H}, opt));
+      auto a = -torch::rand({H}, opt) * 4 - 0.5;
+      auto init = torch::randn({B, H, P, N}, opt);
+      auto s = ssd_sequential(x, dt, a, Bm, Cm, init), c = ssd_chunked(x, dt, a, Bm, Cm, Q, init);
+      EXPECT_LT(maxdiff(s.y, c.y), 1e-10) << "L=" << L << " Q=" << Q;
+      EXPECT_LT(maxdiff(s.state, c.state), 1e-10);
+    }
+  }
+}
+
+TEST(Mamba2, LayerChunkedEqualsSequentialAndGradients) {
+  torch::manual_seed(11);
+  Mamba2 m(16, 4, 4, 2, 8, 4);
+  m.to(torch::kDouble);
+  auto x = torch::randn({2, 11, 16}, torch::kDouble).requires_grad_(true);
+  auto y1 = m.forward(x, nullptr, 0);
+  auto g1 = torch::autograd::grad({y1.sum()}, {x, m.in_proj->weight});
+  m.use_sequential = true;
+  auto y2 = m.forward(x, nullptr, 0);
+  auto g2 = torch::autograd::grad({y2.sum()}, {x, m.in_proj->weight});
+  EXPECT_LT(maxdiff(y1, y2), 1e-10);
+  EXPECT_LT(maxdiff(g1[0], g2[0]), 1e-9);
+  EXPECT_LT(maxdiff(g1[1], g2[1]), 1e-9);
+}
+
+TEST(Mamba2, InitRanges) {
+  torch::manual_seed(5);
+  Mamba2 m(64, 16, 4, 2, 16, 8);
+  auto dt = torch::softplus(m.dt_bias);
+  EXPECT_GE(dt.min().item<double>(), 1e-4 * 0.999);
+  EXPECT_LE(dt.max().item<double>(), 0.1 * 1.001);
+  auto A = torch::exp(m.A_log);
+  EXPECT_GE(A.min().item<double>(), 1.0 - 1e-6);
+  EXPECT_LE(A.max().item<double>(), 16.0 + 1e-6);
+  EXPECT_EQ(m.in_proj->weight.size(0), 2 * 128 + 2 * 16 + 8);  // [z | xBC | dt]
+  EXPECT_EQ(m.conv1d->weight.size(0), 128 + 32);
+}
