@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -125,7 +126,7 @@ std::vector<std::pair<std::string, at::Tensor>> all_dtypes() {
 }
 
 // A valid reference file used by the truncation and fuzz tests.
-std::string valid_bytes(SafetensorsTest* t, const std::string& path) {
+std::string valid_bytes(const std::string& path) {
   save_safetensors(path, {{"w", at::arange(6, at::kFloat).reshape({2, 3})},
                           {"mask", at::tensor({1, 0, 1}, at::kLong).to(at::kBool)},
                           {"b", at::ones({2}, at::kBFloat16)}},
@@ -310,7 +311,7 @@ TEST_F(SafetensorsTest, MissingEmptyAndDirectoryPaths) {
 }
 
 TEST_F(SafetensorsTest, TruncatedAtEveryInterestingPoint) {
-  const std::string good = valid_bytes(this, file("good.safetensors"));
+  const std::string good = valid_bytes(file("good.safetensors"));
   uint64_t n;
   std::memcpy(&n, good.data(), 8);
   ASSERT_GT(good.size(), 8 + n);
@@ -460,7 +461,7 @@ TEST_F(SafetensorsTest, BadMetadataDuplicateKeysAndBoolBytes) {
 
 // Random single-byte corruption: must load or throw SafetensorsError, nothing else.
 TEST_F(SafetensorsTest, ByteFlipFuzzNeverCrashes) {
-  const std::string good = valid_bytes(this, file("good.safetensors"));
+  const std::string good = valid_bytes(file("good.safetensors"));
   const std::string p = file("fuzz.safetensors");
   const char repl[] = {'\0', '\xff', '"', '{', '}', '9', '-', ',', '[', ' '};
   int loaded = 0, rejected = 0;

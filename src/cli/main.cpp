@@ -1,1 +1,206 @@
-int main() { return 0; }
+// dynarch: one binary for train | eval | score | generate | bench (and the
+// inspection commands chunks | routes | stability as their issues land).
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "bench/lm_bench.h"
+#include "core/error.h"
+#include "core/runtime.h"
+#include "data/corpus.h"
+#include "infer/evaluate.h"
+#include "infer/generate.h"
+#include "io/atomic_file.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+
+using namespace dynarch;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Context length the model was trained with, if the run recorded it.
+int64_t trained_seq_len(const std::string& model_path, int64_t fallback) {
+  try {
+    auto dir = resolve_model_dir(model_path);
+    auto j = nlohmann::json::parse(io::read_file((fs::path(dir) / "train_options.json").string()));
+    return j.value("seq_len", fallback);
+  } catch (...) {
+    return fallback;
+  }
+}
+
+bool want_bf16(const std::string& dtype) {
+  check(dtype == "fp32" || dtype == "bf16", "--dtype must be fp32 or bf16, got " + dtype);
+  return dtype == "bf16";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  maybe_reexec_for_blas(argc, argv);
+  CLI::App app{"dynarch: tokenizer-free byte models with learned, input-dependent connectivity"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags may follow the subcommand
+  int threads = 0;
+  bool no_progress = false;
+  app.add_option("--threads", threads, "CPU threads (default: all cores)");
+  app.add_flag("--no-progress", no_progress, "no progress bar on stderr");
+
+  // train
+  auto* tr = app.add_subcommand("train", "train a byte language model");
+  TrainOptions to;
+  std::string config_path, options_path, resume;
+  int64_t stop_at = -1;
+  tr->add_option("--config", config_path, "model config JSON (official H-Net format)");
+  tr->add_option("--options", options_path, "training options JSON (fields as the flags, e.g. seq_len)");
+  tr->add_option("--data", to.data, "corpus directory (train.bin, val.bin) or a single byte file");
+  tr->add_option("--out", to.out, "run directory");
+  tr->add_option("--resume", resume, "continue the run in this directory exactly where it stopped");
+  tr->add_option("--steps", to.steps, "optimizer steps")->capture_default_str();
+  tr->add_option("--batch", to.batch, "sequences per micro-batch")->capture_default_str();
+  tr->add_option("--seq-len", to.seq_len, "bytes per sequence")->capture_default_str();
+  tr->add_option("--accum", to.accum, "gradient accumulation micro-batches")->capture_default_str();
+  tr->add_option("--lr", to.lr, "peak learning rate")->capture_default_str();
+  tr->add_option("--min-lr-ratio", to.min_lr_ratio, "final LR / peak LR")->capture_default_str();
+  tr->add_option("--warmup", to.warmup, "warm-up fraction of steps")->capture_default_str();
+  tr->add_option("--decay", to.decay, "decay (cool-down) fraction of steps")->capture_default_str();
+  tr->add_option("--weight-decay", to.weight_decay, "AdamW weight decay")->capture_default_str();
+  tr->add_option("--beta1", to.beta1)->capture_default_str();
+  tr->add_option("--beta2", to.beta2)->capture_default_str();
+  tr->add_option("--clip", to.clip, "gradient clipping max norm (0 = off)")->capture_default_str();
+  tr->add_option("--dtype", to.dtype, "fp32 or bf16 (autocast)")->capture_default_str();
+  tr->add_option("--seed", to.seed)->capture_default_str();
+  tr->add_option("--eval-every", to.eval_every, "validation every N steps")->capture_default_str();
+  tr->add_option("--eval-windows", to.eval_windows, "validation windows")->capture_default_str();
+  tr->add_option("--save-every", to.save_every, "checkpoint every N steps")->capture_default_str();
+  tr->add_option("--stop-at", stop_at, "stop with a checkpoint after this step (testing resume)");
+
+  // eval
+  auto* ev = app.add_subcommand("eval", "bits per byte of a model on a file");
+  std::string model_path, file, dtype = "fp32";
+  int64_t seq_len = 0, batch = 8;
+  ev->add_option("-m,--model", model_path, "run or checkpoint directory")->required();
+  ev->add_option("--file", file, "byte file to evaluate")->required();
+  ev->add_option("--seq-len", seq_len, "window length (default: the training length)");
+  ev->add_option("--batch", batch, "windows per forward pass")->capture_default_str();
+  ev->add_option("--dtype", dtype, "fp32 or bf16")->capture_default_str();
+
+  // score
+  auto* sc = app.add_subcommand("score", "per-byte NLL (nats, float32 LE, after a BOS) of a file");
+  std::string score_out;
+  int64_t segment = 4096;
+  sc->add_option("-m,--model", model_path, "run or checkpoint directory")->required();
+  sc->add_option("--file", file, "byte file to score")->required();
+  sc->add_option("-o,--out", score_out, "output file: one float32 per input byte")->required();
+  sc->add_option("--segment", segment, "bytes per forward pass (state is carried across)")->capture_default_str();
+  sc->add_option("--dtype", dtype, "fp32 or bf16")->capture_default_str();
+
+  // generate
+  auto* ge = app.add_subcommand("generate", "sample bytes from a model, streamed as UTF-8");
+  std::string prompt;
+  int64_t nbytes = 200;
+  SampleOptions so;
+  ge->add_option("-m,--model", model_path, "run or checkpoint directory")->required();
+  ge->add_option("-p,--prompt", prompt, "prompt text");
+  ge->add_option("-n,--bytes", nbytes, "bytes to generate")->capture_default_str();
+  ge->add_option("--temperature", so.temperature, "0 = greedy")->capture_default_str();
+  ge->add_option("--top-k", so.top_k, "0 = off")->capture_default_str();
+  ge->add_option("--top-p", so.top_p, "1 = off")->capture_default_str();
+  ge->add_option("--seed", so.seed)->capture_default_str();
+  ge->add_option("--dtype", dtype, "fp32 or bf16")->capture_default_str();
+
+  // bench
+  auto* be = app.add_subcommand("bench", "throughput benchmark (one JSON line)");
+  LmBenchOptions bo;
+  std::string bench_config;
+  be->add_option("--config", bench_config, "model config (default: ~10M isotropic Transformer)");
+  be->add_option("--batch", bo.batch)->capture_default_str();
+  be->add_option("--seq-len", bo.seq_len)->capture_default_str();
+  be->add_option("--steps", bo.train_steps)->capture_default_str();
+
+  for (auto [name, issue] : {std::pair{"chunks", 3}, std::pair{"routes", 5}, std::pair{"stability", 4}}) {
+    auto* s = app.add_subcommand(name, std::string("(not in this build yet: issue #") + std::to_string(issue) + ")");
+    s->allow_extras();
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    RunControl ctl{threads, !no_progress, stop_at};
+    if (tr->parsed()) {
+      if (!resume.empty()) {
+        train_resume(resume, ctl);
+        return 0;
+      }
+      if (!options_path.empty()) {
+        nlohmann::json j;
+        try {
+          j = nlohmann::json::parse(io::read_file(options_path));
+        } catch (const nlohmann::json::exception& e) {
+          fail("training options " + options_path + " are not valid JSON: " + e.what());
+        }
+        auto base = TrainOptions::from_json(j, options_path);
+        // Flags given on the command line override the file.
+        auto cli = to.to_json(), dflt = TrainOptions{}.to_json(), merged = base.to_json();
+        for (auto& [k, v] : cli.items())
+          if (v != dflt[k]) merged[k] = v;
+        to = TrainOptions::from_json(merged, options_path);
+      }
+      check(!config_path.empty(), "train: --config FILE is required (see configs/)");
+      train_new(to, ModelConfig::from_file(config_path), ctl);
+    } else if (ev->parsed()) {
+      set_threads(threads);
+      auto model = load_model(model_path);
+      if (seq_len <= 0) seq_len = trained_seq_len(model_path, 512);
+      check(batch >= 1, "--batch must be >= 1");
+      MappedFile f(file);
+      ByteSpan span{std::shared_ptr<MappedFile>(&f, [](MappedFile*) {}), 0, f.size(), file};
+      auto r = evaluate(*model, span, tiling_offsets(f.size(), seq_len), seq_len, batch, want_bf16(dtype), !no_progress);
+      std::printf("%s: %.4f bpb over %lld bytes (windows of %lld after BOS)\n", file.c_str(), r.bpb(),
+                  (long long)r.bytes, (long long)seq_len);
+    } else if (sc->parsed()) {
+      set_threads(threads);
+      check(segment >= 1, "--segment must be >= 1");
+      auto model = load_model(model_path);
+      MappedFile f(file);
+      auto nll = per_byte_nll(*model, f.data(), f.size(), segment, want_bf16(dtype), !no_progress);
+      io::write_file_atomic(score_out, std::string((const char*)nll.data_ptr<float>(), nll.numel() * sizeof(float)));
+      std::printf("%s: %lld bytes scored, %.4f bpb -> %s\n", file.c_str(), (long long)nll.numel(),
+                  nll.to(at::kDouble).mean().item<double>() / std::log(2.0), score_out.c_str());
+    } else if (ge->parsed()) {
+      set_threads(threads);
+      auto model = load_model(model_path);
+      Utf8Streamer out([](const std::string& s) {
+        std::fwrite(s.data(), 1, s.size(), stdout);
+        std::fflush(stdout);
+      });
+      std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+      generate(*model, prompt, nbytes, so, want_bf16(dtype), [&](uint8_t b) { out.push(b); });
+      out.flush();
+      std::fputc('\n', stdout);
+    } else if (be->parsed()) {
+      bo.threads = threads;
+      bo.config = bench_config.empty() ? default_bench_config() : ModelConfig::from_file(bench_config);
+      std::cout << run_lm_bench(bo).dump() << std::endl;
+    } else {
+      for (auto* s : app.get_subcommands())
+        fail(std::string("'") + s->get_name() + "' is not available in this build yet");
+    }
+  } catch (const UserError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

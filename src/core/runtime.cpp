@@ -1,5 +1,6 @@
 #include "core/runtime.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 #include <unistd.h>

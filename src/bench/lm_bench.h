@@ -1,0 +1,22 @@
+// Throughput benchmark of a byte LM: training and decode bytes/s in fp32 and
+// bf16, and MFU against a matmul measured in the same run.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include "model/config.h"
+
+namespace dynarch {
+
+struct LmBenchOptions {
+  ModelConfig config;
+  int64_t batch = 8, seq_len = 512, train_steps = 6, warmup_steps = 2, decode_bytes = 256;
+  int threads = 0;
+  bool fp32 = true, bf16 = true;
+};
+
+// The ~10M-parameter isotropic Transformer used by bench/bench_lm.
+ModelConfig default_bench_config();
+
+nlohmann::json run_lm_bench(const LmBenchOptions& o);
+
+}  // namespace dynarch

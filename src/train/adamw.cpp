@@ -1,0 +1,86 @@
+#include "train/adamw.h"
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+
+namespace dynarch {
+
+AdamW::AdamW(std::vector<ParamInfo> params, AdamWOptions o) : params_(std::move(params)), o_(o) {
+  for (auto& p : params_) {
+    m_.push_back(at::zeros_like(p.param, at::MemoryFormat::Contiguous));
+    v_.push_back(at::zeros_like(p.param, at::MemoryFormat::Contiguous));
+  }
+}
+
+void AdamW::zero_grad() {
+  for (auto& p : params_)
+    if (p.param.grad().defined()) p.param.mutable_grad().zero_();
+}
+
+void AdamW::step(double lr) {
+  torch::NoGradGuard ng;
+  ++t_;
+  const double bc1 = 1.0 - std::pow(o_.beta1, (double)t_);
+  const double bc2 = 1.0 - std::pow(o_.beta2, (double)t_);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& p = params_[i].param;
+    if (!p.grad().defined()) continue;
+    const auto& g = p.grad();
+    const double plr = lr * params_[i].lr_mult;
+    m_[i].mul_(o_.beta1).add_(g, 1.0 - o_.beta1);
+    v_[i].mul_(o_.beta2).addcmul_(g, g, 1.0 - o_.beta2);
+    if (params_[i].weight_decay && o_.weight_decay > 0) p.mul_(1.0 - plr * o_.weight_decay);
+    auto denom = (v_[i].sqrt() / std::sqrt(bc2)).add_(o_.eps);
+    p.addcdiv_(m_[i], denom, -plr / bc1);
+  }
+}
+
+std::vector<std::pair<std::string, at::Tensor>> AdamW::state_tensors() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    out.emplace_back("exp_avg." + params_[i].name, m_[i]);
+    out.emplace_back("exp_avg_sq." + params_[i].name, v_[i]);
+  }
+  return out;
+}
+
+void AdamW::load_state(const std::map<std::string, at::Tensor>& ts, int64_t t, const std::string& src) {
+  torch::NoGradGuard ng;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    for (auto [prefix, dst] : {std::pair{"exp_avg.", &m_[i]}, std::pair{"exp_avg_sq.", &v_[i]}}) {
+      auto key = prefix + params_[i].name;
+      auto it = ts.find(key);
+      if (it == ts.end()) fail(src + ": optimizer state lacks " + key);
+      if (it->second.sizes() != dst->sizes()) fail(src + ": optimizer state " + key + " has the wrong shape");
+      dst->copy_(it->second);
+    }
+  }
+  t_ = t;
+}
+
+double clip_grad_norm(const std::vector<ParamInfo>& params, double max_norm) {
+  torch::NoGradGuard ng;
+  double sq = 0.0;
+  for (auto& p : params)
+    if (p.param.grad().defined()) sq += p.param.grad().to(at::kDouble).pow(2).sum().item<double>();
+  double norm = std::sqrt(sq);
+  if (max_norm > 0 && norm > max_norm) {
+    double s = max_norm / (norm + 1e-6);
+    for (auto& p : params)
+      if (p.param.grad().defined()) p.param.mutable_grad().mul_(s);
+  }
+  return norm;
+}
+
+double wsd_lr(int64_t step, int64_t total, double peak, double warmup, double decay, double min_ratio) {
+  const double nw = std::max(1.0, warmup * total), nd = decay * total;
+  const double s = (double)step;
+  if (s < nw) return peak * (s + 1) / nw;
+  const double dstart = total - nd;
+  if (nd <= 0 || s < dstart) return peak;
+  double frac = std::min(1.0, (s - dstart) / nd);
+  return peak * (min_ratio + (1.0 - min_ratio) * (1.0 - std::sqrt(frac)));
+}
+
+}  // namespace dynarch

@@ -1,0 +1,35 @@
+// Run directories and checkpoints.
+//   RUN/checkpoint/{config.json, model.safetensors, trainer.safetensors, train_options.json}
+//   RUN/metrics.jsonl
+// A checkpoint is written to RUN/checkpoint.tmp and swapped in with renames, so
+// a kill at any moment leaves a complete checkpoint (the new or the old one).
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include "model/lm.h"
+
+namespace dynarch {
+
+class AdamW;
+
+// RUN, RUN/checkpoint, or a directory holding model.safetensors + config.json.
+std::string resolve_model_dir(const std::string& path);
+
+void save_weights(const std::string& path, ByteLM& model, const std::map<std::string, std::string>& meta = {});
+// Strict: every parameter present with the right shape, no unknown tensors.
+void load_weights(const std::string& path, ByteLM& model);
+
+// Builds the model from config.json and loads model.safetensors.
+std::shared_ptr<ByteLM> load_model(const std::string& path);
+
+void save_checkpoint(const std::string& run_dir, ByteLM& model, const AdamW& opt, const nlohmann::json& trainer,
+                     const nlohmann::json& options);
+
+struct TrainerCheckpoint {
+  nlohmann::json trainer;  // step, seed, ...
+  nlohmann::json options;
+  std::map<std::string, at::Tensor> optim;
+};
+TrainerCheckpoint load_trainer_checkpoint(const std::string& run_dir);
+
+}  // namespace dynarch
