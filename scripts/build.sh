@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Configure and build (Release, ccache, precompiled header). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+GEN=()
+command -v ninja >/dev/null && GEN=(-G Ninja)
+if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+  cmake -S . -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release "$@"
+fi
+# Two cores and ~1 GB per torch TU: -j2 fits the 24 GB machines comfortably.
+cmake --build "$BUILD_DIR" -j"${JOBS:-$(nproc)}"

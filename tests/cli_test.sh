@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# End-to-end CLI tests: exit codes and messages on bad input, a tiny
+# train -> interrupt -> resume -> eval -> score -> generate cycle.
+# Usage: cli_test.sh path/to/dynarch
+set -u
+BIN=${1:?usage: cli_test.sh path/to/dynarch}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+ok()  { pass=$((pass+1)); echo "ok   - $1"; }
+bad() { fail=$((fail+1)); echo "FAIL - $1"; [ -f "$T/err" ] && sed 's/^/       /' "$T/err" | tail -5; }
+# expect_fail NAME NEEDLE CMD...: non-zero exit and NEEDLE in stderr
+expect_fail() {
+  local name=$1 needle=$2; shift 2
+  if "$@" >"$T/out" 2>"$T/err"; then bad "$name (exit 0)"; return; fi
+  grep -qF -- "$needle" "$T/err" && ok "$name" || bad "$name (no '$needle' in stderr)"
+}
+expect_ok() {
+  local name=$1; shift
+  "$@" >"$T/out" 2>"$T/err" && ok "$name" || bad "$name (exit $?)"
+}
+
+python3 - "$T/corpus.txt" <<'PY'
+import random, sys
+random.seed(0)
+words = "the cat sat on a mat and dog ran far away home".split()
+open(sys.argv[1], "w").write(" ".join(random.choice(words) for _ in range(6000)))
+PY
+cat > "$T/model.json" <<'JSON'
+{"arch_layout": ["T1m1"], "d_model": [32], "d_intermediate": [64],
+ "ssm_cfg": {"d_state": 8, "chunk_size": 8, "headdim": 8},
+ "attn_cfg": {"num_heads": [2], "rotary_emb_dim": [8]}}
+JSON
+: > "$T/empty.txt"
+TRAIN=(train --config "$T/model.json" --steps 6 --batch 2 --seq-len 32 --eval-every 3 --eval-windows 4 --threads 1 --no-progress)
+
+expect_fail "no subcommand" "subcommand" "$BIN"
+expect_fail "missing data file" "$T/nope.txt" "$BIN" "${TRAIN[@]}" --data "$T/nope.txt" --out "$T/r0"
+expect_fail "empty data file" "empty" "$BIN" "${TRAIN[@]}" --data "$T/empty.txt" --out "$T/r0"
+echo '{"arch_layout": ["T1"], "d_model": [32], "d_intermediate": [64], "colour": 1}' > "$T/bad1.json"
+expect_fail "unknown config field" '"colour"' "$BIN" train --config "$T/bad1.json" --data "$T/corpus.txt" --out "$T/r0"
+echo '{"arch_layout": ["m1"], "d_model": [30], "ssm_cfg": {"headdim": 8}}' > "$T/bad2.json"
+expect_fail "expand*d not divisible by headdim" "headdim" "$BIN" train --config "$T/bad2.json" --data "$T/corpus.txt" --out "$T/r0"
+echo '{"arch_layout": ["T1x"], "d_model": [32]}' > "$T/bad3.json"
+expect_fail "layout grammar" "arch_layout" "$BIN" train --config "$T/bad3.json" --data "$T/corpus.txt" --out "$T/r0"
+echo '{"arch_layout": ' > "$T/bad4.json"
+expect_fail "config not JSON" "bad4.json" "$BIN" train --config "$T/bad4.json" --data "$T/corpus.txt" --out "$T/r0"
+expect_fail "bad dtype" "--dtype" "$BIN" "${TRAIN[@]}" --data "$T/corpus.txt" --out "$T/r0" --dtype fp8
+
+expect_ok "train, stopped at step 3" "$BIN" "${TRAIN[@]}" --data "$T/corpus.txt" --out "$T/run" --stop-at 3
+expect_fail "refuses to overwrite a run" "--resume" "$BIN" "${TRAIN[@]}" --data "$T/corpus.txt" --out "$T/run"
+expect_ok "resume to the end" "$BIN" train --resume "$T/run" --threads 1 --no-progress
+n=$(grep -c '"loss"' "$T/run/metrics.jsonl")
+[ "$n" = 6 ] && ok "metrics hold 6 training steps" || bad "metrics hold $n training steps, want 6"
+expect_ok "eval" "$BIN" eval -m "$T/run" --file "$T/corpus.txt" --no-progress
+grep -q "bpb" "$T/out" && ok "eval prints bpb" || bad "eval prints bpb"
+head -c 500 "$T/corpus.txt" > "$T/small.txt"
+expect_ok "score" "$BIN" score -m "$T/run" --file "$T/small.txt" -o "$T/nll.f32" --no-progress
+[ "$(stat -c %s "$T/nll.f32")" = 2000 ] && ok "score writes 4 bytes per input byte" || bad "score output size"
+expect_ok "generate" "$BIN" generate -m "$T/run" -p "the cat" -n 40 --seed 3 --top-k 5
+grep -q "^the cat" "$T/out" && ok "generate echoes the prompt" || bad "generate output"
+expect_fail "eval missing file" "$T/none.bin" "$BIN" eval -m "$T/run" --file "$T/none.bin"
+expect_fail "eval missing model" "does not exist" "$BIN" eval -m "$T/nomodel" --file "$T/corpus.txt"
+cp -r "$T/run/checkpoint" "$T/broken"
+head -c 100 "$T/run/checkpoint/model.safetensors" > "$T/broken/model.safetensors"
+expect_fail "truncated weights" "model.safetensors" "$BIN" generate -m "$T/broken" -p x -n 5
+expect_fail "not-yet-built command" "not available" "$BIN" chunks
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
