@@ -9,7 +9,7 @@ bash scripts/build.sh
 bash scripts/make_corpora.sh
 RUN=${RUN:-runs/main}
 CONFIG=${CONFIG:-configs/isotropic_small.json}
-STEPS=${STEPS:-1400}
+STEPS=${STEPS:-700}
 if [ -d "$RUN/checkpoint" ]; then
   echo "[main] $RUN already holds a run; continuing it (remove it to start over)" >&2
   ./build/dynarch train --resume "$RUN"

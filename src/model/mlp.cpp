@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "model/fused_ops.h"
+
 namespace dynarch {
 
 SwiGLU::SwiGLU(int64_t d_model, int64_t d_int) {
@@ -10,9 +12,7 @@ SwiGLU::SwiGLU(int64_t d_model, int64_t d_int) {
 }
 
 at::Tensor SwiGLU::forward(const at::Tensor& x) {
-  auto h = fc1->forward(x);
-  auto vg = h.chunk(2, -1);
-  return fc2->forward(vg[0] * at::silu(vg[1]));
+  return fc2->forward(swiglu_fused(fc1->forward(x)));
 }
 
 }  // namespace dynarch

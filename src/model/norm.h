@@ -5,6 +5,7 @@
 namespace dynarch {
 
 // y = x * (mean(x^2) + eps)^-1/2 * w, computed in fp32; returns fp32.
+// Plain tensor-op reference; the modules use the fused kernel (fused_ops.h).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps = 1e-5);
 // Mamba-2 gated norm (norm_before_gate = false): rms_norm(y * silu(z)).
 at::Tensor gated_rms_norm(const at::Tensor& y, const at::Tensor& z, const at::Tensor& w,
@@ -13,7 +14,7 @@ at::Tensor gated_rms_norm(const at::Tensor& y, const at::Tensor& z, const at::Te
 class RMSNorm : public torch::nn::Module {
  public:
   explicit RMSNorm(int64_t dim, double eps = 1e-5);
-  at::Tensor forward(const at::Tensor& x) const { return rms_norm(x, weight, eps_); }
+  at::Tensor forward(const at::Tensor& x) const;
   at::Tensor weight;
 
  private:

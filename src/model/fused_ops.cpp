@@ -1,0 +1,213 @@
+#include "model/fused_ops.h"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+
+namespace dynarch {
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+namespace {
+
+// This file is compiled with -ffast-math so that GCC vectorises expf through
+// glibc's libmvec; inputs to exp are clamped so no inf/NaN arises.
+constexpr int64_t kBlk = 256;
+
+template <class C>
+inline C sigmoid(C x) {
+  x = std::min(std::max(x, C(-80)), C(80));
+  return C(1) / (C(1) + std::exp(-x));
+}
+
+// Block conversion to/from the compute type (bf16 <-> fp32 is a 16-bit shift).
+template <class T, class C>
+inline void load(const T* src, C* dst, int64_t n) {
+  if constexpr (std::is_same_v<T, c10::BFloat16>) {
+    const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t bits = (uint32_t)s[i] << 16;
+      std::memcpy(&dst[i], &bits, 4);
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = (C)src[i];
+  }
+}
+template <class C, class T>
+inline void store(const C* src, T* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = (T)src[i];  // bf16: round to nearest even
+}
+
+// Dispatch over the element types we support; C = compute type.
+template <class F>
+void dispatch(at::ScalarType t, F&& f) {
+  switch (t) {
+    case at::kFloat: f(float{}, float{}); break;
+    case at::kBFloat16: f(c10::BFloat16{}, float{}); break;
+    case at::kDouble: f(double{}, double{}); break;
+    default: TORCH_CHECK(false, "fused op: unsupported dtype ", t);
+  }
+}
+
+struct SwiGLUFn : torch::autograd::Function<SwiGLUFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h_in) {
+    auto h = h_in.contiguous();
+    const int64_t d = h.size(-1) / 2, rows = h.numel() / (2 * d);
+    auto sizes = h.sizes().vec();
+    sizes.back() = d;
+    auto out = at::empty(sizes, h.options());
+    dispatch(h.scalar_type(), [&](auto T0, auto C0) {
+      using T = decltype(T0);
+      using C = decltype(C0);
+      const T* ph = h.data_ptr<T>();
+      T* po = out.data_ptr<T>();
+      at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const T* v = ph + r * 2 * d;
+          const T* g = v + d;
+          T* o = po + r * d;
+          C vb[kBlk], gb[kBlk];
+          for (int64_t i0 = 0; i0 < d; i0 += kBlk) {
+            const int64_t n = std::min<int64_t>(kBlk, d - i0);
+            load(v + i0, vb, n);
+            load(g + i0, gb, n);
+            for (int64_t i = 0; i < n; ++i) vb[i] = vb[i] * gb[i] * sigmoid(gb[i]);
+            store(vb, o + i0, n);
+          }
+        }
+      });
+    });
+    ctx->save_for_backward({h});
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    auto h = ctx->get_saved_variables()[0];
+    auto go = grads[0].to(h.scalar_type()).contiguous();
+    const int64_t d = h.size(-1) / 2, rows = h.numel() / (2 * d);
+    auto gh = at::empty_like(h);
+    dispatch(h.scalar_type(), [&](auto T0, auto C0) {
+      using T = decltype(T0);
+      using C = decltype(C0);
+      const T* ph = h.data_ptr<T>();
+      const T* pg = go.data_ptr<T>();
+      T* pd = gh.data_ptr<T>();
+      at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const T* v = ph + r * 2 * d;
+          const T* g = v + d;
+          const T* dy = pg + r * d;
+          T* dv = pd + r * 2 * d;
+          T* dg = dv + d;
+          C vb[kBlk], gb[kBlk], yb[kBlk];
+          for (int64_t i0 = 0; i0 < d; i0 += kBlk) {
+            const int64_t n = std::min<int64_t>(kBlk, d - i0);
+            load(v + i0, vb, n);
+            load(g + i0, gb, n);
+            load(dy + i0, yb, n);
+            for (int64_t i = 0; i < n; ++i) {
+              C gi = gb[i], s = sigmoid(gi), dyi = yb[i];
+              C dvi = dyi * gi * s;
+              gb[i] = dyi * vb[i] * s * (C(1) + gi * (C(1) - s));
+              vb[i] = dvi;
+            }
+            store(vb, dv + i0, n);
+            store(gb, dg + i0, n);
+          }
+        }
+      });
+    });
+    return {gh};
+  }
+};
+
+struct RMSNormFn : torch::autograd::Function<RMSNormFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& w_in, double eps) {
+    auto x = x_in.contiguous();
+    const bool dbl = x.scalar_type() == at::kDouble;
+    auto ct = dbl ? at::kDouble : at::kFloat;
+    auto w = w_in.to(ct).contiguous();
+    const int64_t d = x.size(-1), rows = x.numel() / d;
+    auto out = at::empty(x.sizes(), x.options().dtype(ct));
+    auto rstd = at::empty({rows}, x.options().dtype(ct));
+    dispatch(x.scalar_type(), [&](auto T0, auto C0) {
+      using T = decltype(T0);
+      using C = decltype(C0);
+      const T* px = x.data_ptr<T>();
+      const C* pw = w.data_ptr<C>();
+      C* po = out.data_ptr<C>();
+      C* pr = rstd.data_ptr<C>();
+      at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const T* xr = px + r * d;
+          C ss = 0;
+          for (int64_t i = 0; i < d; ++i) ss += (C)xr[i] * (C)xr[i];
+          C inv = C(1) / std::sqrt(ss / d + (C)eps);
+          pr[r] = inv;
+          C* o = po + r * d;
+          for (int64_t i = 0; i < d; ++i) o[i] = (C)xr[i] * inv * pw[i];
+        }
+      });
+    });
+    ctx->save_for_backward({x, w, rstd});
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto x = saved[0], w = saved[1], rstd = saved[2];
+    auto ct = w.scalar_type();
+    auto gy = grads[0].to(ct).contiguous();
+    const int64_t d = x.size(-1), rows = x.numel() / d;
+    auto gx = at::empty(x.sizes(), x.options().dtype(ct));
+    const int nt = at::get_num_threads();
+    auto gw_part = at::zeros({nt, d}, w.options());
+    dispatch(x.scalar_type(), [&](auto T0, auto C0) {
+      using T = decltype(T0);
+      using C = decltype(C0);
+      const T* px = x.data_ptr<T>();
+      const C* pw = w.data_ptr<C>();
+      const C* pg = gy.data_ptr<C>();
+      const C* pr = rstd.data_ptr<C>();
+      C* pgx = gx.data_ptr<C>();
+      C* pgw = gw_part.data_ptr<C>();
+      at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) {
+        C* acc = pgw + at::get_thread_num() * d;
+        for (int64_t r = r0; r < r1; ++r) {
+          const T* xr = px + r * d;
+          const C* g = pg + r * d;
+          const C inv = pr[r];
+          C dot = 0;  // sum_i (g_i w_i) x_i
+          for (int64_t i = 0; i < d; ++i) {
+            C xi = (C)xr[i];
+            dot += g[i] * pw[i] * xi;
+            acc[i] += g[i] * xi * inv;
+          }
+          const C k = dot * inv * inv * inv / d;
+          C* o = pgx + r * d;
+          for (int64_t i = 0; i < d; ++i) o[i] = g[i] * pw[i] * inv - (C)xr[i] * k;
+        }
+      });
+    });
+    auto gw = gw_part.sum(0);
+    return {gx.to(x.scalar_type()), gw, at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor swiglu_fused(const at::Tensor& h) { return SwiGLUFn::apply(h); }
+
+at::Tensor swiglu_reference(const at::Tensor& h) {
+  auto vg = h.chunk(2, -1);
+  return vg[0] * at::silu(vg[1]);
+}
+
+at::Tensor rms_norm_fused(const at::Tensor& x, const at::Tensor& w, double eps) {
+  return RMSNormFn::apply(x, w, eps);
+}
+
+}  // namespace dynarch
