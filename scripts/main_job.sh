@@ -9,13 +9,13 @@ bash scripts/build.sh
 bash scripts/make_corpora.sh
 RUN=${RUN:-runs/main}
 CONFIG=${CONFIG:-configs/isotropic_small.json}
-STEPS=${STEPS:-700}
+STEPS=${STEPS:-1000}
 if [ -d "$RUN/checkpoint" ]; then
   echo "[main] $RUN already holds a run; continuing it (remove it to start over)" >&2
   ./build/dynarch train --resume "$RUN"
 else
   ./build/dynarch train --config "$CONFIG" --data data/en --out "$RUN" \
-    --steps "$STEPS" --batch 16 --seq-len 256 --lr 3e-3 --dtype bf16 --eval-every 200 --eval-windows 128
+    --steps "$STEPS" --batch 16 --seq-len 256 --lr 3e-3 --dtype bf16 --eval-every 250 --eval-windows 64
 fi
 ./build/dynarch eval -m "$RUN" --file data/en/val.bin --dtype bf16
 echo "--- sample ---"

@@ -6,10 +6,21 @@
 
 namespace dynarch {
 
+namespace {
+// theta_i = base^(-2i/r), computed once per (r, base).
+const at::Tensor& rotary_inv_freq(int64_t r, double base) {
+  thread_local std::map<std::pair<int64_t, double>, at::Tensor> cache;
+  auto& t = cache[{r, base}];
+  if (!t.defined())
+    t = at::pow(base, -at::arange(0, r / 2, at::TensorOptions().dtype(at::kDouble)) * 2.0 / (double)r);
+  return t;
+}
+}  // namespace
+
 at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& positions, int64_t r, double base) {
   if (r == 0) return x;
   const int64_t half = r / 2;
-  auto inv_freq = at::pow(base, -at::arange(0, half, at::TensorOptions().dtype(at::kDouble)) * 2.0 / (double)r);
+  const auto& inv_freq = rotary_inv_freq(r, base);
   // angles: (N, half) for N positions, computed in fp64 then cast for accuracy at large pos.
   auto ang = positions.to(at::kDouble).unsqueeze(-1) * inv_freq.unsqueeze(0);
   auto cos = ang.cos().to(x.scalar_type()), sin = ang.sin().to(x.scalar_type());
@@ -92,19 +103,29 @@ at::Tensor Attention::step(const at::Tensor& x, LayerCache& cache, const std::ve
     grow(cache.k);
     grow(cache.v);
   }
-  for (int64_t b = 0; b < B; ++b) {
-    cache.k.select(0, b).select(1, pos[b]).copy_(k.select(0, b));
-    cache.v.select(0, b).select(1, pos[b]).copy_(v.select(0, b));
+  const bool same = std::all_of(pos.begin(), pos.end(), [&](int64_t x) { return x == pos[0]; });
+  if (same) {  // common case (batch-1 decode): one copy, no mask
+    cache.k.narrow(2, maxpos, 1).copy_(k.unsqueeze(2));
+    cache.v.narrow(2, maxpos, 1).copy_(v.unsqueeze(2));
+  } else {
+    for (int64_t b = 0; b < B; ++b) {
+      cache.k.select(0, b).select(1, pos[b]).copy_(k.select(0, b));
+      cache.v.select(0, b).select(1, pos[b]).copy_(v.select(0, b));
+    }
   }
-  const int64_t Lk = maxpos + 1;
-  auto kk = cache.k.narrow(2, 0, Lk), vv = cache.v.narrow(2, 0, Lk);
+  // Only keys a query may see: the window (if any) bounds the slice for equal positions.
+  const int64_t lo = (same && window >= 0) ? std::max<int64_t>(0, maxpos - window) : 0;
+  const int64_t Lk = maxpos + 1 - lo;
+  auto kk = cache.k.narrow(2, lo, Lk), vv = cache.v.narrow(2, lo, Lk);
   auto scores = at::matmul(q.unsqueeze(2), kk.transpose(-1, -2)).to(at::kFloat) *
                 (1.0 / std::sqrt((double)head_dim));  // (B, H, 1, Lk)
-  auto j = at::arange(Lk, at::kLong).unsqueeze(0);
-  auto pp = p.unsqueeze(1);
-  auto masked = j > pp;
-  if (window >= 0) masked = masked.logical_or(j < pp - window);
-  scores = scores.masked_fill(masked.view({B, 1, 1, Lk}), -std::numeric_limits<float>::infinity());
+  if (!same) {
+    auto j = at::arange(Lk, at::kLong).unsqueeze(0);
+    auto pp = p.unsqueeze(1);
+    auto masked = j > pp;
+    if (window >= 0) masked = masked.logical_or(j < pp - window);
+    scores = scores.masked_fill(masked.view({B, 1, 1, Lk}), -std::numeric_limits<float>::infinity());
+  }
   auto y = at::matmul(at::softmax(scores, -1).to(vv.scalar_type()), vv);  // (B, H, 1, hd)
   return out_proj->forward(y.reshape({B, d_model}));
 }
