@@ -79,6 +79,11 @@ int main(int argc, char** argv) {
   tr->add_option("--eval-windows", to.eval_windows, "validation windows")->capture_default_str();
   tr->add_option("--save-every", to.save_every, "checkpoint every N steps")->capture_default_str();
   tr->add_option("--stop-at", stop_at, "stop with a checkpoint after this step (testing resume)");
+  tr->add_option("--ratio-targets", to.ratio_targets, "H-Net: target bytes per chunk N per stage (default 6 | 3,3)")
+      ->delimiter(',');
+  tr->add_option("--ratio-alpha", to.ratio_alpha, "H-Net: ratio-loss weight")->capture_default_str();
+  tr->add_option("--lr-multipliers", to.lr_multipliers, "per-stage LR multipliers (default: hnet.md formula)")
+      ->delimiter(',');
 
   // eval
   auto* ev = app.add_subcommand("eval", "bits per byte of a model on a file");

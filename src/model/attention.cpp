@@ -60,7 +60,8 @@ LayerCache Attention::new_cache(int64_t batch, at::ScalarType dtype) const {
   return c;
 }
 
-at::Tensor Attention::forward(const at::Tensor& x, LayerCache* cache, int64_t pos0) {
+at::Tensor Attention::forward(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor&) {
+  // Keys past a row's valid length are cached too; steps mask them by position.
   const int64_t B = x.size(0), L = x.size(1);
   auto qkv = Wqkv->forward(x).view({B, L, 3, num_heads, head_dim});
   auto pos = at::arange(pos0, pos0 + L, at::kLong);

@@ -20,7 +20,7 @@ at::Tensor attention_reference(const at::Tensor& q, const at::Tensor& k, const a
 class Attention : public Mixer {
  public:
   Attention(int64_t d_model, int64_t num_heads, int64_t rotary_dim, int64_t window);
-  at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0) override;
+  at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {}) override;
   at::Tensor step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) override;
   LayerCache new_cache(int64_t batch, at::ScalarType dtype) const override;
 

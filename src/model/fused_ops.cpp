@@ -1,7 +1,7 @@
 #include "model/fused_ops.h"
 
 #include <ATen/Parallel.h>
-#include <torch/torch.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
 #include <cstring>

@@ -33,9 +33,9 @@ Block::Block(const LayerSpec& spec, const StackOptions& o) {
   }
 }
 
-at::Tensor Block::forward(const at::Tensor& r, LayerCache* cache, int64_t pos0) {
+at::Tensor Block::forward(const at::Tensor& r, LayerCache* cache, int64_t pos0, const at::Tensor& lengths) {
   auto st = stream_type(r);
-  auto h = r + mixer->forward(norm1->forward(r), cache, pos0).to(st);
+  auto h = r + mixer->forward(norm1->forward(r), cache, pos0, lengths).to(st);
   if (mlp) h = h + mlp->forward(norm2->forward(h)).to(st);
   return h;
 }
@@ -54,6 +54,7 @@ Isotropic::Isotropic(const std::vector<LayerSpec>& layout, const StackOptions& o
     layers->push_back(blocks.back());
   }
   rmsnorm = register_module("rmsnorm", std::make_shared<RMSNorm>(o.d_model));
+  height = layout_height(layout);
 }
 
 StackState Isotropic::new_state(int64_t batch, at::ScalarType dtype) const {
@@ -63,7 +64,7 @@ StackState Isotropic::new_state(int64_t batch, at::ScalarType dtype) const {
   return s;
 }
 
-at::Tensor Isotropic::forward(const at::Tensor& x, StackState* state) {
+at::Tensor Isotropic::forward(const at::Tensor& x, StackState* state, const at::Tensor& lengths) {
   int64_t pos0 = 0;
   if (state) {
     if (state->layers.size() != blocks.size()) *state = new_state(x.size(0), x.scalar_type());
@@ -73,10 +74,23 @@ at::Tensor Isotropic::forward(const at::Tensor& x, StackState* state) {
   }
   auto r = x.to(stream_type(x));
   for (size_t i = 0; i < blocks.size(); ++i)
-    r = blocks[i]->forward(r, state ? &state->layers[i] : nullptr, pos0);
-  if (state)
-    for (auto& p : state->pos) p += x.size(1);
+    r = blocks[i]->forward(r, state ? &state->layers[i] : nullptr, pos0, state ? lengths : at::Tensor());
+  if (state) {
+    for (size_t b = 0; b < state->pos.size(); ++b)
+      state->pos[b] += lengths.defined() ? lengths[b].item<int64_t>() : x.size(1);
+  }
   return rmsnorm->forward(r);
+}
+
+void Isotropic::init_linears(double n_res, double sigma) {
+  torch::NoGradGuard ng;
+  for (auto& kv : named_parameters()) {
+    const std::string& name = kv.key();
+    auto& p = kv.value();
+    if (p.dim() != 2) continue;  // Linear weights only (conv1d is 3-D)
+    bool out = name.find("out_proj") != std::string::npos || name.find("fc2") != std::string::npos;
+    p.normal_(0.0, out ? sigma / std::sqrt(n_res) : sigma);
+  }
 }
 
 at::Tensor Isotropic::step(const at::Tensor& x, StackState& state) {

@@ -22,7 +22,7 @@ class Block : public torch::nn::Module {
  public:
   Block(const LayerSpec& spec, const StackOptions& o);
   // r: residual stream (B, L, D) in fp32 (fp64 in tests); returns the new stream.
-  at::Tensor forward(const at::Tensor& r, LayerCache* cache, int64_t pos0);
+  at::Tensor forward(const at::Tensor& r, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {});
   at::Tensor step(const at::Tensor& r, LayerCache& cache, const std::vector<int64_t>& pos);
 
   std::shared_ptr<RMSNorm> norm1, norm2;
@@ -33,15 +33,19 @@ class Block : public torch::nn::Module {
 class Isotropic : public torch::nn::Module {
  public:
   Isotropic(const std::vector<LayerSpec>& layout, const StackOptions& o);
-  // x: (B, L, D). With a state, continues from it and updates it.
-  at::Tensor forward(const at::Tensor& x, StackState* state = nullptr);
+  // x: (B, L, D). With a state, continues from it and updates it; `lengths`
+  // (B) int64 optional: valid left-aligned rows per batch row (inner H-Net stages).
+  at::Tensor forward(const at::Tensor& x, StackState* state = nullptr, const at::Tensor& lengths = {});
   // x: (B, D), one token per row.
   at::Tensor step(const at::Tensor& x, StackState& state);
   StackState new_state(int64_t batch, at::ScalarType dtype) const;
+  // Initialise Linear weights by hnet.md §8 with the accumulated n_res.
+  void init_linears(double n_res, double sigma = 0.02);
 
   torch::nn::ModuleList layers;
   std::vector<std::shared_ptr<Block>> blocks;
   std::shared_ptr<RMSNorm> rmsnorm;
+  int height = 0;  // hnet.md §8: 1 per m/t layer, 2 per M/T layer
 };
 
 }  // namespace dynarch

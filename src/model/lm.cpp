@@ -6,32 +6,34 @@
 
 namespace dynarch {
 
-Backbone::Backbone(const ModelConfig& c, int stage) {
-  const auto& st = c.stages.at(stage);
-  if (!st.innermost)
-    fail("arch_layout: multi-stage H-Net layouts are not supported by this build yet "
-         "(use a single innermost stage such as [\"T4\"])");
-  main_network = register_module("main_network", std::make_shared<Isotropic>(st.main, stack_options(c, stage)));
+std::vector<double> default_ratio_targets(int S) {
+  if (S == 1) return {6.0};
+  return std::vector<double>(S, 3.0);
 }
 
-at::Tensor Backbone::forward(const at::Tensor& x, ModelState* st) {
-  return main_network->forward(x, st ? &st->main : nullptr);
+std::vector<double> stage_lr_multipliers(const ModelConfig& c, const std::vector<double>& N) {
+  const int S = c.num_stages();
+  std::vector<double> out;
+  double prod = 1.0;
+  for (int s = 0; s <= S; ++s) {
+    out.push_back(std::sqrt(4.6 * c.d_model[S] / (c.d_model[s] * prod)));
+    if (s < S) prod *= N.at(s);
+  }
+  return out;
 }
-
-at::Tensor Backbone::step(const at::Tensor& x, ModelState& st) { return main_network->step(x, st.main); }
 
 ByteLM::ByteLM(const ModelConfig& c) : config(c) {
   const int64_t D0 = c.d_model[0];
   embeddings = register_module("embeddings", torch::nn::Embedding(c.vocab_size, D0));
-  backbone = register_module("backbone", std::make_shared<Backbone>(c, 0));
+  backbone = register_module("backbone", std::make_shared<HNetStage>(c, 0, D0));
   lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(D0, c.vocab_size).bias(false)));
   init_weights();
 }
 
-at::Tensor ByteLM::forward(const at::Tensor& ids, ModelState* state) {
+at::Tensor ByteLM::forward(const at::Tensor& ids, ModelState* state, std::vector<StageTrace>* traces) {
   auto h = embeddings->forward(ids);
   if (embeddings->weight.scalar_type() == at::kDouble) h = h.to(at::kDouble);
-  h = backbone->forward(h, state);
+  h = backbone->forward(h, {}, state, traces);
   auto logits = lm_head->forward(h);
   return logits.scalar_type() == at::kDouble ? logits : logits.to(at::kFloat);
 }
@@ -43,9 +45,7 @@ at::Tensor ByteLM::step(const at::Tensor& ids, ModelState& state) {
 }
 
 ModelState ByteLM::new_state(int64_t batch) const {
-  ModelState s;
-  s.main = backbone->main_network->new_state(batch, embeddings->weight.scalar_type());
-  return s;
+  return backbone->new_state(batch, embeddings->weight.scalar_type());
 }
 
 void ByteLM::init_weights() {
@@ -53,18 +53,10 @@ void ByteLM::init_weights() {
   const double sigma = 0.02;
   lm_head->weight.normal_(0.0, sigma);
   embeddings->weight.normal_(0.0, 1.0);
-  // n_res for a 0-stage model = height of the main layout (hnet.md §8).
-  const double n_res = layout_height(config.stages[0].main);
-  for (auto& kv : backbone->named_parameters()) {
-    const std::string& name = kv.key();
-    auto& p = kv.value();
-    if (p.dim() != 2 || name.find("conv1d") != std::string::npos) continue;  // Linear weights only
-    bool out = name.find("out_proj") != std::string::npos || name.find("fc2") != std::string::npos;
-    p.normal_(0.0, out ? sigma / std::sqrt(n_res) : sigma);
-  }
+  backbone->init_weights(0.0);
 }
 
-std::vector<ParamInfo> ByteLM::param_infos() {
+std::vector<ParamInfo> ByteLM::param_infos(const std::vector<double>& lr_mults) {
   std::vector<ParamInfo> out;
   for (auto& kv : named_parameters()) {
     const std::string& n = kv.key();
@@ -73,7 +65,14 @@ std::vector<ParamInfo> ByteLM::param_infos() {
     };
     bool is_norm = n.find("norm") != std::string::npos;  // norm1/norm2/rmsnorm/mixer.norm
     bool no_wd = ends_with(".bias") || is_norm;
-    out.push_back({n, kv.value(), 1.0, !no_wd});
+    double mult = 1.0;
+    if (!lr_mults.empty()) {
+      // embeddings and lm_head train with stage 0's multiplier
+      const std::string prefix = "backbone.";
+      int s = n.rfind(prefix, 0) == 0 ? backbone->stage_of(n.substr(prefix.size())) : 0;
+      mult = lr_mults.at(s);
+    }
+    out.push_back({n, kv.value(), mult, !no_wd});
   }
   return out;
 }
@@ -84,25 +83,44 @@ int64_t ByteLM::num_parameters() {
   return n;
 }
 
-double ByteLM::flops_per_byte(int64_t L) const {
-  // Count 2 FLOPs per multiply-accumulate of every matmul-shaped parameter,
-  // plus attention scores/values (causal: half of L per token on average).
-  double f = 2.0 * config.d_model[0] * config.vocab_size;  // lm_head
-  const auto& st = config.stages[0];
-  const double D = config.d_model[0];
-  const auto o = stack_options(config, 0);
-  for (auto& l : st.main) {
+namespace {
+// Forward matmul FLOPs per token of one stack at stage s with sequence length L.
+double stack_flops(const ModelConfig& c, int s, const std::vector<LayerSpec>& layers, double L) {
+  const auto o = stack_options(c, s);
+  const double D = c.d_model[s];
+  double f = 0;
+  for (auto& l : layers) {
     if (l.mixer == 't') {
-      f += 2.0 * (4.0 * D * D);
-      f += 2.0 * 2.0 * D * (L / 2.0);
+      const double keys = o.window >= 0 ? std::min<double>(o.window + 1, L / 2.0) : L / 2.0;
+      f += 2.0 * 4.0 * D * D + 2.0 * 2.0 * D * keys;
     } else {
-      const double din = o.ssm.expand * D, N = o.ssm.d_state, H = din / o.ssm.headdim;
+      const double din = o.ssm.expand * D, N = o.ssm.d_state, H = din / o.ssm.headdim, Q = o.ssm.chunk_size;
       f += 2.0 * D * (2 * din + 2 * N + H) + 2.0 * din * D;
-      // SSD: C.B^T, (CB).X and state terms, per token ~ 2*(Q*N + Q*din + 2*din*N).
-      const double Q = o.ssm.chunk_size;
-      f += 2.0 * (Q * N + Q * din / 2.0 + 2.0 * din * N);
+      f += 2.0 * (Q * N + Q * din / 2.0 + 2.0 * din * N);  // SSD: CB^T, (CB)X, states
     }
     if (l.mlp) f += 2.0 * 3.0 * D * o.d_intermediate;
+  }
+  return f;
+}
+}  // namespace
+
+double ByteLM::flops_per_byte(int64_t L, const std::vector<double>& ratios_in) const {
+  // 2 FLOPs per multiply-accumulate; attention scores/values counted (causal: L/2 keys).
+  const int S = config.num_stages();
+  auto ratios = ratios_in.empty() ? default_ratio_targets(S) : ratios_in;
+  double f = 2.0 * config.d_model[0] * config.vocab_size;  // lm_head
+  double per_byte = 1.0, len = L;
+  for (int s = 0; s <= S; ++s) {
+    const auto& st = config.stages[s];
+    if (st.innermost) {
+      f += per_byte * stack_flops(config, s, st.main, len);
+    } else {
+      const double D = config.d_model[s];
+      f += per_byte * (stack_flops(config, s, st.encoder, len) + stack_flops(config, s, st.decoder, len) +
+                       2.0 * 3.0 * D * D);  // routing q/k + residual_proj
+      per_byte /= ratios.at(s);
+      len /= ratios.at(s);
+    }
   }
   return f;
 }

@@ -5,22 +5,17 @@
 #include <torch/nn/modules/linear.h>
 
 #include "model/config.h"
-#include "model/isotropic.h"
+#include "model/hnet.h"
 #include "model/state.h"
 
 namespace dynarch {
 
 inline constexpr int64_t kBOS = 254, kEOS = 255;
 
-// One stage of the hierarchy. Stage 0 with an innermost layout is a plain
-// isotropic model (key prefix backbone.main_network.*).
-class Backbone : public torch::nn::Module {
- public:
-  Backbone(const ModelConfig& c, int stage);
-  at::Tensor forward(const at::Tensor& x, ModelState* st);
-  at::Tensor step(const at::Tensor& x, ModelState& st);
-  std::shared_ptr<Isotropic> main_network;
-};
+// hnet.md §9: lambda_s = sqrt(N_GPT * D_S / (D_s * prod_{i<s} N_i)), N_GPT = 4.6.
+std::vector<double> stage_lr_multipliers(const ModelConfig& c, const std::vector<double>& ratios);
+// Default compression targets: 1 stage -> 6; 2 stages -> 3, 3; S stages -> 3 each.
+std::vector<double> default_ratio_targets(int num_stages);
 
 struct ParamInfo {
   std::string name;
@@ -33,22 +28,24 @@ class ByteLM : public torch::nn::Module {
  public:
   explicit ByteLM(const ModelConfig& c);
   // ids (B, L) int64 -> logits (B, L, 256) fp32. With a state: prefill/continue.
-  at::Tensor forward(const at::Tensor& ids, ModelState* state = nullptr);
+  // `traces` receives each outer stage's routing (p, b, mask).
+  at::Tensor forward(const at::Tensor& ids, ModelState* state = nullptr, std::vector<StageTrace>* traces = nullptr);
   // ids (B) -> logits (B, 256); uses and advances the caches.
   at::Tensor step(const at::Tensor& ids, ModelState& state);
   ModelState new_state(int64_t batch) const;
   // Init rules of hnet.md §8 (seeded by the caller through torch::manual_seed).
   void init_weights();
   // Every parameter with its LR multiplier and weight-decay flag (no decay on
-  // norms and biases).
-  std::vector<ParamInfo> param_infos();
+  // norms and biases). lr_mults: one per stage (empty = all 1).
+  std::vector<ParamInfo> param_infos(const std::vector<double>& lr_mults = {});
   int64_t num_parameters();
-  // Matmul FLOPs per byte for a forward pass at context length L (2 per MAC).
-  double flops_per_byte(int64_t L) const;
+  // Matmul FLOPs per byte for a forward pass at context length L (2 per MAC);
+  // inner stages are weighted by the expected chunks per byte 1/prod(N).
+  double flops_per_byte(int64_t L, const std::vector<double>& ratios = {}) const;
 
   ModelConfig config;
   torch::nn::Embedding embeddings{nullptr};
-  std::shared_ptr<Backbone> backbone;
+  std::shared_ptr<HNetStage> backbone;
   torch::nn::Linear lm_head{nullptr};
 };
 

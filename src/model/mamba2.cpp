@@ -120,26 +120,38 @@ LayerCache Mamba2::new_cache(int64_t batch, at::ScalarType dtype) const {
   return c;
 }
 
-at::Tensor Mamba2::forward(const at::Tensor& u, LayerCache* cache, int64_t pos0) {
+at::Tensor Mamba2::forward(const at::Tensor& u, LayerCache* cache, int64_t pos0, const at::Tensor& lengths) {
   const int64_t B = u.size(0), L = u.size(1);
   auto zxbcdt = in_proj->forward(u);
   auto z = zxbcdt.narrow(-1, 0, d_inner);
   auto xBC = zxbcdt.narrow(-1, d_inner, conv_dim);
   auto dt = zxbcdt.narrow(-1, d_inner + conv_dim, nheads);
-  // Causal depthwise conv: left context = cached pre-conv rows, or zeros.
+  // Causal depthwise conv with d_conv rows of left context: the cached
+  // pre-conv rows when continuing, zeros otherwise.
   auto xt = xBC.transpose(1, 2);  // (B, C, L)
-  at::Tensor left = (cache && pos0 > 0)
-                        ? cache->conv.narrow(2, 1, d_conv - 1).to(xt.scalar_type())
-                        : at::zeros({B, conv_dim, d_conv - 1}, xt.options());
-  auto xpad = at::cat({left, xt}, 2);
-  if (cache) cache->conv = xpad.narrow(2, xpad.size(2) - d_conv, d_conv).detach().contiguous();
-  auto xc = at::silu(at::conv1d(xpad, conv1d->weight, conv1d->bias, at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{1}, conv_dim)).transpose(1, 2);
+  at::Tensor left = (cache && pos0 > 0) ? cache->conv.to(xt.scalar_type())
+                                        : at::zeros({B, conv_dim, d_conv}, xt.options());
+  auto xpad = at::cat({left, xt}, 2);  // column t + d_conv holds position t
+  if (cache) {
+    if (lengths.defined()) {  // last d_conv rows before each row's end
+      auto idx = (lengths.view({B, 1, 1}) + at::arange(d_conv, at::kLong).view({1, 1, d_conv}))
+                     .expand({B, conv_dim, d_conv});
+      cache->conv = xpad.gather(2, idx).detach().contiguous();
+    } else {
+      cache->conv = xpad.narrow(2, L, d_conv).detach().contiguous();
+    }
+  }
+  auto xc = at::silu(at::conv1d(xpad.narrow(2, 1, L + d_conv - 1), conv1d->weight, conv1d->bias, at::IntArrayRef{1},
+                                at::IntArrayRef{0}, at::IntArrayRef{1}, conv_dim))
+                .transpose(1, 2);
   auto xs = xc.narrow(-1, 0, d_inner).reshape({B, L, nheads, headdim});
   auto Bm = xc.narrow(-1, d_inner, d_state);
   auto Cm = xc.narrow(-1, d_inner + d_state, d_state);
   // SSM math in fp32 (fp64 when the model is fp64, for tests).
   auto fdt = u.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   auto delta = at::softplus(dt.to(fdt) + dt_bias.to(fdt));
+  if (lengths.defined())  // dt = 0 past the end: the state neither decays nor takes input
+    delta = delta * (at::arange(L, at::kLong).view({1, L}) < lengths.view({B, 1})).to(fdt).unsqueeze(-1);
   auto a = -at::exp(A_log.to(fdt));
   at::Tensor init = (cache && pos0 > 0) ? cache->ssm.to(fdt) : at::Tensor();
   SsdResult r = use_sequential

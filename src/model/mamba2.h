@@ -28,7 +28,7 @@ class Mamba2 : public Mixer {
  public:
   Mamba2(int64_t d_model, int64_t d_state, int64_t d_conv, int64_t expand, int64_t headdim,
          int64_t chunk_size);
-  at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0) override;
+  at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {}) override;
   at::Tensor step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) override;
   LayerCache new_cache(int64_t batch, at::ScalarType dtype) const override;
   // Mamba-2's own init for dt_bias, A_log, D (hnet.md §11.4).

@@ -10,7 +10,10 @@ class Mixer : public torch::nn::Module {
  public:
   // x: (B, L, D). With a cache, continues from it (all rows at position `pos0`)
   // and leaves it updated for the next call; without one, runs from position 0.
-  virtual at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0) = 0;
+  // `lengths` (B) int64, optional: valid (left-aligned) rows per batch row; the
+  // cache then holds the state after each row's last valid token.
+  virtual at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0,
+                             const at::Tensor& lengths = {}) = 0;
   // One token per row: x (B, D); pos[b] = index of this token in row b.
   virtual at::Tensor step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) = 0;
   // Empty cache for `batch` rows.

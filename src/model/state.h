@@ -2,6 +2,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <memory>
 #include <vector>
 
 namespace dynarch {
@@ -21,8 +22,18 @@ struct StackState {
   bool empty() const { return pos.empty(); }
 };
 
+// State of one H-Net stage (hnet.md §13); the innermost stage uses `main` only.
 struct ModelState {
-  StackState main;
+  StackState main;               // innermost: the main network
+  StackState enc, dec;           // outer stages: encoder and decoder caches
+  at::Tensor last;               // (B, D) previous encoder output (routing)
+  at::Tensor seen;               // (B) bool: a previous byte exists
+  at::Tensor last_zbar;          // (B, D) last dechunked value
+  std::shared_ptr<ModelState> inner;
 };
+
+// Row subsets of a state (for stepping the inner network on boundary rows only).
+ModelState select_rows(const ModelState& s, const at::Tensor& rows);
+void scatter_rows(ModelState& dst, const at::Tensor& rows, const ModelState& src);
 
 }  // namespace dynarch

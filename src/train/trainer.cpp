@@ -14,6 +14,7 @@
 #include "infer/evaluate.h"
 #include "io/atomic_file.h"
 #include "model/lm.h"
+#include "model/routing.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 
@@ -26,7 +27,8 @@ json TrainOptions::to_json() const {
               {"accum", accum}, {"lr", lr}, {"min_lr_ratio", min_lr_ratio}, {"warmup", warmup},
               {"decay", decay}, {"weight_decay", weight_decay}, {"beta1", beta1}, {"beta2", beta2},
               {"clip", clip}, {"dtype", dtype}, {"seed", seed}, {"eval_every", eval_every},
-              {"eval_windows", eval_windows}, {"save_every", save_every}};
+              {"eval_windows", eval_windows}, {"save_every", save_every}, {"ratio_targets", ratio_targets},
+              {"lr_multipliers", lr_multipliers}, {"ratio_alpha", ratio_alpha}};
 }
 
 TrainOptions TrainOptions::from_json(const json& j, const std::string& src) {
@@ -43,7 +45,8 @@ TrainOptions TrainOptions::from_json(const json& j, const std::string& src) {
     get("warmup", o.warmup); get("decay", o.decay); get("weight_decay", o.weight_decay);
     get("beta1", o.beta1); get("beta2", o.beta2); get("clip", o.clip); get("dtype", o.dtype);
     get("seed", o.seed); get("eval_every", o.eval_every); get("eval_windows", o.eval_windows);
-    get("save_every", o.save_every);
+    get("save_every", o.save_every); get("ratio_targets", o.ratio_targets);
+    get("lr_multipliers", o.lr_multipliers); get("ratio_alpha", o.ratio_alpha);
   } catch (const json::exception& e) {
     fail(src + ": wrong type in training options: " + e.what());
   }
@@ -60,6 +63,26 @@ void TrainOptions::validate() const {
   check(dtype == "fp32" || dtype == "bf16", "--dtype must be fp32 or bf16, got " + dtype);
   check(!out.empty(), "--out (run directory) is required");
   check(!data.empty(), "--data is required");
+  check(ratio_alpha >= 0, "--ratio-alpha must be >= 0");
+  for (double n : ratio_targets)
+    check(n > 1.0, "--ratio-targets: every compression target N must be > 1, got " + std::to_string(n));
+  for (double m : lr_multipliers) check(m > 0, "--lr-multipliers must be > 0");
+}
+
+std::vector<double> TrainOptions::targets_for(const ModelConfig& c) const {
+  const int S = c.num_stages();
+  if (ratio_targets.empty()) return default_ratio_targets(S);
+  check((int)ratio_targets.size() == S, "--ratio-targets has " + std::to_string(ratio_targets.size()) +
+                                            " values; the model has " + std::to_string(S) + " chunking stage(s)");
+  return ratio_targets;
+}
+
+std::vector<double> TrainOptions::lr_mults_for(const ModelConfig& c) const {
+  const int S = c.num_stages();
+  if (lr_multipliers.empty()) return S == 0 ? std::vector<double>{1.0} : stage_lr_multipliers(c, targets_for(c));
+  check((int)lr_multipliers.size() == S + 1, "--lr-multipliers needs one value per stage (" +
+                                                 std::to_string(S + 1) + ")");
+  return lr_multipliers;
 }
 
 namespace {
@@ -117,19 +140,30 @@ TrainResult run_session(Session& s, const RunControl& ctl) {
     metrics << json{{"step", s.step}, {"val_bpb", res.val_bpb}}.dump() << "\n" << std::flush;
   };
   double loss_ema = -1;
+  const auto targets = o.targets_for(s.model->config);
   while (s.step < o.steps) {
     auto t0 = std::chrono::steady_clock::now();
     const double lr = wsd_lr(s.step, o.steps, o.lr, o.warmup, o.decay, o.min_lr_ratio);
     s.opt->zero_grad();
     double loss_sum = 0;
+    std::vector<double> stage_F(targets.size()), stage_G(targets.size()), stage_L(targets.size());
     for (int64_t m = 0; m < o.accum; ++m) {
       auto b = sample_batch(corpus.train, o.seed, s.step, m, o.batch, o.seq_len);
-      at::Tensor loss;
+      at::Tensor loss, total;
+      std::vector<StageTrace> traces;
       {
         compat::AutocastScope ac(bf16);
-        loss = lm_loss(s.model->forward(b.inputs), b.targets);
+        loss = lm_loss(s.model->forward(b.inputs, nullptr, &traces), b.targets);
       }
-      (loss / (double)o.accum).backward();
+      total = loss;
+      for (size_t st = 0; st < traces.size(); ++st) {
+        auto rs = ratio_loss(traces[st].p, traces[st].b, traces[st].mask, targets[st]);
+        total = total + o.ratio_alpha * rs.loss;
+        stage_F[st] += rs.F / o.accum;
+        stage_G[st] += rs.G / o.accum;
+        stage_L[st] += rs.loss.item<double>() / o.accum;
+      }
+      (total / (double)o.accum).backward();
       loss_sum += loss.item<double>();
     }
     const double gnorm = clip_grad_norm(s.opt->params(), o.clip);
@@ -140,16 +174,26 @@ TrainResult run_session(Session& s, const RunControl& ctl) {
     res.losses.push_back(loss);
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     loss_ema = loss_ema < 0 ? loss : 0.9 * loss_ema + 0.1 * loss;
-    metrics << json{{"step", s.step}, {"loss", loss}, {"bpb", loss / std::log(2.0)}, {"lr", lr},
-                    {"grad_norm", gnorm}, {"bytes_per_s", bytes_per_step / dt}}
-                   .dump()
-            << "\n";
+    json mline{{"step", s.step}, {"loss", loss}, {"bpb", loss / std::log(2.0)}, {"lr", lr},
+               {"grad_norm", gnorm}, {"bytes_per_s", bytes_per_step / dt}};
+    std::string chunk_info;
+    for (size_t st = 0; st < targets.size(); ++st) {
+      const std::string k = "stage" + std::to_string(st);
+      // bytes per chunk at this stage's input resolution = 1 / F
+      mline[k + "_bpc"] = 1.0 / std::max(stage_F[st], 1e-9);
+      mline[k + "_F"] = stage_F[st];
+      mline[k + "_G"] = stage_G[st];
+      mline[k + "_ratio_loss"] = stage_L[st];
+      chunk_info += fmt::format(" | s{} {:.2f}B/c F {:.3f} G {:.3f}", st, 1.0 / std::max(stage_F[st], 1e-9),
+                                stage_F[st], stage_G[st]);
+    }
+    metrics << mline.dump() << "\n";
     const bool last = s.step == o.steps;
     if ((o.eval_every > 0 && s.step % o.eval_every == 0) || last) validate();
     bar.update(s.step,
-               fmt::format("loss {:.3f} | bpb {:.3f} | val {} | {:.0f} B/s", loss_ema, loss_ema / std::log(2.0),
+               fmt::format("loss {:.3f} | bpb {:.3f} | val {} | {:.0f} B/s{}", loss_ema, loss_ema / std::log(2.0),
                            res.val_bpb < 0 ? std::string("-") : fmt::format("{:.3f}", res.val_bpb),
-                           bytes_per_step / dt),
+                           bytes_per_step / dt, chunk_info),
                last);
     const bool stop = g_stop || s.step == ctl.stop_at;
     if ((o.save_every > 0 && s.step % o.save_every == 0) || last || stop) save();
@@ -170,6 +214,8 @@ TrainResult run_session(Session& s, const RunControl& ctl) {
 
 TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const RunControl& ctl) {
   opts.validate();
+  opts.targets_for(config);
+  opts.lr_mults_for(config);
   fs::path run(opts.out);
   if (fs::exists(run / "checkpoint") || fs::exists(run / "checkpoint.old"))
     fail("run directory " + opts.out + " already has a checkpoint; use --resume " + opts.out +
@@ -184,7 +230,7 @@ TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const
   s.model = std::make_shared<ByteLM>(config);
   AdamWOptions ao;
   ao.beta1 = opts.beta1; ao.beta2 = opts.beta2; ao.weight_decay = opts.weight_decay;
-  s.opt = std::make_unique<AdamW>(s.model->param_infos(), ao);
+  s.opt = std::make_unique<AdamW>(s.model->param_infos(opts.lr_mults_for(config)), ao);
   if (ctl.progress)
     std::fprintf(stderr, "model: %lld parameters, layout %s, d_model %d | %s\n",
                  (long long)s.model->num_parameters(), config.arch_layout.dump().c_str(), config.d_model[0],
@@ -201,7 +247,7 @@ TrainResult train_resume(const std::string& run_dir, const RunControl& ctl) {
   s.model = load_model(run_dir);
   AdamWOptions ao;
   ao.beta1 = s.o.beta1; ao.beta2 = s.o.beta2; ao.weight_decay = s.o.weight_decay;
-  s.opt = std::make_unique<AdamW>(s.model->param_infos(), ao);
+  s.opt = std::make_unique<AdamW>(s.model->param_infos(s.o.lr_mults_for(s.model->config)), ao);
   s.step = ck.trainer.at("step").get<int64_t>();
   s.best_val = ck.trainer.value("val_bpb", -1.0);
   s.opt->load_state(ck.optim, s.step, run_dir);

@@ -16,10 +16,17 @@ struct TrainOptions {
   std::string dtype = "fp32";  // fp32 | bf16 (autocast)
   uint64_t seed = 0;
   int64_t eval_every = 200, eval_windows = 64, save_every = 500;
+  // H-Net: compression target N per outer stage (empty = 6 for 1 stage, 3 each
+  // otherwise), ratio-loss weight, per-stage LR multipliers (empty = hnet.md §9).
+  std::vector<double> ratio_targets, lr_multipliers;
+  double ratio_alpha = 0.03;
 
   nlohmann::json to_json() const;
   static TrainOptions from_json(const nlohmann::json& j, const std::string& source);
   void validate() const;
+  // Resolved per-stage values for a model config (validates their sizes).
+  std::vector<double> targets_for(const ModelConfig& c) const;
+  std::vector<double> lr_mults_for(const ModelConfig& c) const;
 };
 
 struct RunControl {
