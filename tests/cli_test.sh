@@ -64,7 +64,7 @@ expect_fail "eval missing model" "does not exist" "$BIN" eval -m "$T/nomodel" --
 cp -r "$T/run/checkpoint" "$T/broken"
 head -c 100 "$T/run/checkpoint/model.safetensors" > "$T/broken/model.safetensors"
 expect_fail "truncated weights" "model.safetensors" "$BIN" generate -m "$T/broken" -p x -n 5
-expect_fail "not-yet-built command" "not available" "$BIN" chunks
+expect_fail "not-yet-built command" "not available" "$BIN" routes
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

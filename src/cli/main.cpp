@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <unistd.h>
 
 #include "bench/lm_bench.h"
 #include "core/error.h"
@@ -14,6 +15,7 @@
 #include "data/corpus.h"
 #include "infer/evaluate.h"
 #include "infer/generate.h"
+#include "inspect/chunks.h"
 #include "io/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -128,7 +130,17 @@ int main(int argc, char** argv) {
   be->add_option("--seq-len", bo.seq_len)->capture_default_str();
   be->add_option("--steps", bo.train_steps)->capture_default_str();
 
-  for (auto [name, issue] : {std::pair{"chunks", 3}, std::pair{"routes", 5}, std::pair{"stability", 4}}) {
+  // chunks
+  auto* ch = app.add_subcommand("chunks", "show where an H-Net puts its chunk boundaries (HTML + terminal)");
+  std::string text, html_out;
+  ch->add_option("-m,--model", model_path, "run or checkpoint directory")->required();
+  ch->add_option("--text", text, "text to chunk");
+  ch->add_option("--file", file, "file to chunk (instead of --text)");
+  ch->add_option("--html", html_out, "write the HTML view here (default: RUN/chunks.html)");
+  int64_t max_bytes = 8192;
+  ch->add_option("--max-bytes", max_bytes, "use at most this many bytes of the input")->capture_default_str();
+
+  for (auto [name, issue] : {std::pair{"routes", 5}, std::pair{"stability", 4}}) {
     auto* s = app.add_subcommand(name, std::string("(not in this build yet: issue #") + std::to_string(issue) + ")");
     s->allow_extras();
   }
@@ -192,6 +204,17 @@ int main(int argc, char** argv) {
       generate(*model, prompt, nbytes, so, want_bf16(dtype), [&](uint8_t b) { out.push(b); });
       out.flush();
       std::fputc('\n', stdout);
+    } else if (ch->parsed()) {
+      set_threads(threads);
+      check(text.empty() != file.empty(), "chunks: give exactly one of --text or --file");
+      if (!file.empty()) text = io::read_file(file);
+      if ((int64_t)text.size() > max_bytes) text.resize(max_bytes);
+      auto model = load_model(model_path);
+      auto view = compute_chunks(*model, text);
+      if (html_out.empty()) html_out = (fs::path(resolve_model_dir(model_path)).parent_path() / "chunks.html").string();
+      io::write_file_atomic(html_out, chunks_html(view, "dynarch chunks: " + model_path));
+      std::fputs(chunks_terminal(view, isatty(STDOUT_FILENO)).c_str(), stdout);
+      std::fprintf(stderr, "HTML view written to %s\n", html_out.c_str());
     } else if (be->parsed()) {
       bo.threads = threads;
       bo.config = bench_config.empty() ? default_bench_config() : ModelConfig::from_file(bench_config);
