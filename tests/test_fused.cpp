@@ -51,3 +51,26 @@ TEST(Gradcheck, RMSNormFp64) {
   auto f = [](const std::vector<at::Tensor>& in) { return rms_norm_fused(in[0], in[1]); };
   EXPECT_LT(gradtest::gradcheck_max_error(f, {torch::randn({4, 6}), torch::rand({6}) + 0.5}), 1e-7);
 }
+
+#include "model/bmm.h"
+
+TEST(Fused, BmmSmallEqualsMatmulWithBroadcast) {
+  torch::manual_seed(4);
+  auto A = torch::randn({2, 1, 3, 5, 7}).requires_grad_(true), B = torch::randn({2, 4, 3, 7, 6}).requires_grad_(true);
+  auto a = bmm_small(A, B), b = torch::matmul(A, B);
+  EXPECT_EQ(a.sizes(), b.sizes());
+  EXPECT_LT((a - b).abs().max().item<double>(), 1e-5);
+  auto g = torch::randn_like(a);
+  auto ga = torch::autograd::grad({(a * g).sum()}, {A, B}), gb = torch::autograd::grad({(b * g).sum()}, {A, B});
+  EXPECT_LT((ga[0] - gb[0]).abs().max().item<double>(), 1e-4);
+  EXPECT_LT((ga[1] - gb[1]).abs().max().item<double>(), 1e-4);
+  // transposed (non-contiguous) inputs
+  auto At = torch::randn({3, 7, 5}).transpose(1, 2);
+  EXPECT_LT((bmm_small(At, B[0][0]) - torch::matmul(At, B[0][0])).abs().max().item<double>(), 1e-5);
+}
+
+TEST(Gradcheck, BmmSmallFp64) {
+  torch::manual_seed(5);
+  auto f = [](const std::vector<at::Tensor>& in) { return bmm_small(in[0], in[1]); };
+  EXPECT_LT(gradtest::gradcheck_max_error(f, {torch::randn({2, 3, 4}), torch::randn({2, 4, 2})}), 1e-7);
+}

@@ -2,21 +2,22 @@
 
 #include <torch/torch.h>
 
+#include "model/bmm.h"
+
 namespace dynarch {
 
 namespace {
 // exp(segsum) matrix: out[..., i, j] = sum_{k=j+1..i} a_k for j <= i, -inf above
 // the diagonal. Built by a masked cumsum (not cum_i - cum_j) for accuracy.
 at::Tensor segsum(const at::Tensor& a) {
+  // As the official SSD kernels: differences of the in-chunk cumulative sum,
+  // masked to -inf above the diagonal before exp (arguments are <= 0 below it,
+  // so nothing overflows; fp32 error ~ eps * |cum| in the exponent).
   const int64_t T = a.size(-1);
-  auto sizes = a.sizes().vec();
-  sizes.push_back(T);
-  auto rep = a.unsqueeze(-1).expand(sizes);  // rep[..., i, j] = a_i
-  auto bopt = at::TensorOptions().dtype(at::kBool);
-  auto strict = at::ones({T, T}, bopt).tril(-1);
-  auto cs = rep.masked_fill(strict.logical_not(), 0).cumsum(-2);  // sum_{k=j+1..i} a_k
-  return cs.masked_fill(at::ones({T, T}, bopt).tril(0).logical_not(),
-                        -std::numeric_limits<double>::infinity());
+  auto cs = a.cumsum(-1);
+  auto d = cs.unsqueeze(-1) - cs.unsqueeze(-2);  // [..., i, j] = cum_i - cum_j
+  auto upper = at::ones({T, T}, at::TensorOptions().dtype(at::kBool)).triu(1);
+  return d.masked_fill(upper, -std::numeric_limits<double>::infinity());
 }
 }  // namespace
 
@@ -61,12 +62,12 @@ SsdResult ssd_chunked(const at::Tensor& x_in, const at::Tensor& dt_in, const at:
 
   // 1. Intra-chunk (diagonal blocks): Y = (C B^T o exp(segsum)) Xb.
   auto Lmat = at::exp(segsum(dA));                                 // (B,H,c,Q,Q)
-  auto CB = at::matmul(Cc, Bc.transpose(-1, -2)).unsqueeze(1);     // (B,1,c,Q,Q)
-  auto Y = at::matmul(CB * Lmat, Xb);                              // (B,H,c,Q,P)
+  auto CB = bmm_small(Cc, Bc.transpose(-1, -2)).unsqueeze(1);     // (B,1,c,Q,Q)
+  auto Y = bmm_small(CB * Lmat, Xb);                              // (B,H,c,Q,P)
 
   // 2. Per-chunk final states: S_blk = sum_j exp(cum_last - cum_j) Xb_j (x) B_j.
   auto decay_states = at::exp(cum.narrow(-1, Q - 1, 1) - cum);     // (B,H,c,Q)
-  auto Sblk = at::matmul((Xb * decay_states.unsqueeze(-1)).transpose(-1, -2),
+  auto Sblk = bmm_small((Xb * decay_states.unsqueeze(-1)).transpose(-1, -2),
                          Bc.unsqueeze(1));                         // (B,H,c,P,N)
 
   // 3. Inter-chunk recurrence (short sequential loop over chunks).
@@ -81,7 +82,7 @@ SsdResult ssd_chunked(const at::Tensor& x_in, const at::Tensor& dt_in, const at:
   auto Sin = at::stack(S_in, 2);                                   // (B,H,c,P,N)
 
   // 4. Contribution of the incoming state: exp(cum_i) C_i . S_in.
-  auto Yoff = at::matmul(Cc.unsqueeze(1), Sin.transpose(-1, -2)) * at::exp(cum).unsqueeze(-1);
+  auto Yoff = bmm_small(Cc.unsqueeze(1), Sin.transpose(-1, -2)) * at::exp(cum).unsqueeze(-1);
   auto y = (Y + Yoff).permute({0, 2, 3, 1, 4}).reshape({B, Lp, H, P});
   if (pad) y = y.narrow(1, 0, L);
   return {y, S};
@@ -122,10 +123,12 @@ LayerCache Mamba2::new_cache(int64_t batch, at::ScalarType dtype) const {
 
 at::Tensor Mamba2::forward(const at::Tensor& u, LayerCache* cache, int64_t pos0, const at::Tensor& lengths) {
   const int64_t B = u.size(0), L = u.size(1);
-  auto zxbcdt = in_proj->forward(u);
-  auto z = zxbcdt.narrow(-1, 0, d_inner);
-  auto xBC = zxbcdt.narrow(-1, d_inner, conv_dim);
-  auto dt = zxbcdt.narrow(-1, d_inner + conv_dim, nheads);
+  // Three products over row slices of in_proj.weight ([z | xBC | dt]): the
+  // backward of narrowing the activations would zero-fill full-size buffers.
+  const auto& W = in_proj->weight;
+  auto z = at::linear(u, W.narrow(0, 0, d_inner));
+  auto xBC = at::linear(u, W.narrow(0, d_inner, conv_dim));
+  auto dt = at::linear(u, W.narrow(0, d_inner + conv_dim, nheads));
   // Causal depthwise conv with d_conv rows of left context: the cached
   // pre-conv rows when continuing, zeros otherwise.
   auto xt = xBC.transpose(1, 2);  // (B, C, L)
