@@ -64,6 +64,30 @@ expect_fail "eval missing model" "does not exist" "$BIN" eval -m "$T/nomodel" --
 cp -r "$T/run/checkpoint" "$T/broken"
 head -c 100 "$T/run/checkpoint/model.safetensors" > "$T/broken/model.safetensors"
 expect_fail "truncated weights" "model.safetensors" "$BIN" generate -m "$T/broken" -p x -n 5
+# H-Net: training with a ratio target, official-checkpoint conversion, chunk views
+SCRIPTS=$(cd "$(dirname "$0")/../scripts" && pwd)
+cat > "$T/hnet.json" <<'JSON'
+{"arch_layout": ["m1", ["T1m1", ["T1"], "m1T1"], "m1"], "d_model": [32, 32, 48], "d_intermediate": [0, 64, 128],
+ "ssm_cfg": {"d_state": 8, "d_conv": 4, "expand": 2, "chunk_size": 8, "headdim": 16},
+ "attn_cfg": {"num_heads": [2, 2, 4], "rotary_emb_dim": [8, 8, 8], "window_size": [-1, 7, -1]}}
+JSON
+HTRAIN=(train --config "$T/hnet.json" --data "$T/corpus.txt" --steps 4 --batch 2 --seq-len 48 --eval-every 2 --eval-windows 2 --threads 1 --no-progress)
+expect_fail "ratio target <= 1" "ratio-targets" "$BIN" "${HTRAIN[@]}" --out "$T/h0" --ratio-targets 1,3
+expect_fail "ratio targets per stage" "2 chunking stage" "$BIN" "${HTRAIN[@]}" --out "$T/h0" --ratio-targets 3
+expect_ok "train a 2-stage H-Net" "$BIN" "${HTRAIN[@]}" --out "$T/h1" --ratio-targets 3,2
+grep -q '"stage1_bpc"' "$T/h1/metrics.jsonl" && ok "metrics hold per-stage bytes per chunk" || bad "no stage1_bpc in metrics"
+expect_ok "chunks view" "$BIN" chunks -m "$T/h1" --text "the cat sat on the mat" --html "$T/c.html"
+grep -q "Stage 1" "$T/c.html" && grep -q "stage 0" "$T/out" && ok "chunk view has both stages" || bad "chunk view content"
+expect_fail "chunks of an isotropic model" "isotropic" "$BIN" chunks -m "$T/run" --text "abc"
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  expect_ok "write a synthetic official checkpoint" /usr/bin/python3 "$SCRIPTS/convert_hnet.py" --write-synthetic "$T/hnet.json" "$T/official.pt"
+  expect_ok "convert it" /usr/bin/python3 "$SCRIPTS/convert_hnet.py" "$T/official.pt" "$T/hnet.json" "$T/conv"
+  expect_ok "converted weights load 1:1 and generate" "$BIN" generate -m "$T/conv" -p "the" -n 16 --seed 1
+  cp "$T/hnet.json" "$T/hnet_wide.json"; sed -i 's/\[32, 32, 48\]/[32, 48, 48]/' "$T/hnet_wide.json"
+  expect_fail "converter refuses a mismatched config" "does not match" /usr/bin/python3 "$SCRIPTS/convert_hnet.py" "$T/official.pt" "$T/hnet_wide.json" "$T/conv2"
+else
+  bad "python3-torch missing: run scripts/setup.sh"
+fi
 expect_fail "not-yet-built command" "not available" "$BIN" routes
 
 echo "$pass passed, $fail failed"

@@ -8,6 +8,7 @@
 #include "core/runtime.h"
 #include "infer/evaluate.h"
 #include "model/lm.h"
+#include "model/routing.h"
 #include "train/adamw.h"
 
 namespace dynarch {
@@ -25,6 +26,42 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 }  // namespace
+
+double time_train_steps(ByteLM& model, const at::Tensor& ids, const at::Tensor& tg, bool bf16, int64_t steps,
+                        int64_t warmup) {
+  AdamW opt(model.param_infos(), AdamWOptions{});
+  const auto targets = default_ratio_targets(model.config.num_stages());
+  double total = 0;
+  model.train();
+  for (int64_t s = 0; s < warmup + steps; ++s) {
+    auto t0 = std::chrono::steady_clock::now();
+    opt.zero_grad();
+    at::Tensor loss;
+    std::vector<StageTrace> tr;
+    {
+      compat::AutocastScope ac(bf16);
+      loss = lm_loss(model.forward(ids, nullptr, &tr), tg);
+    }
+    for (size_t i = 0; i < tr.size(); ++i) loss = loss + 0.03 * ratio_loss(tr[i].p, tr[i].b, tr[i].mask, targets[i]).loss;
+    loss.backward();
+    clip_grad_norm(opt.params(), 1.0);
+    opt.step(1e-4);
+    if (s >= warmup) total += seconds_since(t0);
+  }
+  return total / steps;
+}
+
+double time_decode(ByteLM& model, const at::Tensor& inputs, bool bf16) {
+  torch::NoGradGuard ng;
+  compat::AutocastScope ac(bf16);
+  model.eval();
+  const int64_t B = inputs.size(0), L = inputs.size(1);
+  auto state = model.new_state(B);
+  model.step(inputs.select(1, 0), state);  // warm-up byte
+  auto t0 = std::chrono::steady_clock::now();
+  for (int64_t t = 1; t < L; ++t) model.step(inputs.select(1, t), state);
+  return B * (L - 1) / seconds_since(t0);
+}
 
 json run_lm_bench(const LmBenchOptions& o) {
   set_threads(o.threads);
@@ -44,40 +81,15 @@ json run_lm_bench(const LmBenchOptions& o) {
     out["params"] = model.num_parameters();
     const double fpb = model.flops_per_byte(o.seq_len);
     out["flops_per_byte_fwd"] = fpb;
-    AdamW opt(model.param_infos(), AdamWOptions{});
     auto ids = torch::randint(0, 256, {o.batch, o.seq_len}, at::kLong);
     auto tg = torch::randint(0, 256, {o.batch, o.seq_len}, at::kLong);
-    double t_total = 0;
-    for (int64_t s = 0; s < o.warmup_steps + o.train_steps; ++s) {
-      auto t0 = std::chrono::steady_clock::now();
-      opt.zero_grad();
-      at::Tensor loss;
-      {
-        compat::AutocastScope ac(bf16);
-        loss = lm_loss(model.forward(ids), tg);
-      }
-      loss.backward();
-      clip_grad_norm(opt.params(), 1.0);
-      opt.step(1e-4);
-      if (s >= o.warmup_steps) t_total += seconds_since(t0);
-    }
-    const double bps = o.batch * o.seq_len * o.train_steps / t_total;
+    const double step_s = time_train_steps(model, ids, tg, bf16, o.train_steps, o.warmup_steps);
+    const double bps = o.batch * o.seq_len / step_s;
     out["train_bytes_per_s_" + tag] = bps;
-    out["train_ms_per_step_" + tag] = 1e3 * t_total / o.train_steps;
+    out["train_ms_per_step_" + tag] = 1e3 * step_s;
     out["train_mfu_" + tag] = 3.0 * fpb * bps / ((bf16 ? peak16 : peak32) * 1e9);
-    // Decode at batch 1 on the step path.
-    torch::NoGradGuard ng;
-    compat::AutocastScope ac(bf16);
-    model.eval();
-    auto state = model.new_state(1);
-    auto tok = at::tensor({kBOS}, at::kLong);
-    model.step(tok, state);  // warm-up
-    auto t0 = std::chrono::steady_clock::now();
-    for (int64_t i = 0; i < o.decode_bytes; ++i) {
-      auto logits = model.step(tok, state);
-      tok = logits.argmax(-1);
-    }
-    out["decode_bytes_per_s_" + tag] = o.decode_bytes / seconds_since(t0);
+    auto dec = torch::randint(0, 256, {1, o.decode_bytes + 1}, at::kLong);
+    out["decode_bytes_per_s_" + tag] = time_decode(model, dec, bf16);
   }
   return out;
 }

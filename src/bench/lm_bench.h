@@ -3,6 +3,8 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <ATen/ATen.h>
+
 #include "model/config.h"
 
 namespace dynarch {
@@ -18,5 +20,14 @@ struct LmBenchOptions {
 ModelConfig default_bench_config();
 
 nlohmann::json run_lm_bench(const LmBenchOptions& o);
+
+class ByteLM;
+// Mean seconds per training step (forward, loss incl. H-Net ratio terms,
+// backward, clipping, AdamW) over `steps` after `warmup` untimed steps.
+double time_train_steps(ByteLM& model, const at::Tensor& inputs, const at::Tensor& targets, bool bf16,
+                        int64_t steps, int64_t warmup);
+// Bytes/s of teacher-forced decoding on the step path: row b is fed
+// inputs[b, t] at step t (so boundaries occur as in real use).
+double time_decode(ByteLM& model, const at::Tensor& inputs, bool bf16);
 
 }  // namespace dynarch
