@@ -168,3 +168,22 @@ TEST(Mamba2, InitRanges) {
   EXPECT_EQ(m.in_proj->weight.size(0), 2 * 128 + 2 * 16 + 8);  // [z | xBC | dt]
   EXPECT_EQ(m.conv1d->weight.size(0), 128 + 32);
 }
+
+TEST(Mamba2, FusedStepEqualsReferenceStep) {
+  torch::manual_seed(12);
+  Mamba2 m(32, 8, 4, 2, 8, 4);
+  {
+    torch::NoGradGuard ng;
+    m.conv1d->bias.normal_();
+  }
+  torch::NoGradGuard ng;
+  const int64_t B = 3;
+  auto c1 = m.new_cache(B, at::kFloat), c2 = m.new_cache(B, at::kFloat);
+  for (int t = 0; t < 9; ++t) {
+    auto x = torch::randn({B, 32});
+    auto a = m.step(x, c1, {}), b = m.step_reference(x, c2);
+    EXPECT_LT(maxdiff(a, b), 1e-5) << t;
+    EXPECT_LT(maxdiff(c1.ssm, c2.ssm), 1e-5);
+    EXPECT_LT(maxdiff(c1.conv, c2.conv), 1e-6);
+  }
+}

@@ -130,6 +130,14 @@ int main(int argc, char** argv) {
   be->add_option("--seq-len", bo.seq_len)->capture_default_str();
   be->add_option("--steps", bo.train_steps)->capture_default_str();
 
+  // info
+  auto* in = app.add_subcommand("info", "parameters and FLOPs per byte of a config or a trained model");
+  std::string info_config;
+  int64_t info_len = 1024;
+  in->add_option("--config", info_config, "model config JSON");
+  in->add_option("-m,--model", model_path, "run or checkpoint directory");
+  in->add_option("--seq-len", info_len, "context length for the attention FLOPs")->capture_default_str();
+
   // chunks
   auto* ch = app.add_subcommand("chunks", "show where an H-Net puts its chunk boundaries (HTML + terminal)");
   std::string text, html_out;
@@ -204,6 +212,15 @@ int main(int argc, char** argv) {
       generate(*model, prompt, nbytes, so, want_bf16(dtype), [&](uint8_t b) { out.push(b); });
       out.flush();
       std::fputc('\n', stdout);
+    } else if (in->parsed()) {
+      check(info_config.empty() != model_path.empty(), "info: give exactly one of --config or -m");
+      auto cfg = info_config.empty() ? ModelConfig::from_file(resolve_model_dir(model_path) + "/config.json")
+                                     : ModelConfig::from_file(info_config);
+      ByteLM m(cfg);
+      nlohmann::json j{{"params", m.num_parameters()}, {"stages", cfg.num_stages()},
+                       {"flops_per_byte_fwd", m.flops_per_byte(info_len)}, {"seq_len", info_len},
+                       {"lr_multipliers", TrainOptions{}.lr_mults_for(cfg)}, {"config", cfg.to_json()}};
+      std::cout << j.dump() << std::endl;
     } else if (ch->parsed()) {
       set_threads(threads);
       check(text.empty() != file.empty(), "chunks: give exactly one of --text or --file");

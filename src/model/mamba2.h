@@ -29,7 +29,9 @@ class Mamba2 : public Mixer {
   Mamba2(int64_t d_model, int64_t d_state, int64_t d_conv, int64_t expand, int64_t headdim,
          int64_t chunk_size);
   at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {}) override;
+  // Fused decode step (one loop over conv + SSM); step_reference is the op-by-op form.
   at::Tensor step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) override;
+  at::Tensor step_reference(const at::Tensor& x, LayerCache& cache);
   LayerCache new_cache(int64_t batch, at::ScalarType dtype) const override;
   // Mamba-2's own init for dt_bias, A_log, D (hnet.md §11.4).
   void reset_ssm_parameters();
@@ -39,7 +41,7 @@ class Mamba2 : public Mixer {
   at::Tensor dt_bias, A_log, D;
   std::shared_ptr<RMSNorm> norm;
   int64_t d_model, d_state, d_conv, d_inner, headdim, nheads, conv_dim, chunk_size;
-  bool use_sequential = false;  // tests: force the reference scan
+  bool use_sequential = false;  // tests: force the reference scan and the reference step
 };
 
 }  // namespace dynarch
