@@ -83,6 +83,8 @@ if /usr/bin/python3 -c "import torch" 2>/dev/null; then
   expect_ok "write a synthetic official checkpoint" /usr/bin/python3 "$SCRIPTS/convert_hnet.py" --write-synthetic "$T/hnet.json" "$T/official.pt"
   expect_ok "convert it" /usr/bin/python3 "$SCRIPTS/convert_hnet.py" "$T/official.pt" "$T/hnet.json" "$T/conv"
   expect_ok "converted weights load 1:1 and generate" "$BIN" generate -m "$T/conv" -p "the" -n 16 --seed 1
+  expect_ok "batch generation (4 samples)" "$BIN" generate -m "$T/conv" -p "the" -n 16 --samples 4
+  [ "$(grep -c "^--- sample" "$T/out")" = 4 ] && ok "4 samples printed" || bad "sample count"
   cp "$T/hnet.json" "$T/hnet_wide.json"; sed -i 's/\[32, 32, 48\]/[32, 48, 48]/' "$T/hnet_wide.json"
   expect_fail "converter refuses a mismatched config" "does not match" /usr/bin/python3 "$SCRIPTS/convert_hnet.py" "$T/official.pt" "$T/hnet_wide.json" "$T/conv2"
 else

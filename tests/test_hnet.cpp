@@ -286,3 +286,19 @@ TEST(HNet, GradientsReachRoutingAndResidual) {
                  "backbone.main_network.main_network.layers.0.mixer.Wqkv.weight"})
     EXPECT_GT(p[n].grad().abs().sum().item<double>(), 0.0) << n;
 }
+
+#include "infer/generate.h"
+
+TEST(HNet, BatchGenerationEqualsSingleRuns) {
+  auto m = make_hnet(2, 6);
+  SampleOptions o;
+  o.temperature = 0.9;
+  o.seed = 10;
+  auto batch = generate_batch(*m, "ab", 24, 3, o, false);
+  ASSERT_EQ(batch.size(), 3u);
+  for (int r = 0; r < 3; ++r) {
+    SampleOptions so = o;
+    so.seed = o.seed + r;
+    EXPECT_EQ(batch[r], generate(*m, "ab", 24, so, false)) << r;
+  }
+}

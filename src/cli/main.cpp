@@ -120,6 +120,9 @@ int main(int argc, char** argv) {
   ge->add_option("--top-p", so.top_p, "1 = off")->capture_default_str();
   ge->add_option("--seed", so.seed)->capture_default_str();
   ge->add_option("--dtype", dtype, "fp32 or bf16")->capture_default_str();
+  int64_t samples = 1;
+  ge->add_option("--samples", samples, "continuations decoded together as a batch (seeds seed..seed+K-1)")
+      ->capture_default_str();
 
   // bench
   auto* be = app.add_subcommand("bench", "throughput benchmark (one JSON line)");
@@ -208,10 +211,21 @@ int main(int argc, char** argv) {
         std::fwrite(s.data(), 1, s.size(), stdout);
         std::fflush(stdout);
       });
-      std::fwrite(prompt.data(), 1, prompt.size(), stdout);
-      generate(*model, prompt, nbytes, so, want_bf16(dtype), [&](uint8_t b) { out.push(b); });
-      out.flush();
-      std::fputc('\n', stdout);
+      if (samples > 1) {
+        auto outs = generate_batch(*model, prompt, nbytes, samples, so, want_bf16(dtype));
+        for (size_t r = 0; r < outs.size(); ++r) {
+          std::printf("--- sample %zu (seed %llu) ---\n", r, (unsigned long long)(so.seed + r));
+          std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+          for (unsigned char c : outs[r]) out.push(c);
+          out.flush();
+          std::fputc('\n', stdout);
+        }
+      } else {
+        std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+        generate(*model, prompt, nbytes, so, want_bf16(dtype), [&](uint8_t b) { out.push(b); });
+        out.flush();
+        std::fputc('\n', stdout);
+      }
     } else if (in->parsed()) {
       check(info_config.empty() != model_path.empty(), "info: give exactly one of --config or -m");
       auto cfg = info_config.empty() ? ModelConfig::from_file(resolve_model_dir(model_path) + "/config.json")

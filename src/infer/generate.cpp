@@ -88,4 +88,38 @@ std::string generate(ByteLM& model, const std::string& prompt, int64_t n, const 
   return out;
 }
 
+std::vector<std::string> generate_batch(ByteLM& model, const std::string& prompt, int64_t n, int64_t samples,
+                                        const SampleOptions& o, bool bf16) {
+  check(n >= 0 && samples >= 1, "generate: need bytes >= 0 and samples >= 1");
+  torch::NoGradGuard ng;
+  compat::AutocastScope ac(bf16);
+  model.eval();
+  std::vector<Sampler> samplers;
+  for (int64_t r = 0; r < samples; ++r) {
+    SampleOptions so = o;
+    so.seed = o.seed + (uint64_t)r;  // row r samples like a single run with seed + r
+    samplers.emplace_back(so);
+  }
+  auto state = model.new_state(samples);
+  std::vector<int64_t> ids{kBOS};
+  for (unsigned char c : prompt) ids.push_back(c);
+  auto idt = at::tensor(ids, at::kLong).view({1, -1}).expand({samples, (int64_t)ids.size()}).contiguous();
+  auto logits = model.forward(idt, &state).select(1, -1);
+  std::vector<std::string> out(samples);
+  std::vector<bool> done(samples, false);
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<int64_t> next(samples);
+    bool all_done = true;
+    for (int64_t r = 0; r < samples; ++r) {
+      next[r] = done[r] ? kEOS : samplers[r].sample(logits[r]);
+      if (next[r] == kEOS) done[r] = true;
+      else out[r] += (char)next[r];
+      all_done = all_done && done[r];
+    }
+    if (all_done || i + 1 == n) break;
+    logits = model.step(at::tensor(next, at::kLong), state);  // finished rows keep stepping on EOS, ignored
+  }
+  return out;
+}
+
 }  // namespace dynarch
