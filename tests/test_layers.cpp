@@ -187,3 +187,16 @@ TEST(Mamba2, FusedStepEqualsReferenceStep) {
     EXPECT_LT(maxdiff(c1.conv, c2.conv), 1e-6);
   }
 }
+
+TEST(Rotary, StepInplaceEqualsApplyRotary) {
+  torch::manual_seed(13);
+  auto qkv = torch::randn({3, 3, 2, 8});
+  std::vector<int64_t> pos{0, 5, 1000};
+  auto want_q = apply_rotary(qkv.select(1, 0), torch::tensor(pos), 6);
+  auto want_k = apply_rotary(qkv.select(1, 1), torch::tensor(pos), 6);
+  auto v = qkv.select(1, 2).clone();
+  rotary_step_inplace(qkv, pos, 6);
+  EXPECT_LT(maxdiff(qkv.select(1, 0), want_q), 1e-5);
+  EXPECT_LT(maxdiff(qkv.select(1, 1), want_k), 1e-5);
+  EXPECT_TRUE(qkv.select(1, 2).equal(v));
+}

@@ -33,6 +33,33 @@ at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& positions, int64_
   return at::cat({rot, x.narrow(-1, r, x.size(-1) - r)}, -1);
 }
 
+void rotary_step_inplace(at::Tensor& qkv, const std::vector<int64_t>& pos, int64_t r, double base) {
+  if (r == 0) return;
+  const int64_t B = qkv.size(0), H = qkv.size(2), hd = qkv.size(3), half = r / 2;
+  std::vector<double> inv(half);
+  for (int64_t i = 0; i < half; ++i) inv[i] = std::pow(base, -2.0 * (double)i / (double)r);
+  AT_DISPATCH_FLOATING_TYPES(qkv.scalar_type(), "rotary_step", [&] {
+    scalar_t* d = qkv.data_ptr<scalar_t>();
+    std::vector<scalar_t> c(half), s(half);
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t i = 0; i < half; ++i) {
+        const double a = (double)pos[b] * inv[i];  // fp64 angle, as apply_rotary
+        c[i] = (scalar_t)std::cos(a);
+        s[i] = (scalar_t)std::sin(a);
+      }
+      for (int64_t part = 0; part < 2; ++part)  // q, k
+        for (int64_t h = 0; h < H; ++h) {
+          scalar_t* v = d + ((b * 3 + part) * H + h) * hd;
+          for (int64_t i = 0; i < half; ++i) {
+            const scalar_t x1 = v[i], x2 = v[i + half];
+            v[i] = x1 * c[i] - x2 * s[i];
+            v[i + half] = x2 * c[i] + x1 * s[i];
+          }
+        }
+    }
+  });
+}
+
 at::Tensor attention_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                int64_t q_pos0, int64_t window) {
   const int64_t Lq = q.size(2), Lk = k.size(2), hd = q.size(3);
@@ -87,12 +114,11 @@ at::Tensor Attention::forward(const at::Tensor& x, LayerCache* cache, int64_t po
 
 at::Tensor Attention::step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) {
   const int64_t B = x.size(0);
-  auto qkv = Wqkv->forward(x).view({B, 3, num_heads, head_dim});
+  auto ct = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  auto qkv = Wqkv->forward(x).to(ct).contiguous().view({B, 3, num_heads, head_dim});
   auto p = at::tensor(pos, at::kLong);
-  // apply_rotary broadcasts positions over the head axis: (B, H, hd) with (B).
-  auto q = apply_rotary(qkv.select(1, 0), p, rotary_dim);
-  auto k = apply_rotary(qkv.select(1, 1), p, rotary_dim);
-  auto v = qkv.select(1, 2);
+  rotary_step_inplace(qkv, pos, rotary_dim);  // q and k of every row at its own position
+  auto q = qkv.select(1, 0), k = qkv.select(1, 1), v = qkv.select(1, 2);
   int64_t maxpos = *std::max_element(pos.begin(), pos.end());
   if (cache.k.size(2) <= maxpos) {  // grow geometrically
     int64_t cap = std::max<int64_t>(maxpos + 1, 2 * cache.k.size(2));

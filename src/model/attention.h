@@ -11,6 +11,10 @@ namespace dynarch {
 // positions (L) or, for steps, x: (B, H, hd) with positions (B).
 at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& positions, int64_t r, double base = 10000.0);
 
+// Decode form: qkv (B, 3, H, hd) contiguous fp32/fp64; rotates q and k of row b
+// at position pos[b] in place (same arithmetic as apply_rotary).
+void rotary_step_inplace(at::Tensor& qkv, const std::vector<int64_t>& pos, int64_t r, double base = 10000.0);
+
 // Plain attention over (B, H, Lq, hd) queries and (B, H, Lk, hd) keys; query i
 // sits at absolute position q_pos0 + i and sees keys j <= that (and, if
 // window >= 0, j >= pos - window). Reference and general path.

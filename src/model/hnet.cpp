@@ -107,7 +107,7 @@ at::Tensor HNetStage::forward(const at::Tensor& x_in, const at::Tensor& lengths,
   auto y = decoder->forward(z, st ? &st->dec : nullptr, lengths);
   if (st) {
     st->last = last_valid(xh, lengths).detach().to(st->last.scalar_type());
-    st->last_zbar = last_valid(ztil, lengths).detach().to(st->last_zbar.scalar_type());
+    st->last_zbar = last_valid(ztil, lengths).detach().to(st->last_zbar.scalar_type()).clone();  // updated in place by step
     st->seen = at::ones({B}, at::TensorOptions().dtype(at::kBool));
   }
   return y.narrow(-1, 0, d_prev);
@@ -125,22 +125,38 @@ at::Tensor HNetStage::step(const at::Tensor& x_in, ModelState& st) {
   }
   auto p = routing_module->step_p(h, st.last, st.seen);
   st.last = h.detach().to(st.last.scalar_type());
-  st.seen = at::ones_like(st.seen);
-  auto b = p > 0.5;
-  const int64_t nb = b.sum().item<int64_t>(), B = b.size(0);
-  auto zhat = at::zeros_like(st.last_zbar);
+  st.seen.fill_(true);
+  const int64_t B = p.size(0);
+  auto pf = p.to(at::kDouble).contiguous();
+  const double* pp = pf.data_ptr<double>();
+  std::vector<int64_t> rows;
+  for (int64_t b = 0; b < B; ++b)
+    if (pp[b] > 0.5) rows.push_back(b);
+  const int64_t nb = rows.size();
+  at::Tensor zhat;
   if (nb == B) {
-    zhat = inner->step(h, *st.inner).to(zhat.scalar_type());
+    zhat = inner->step(h, *st.inner).to(st.last_zbar.scalar_type());
   } else if (nb > 0) {  // inner network only on boundary rows, with their own positions
-    auto rows = b.nonzero().view({-1});
-    auto sub = select_rows(*st.inner, rows);
-    auto zr = inner->step(h.index_select(0, rows), sub);
-    scatter_rows(*st.inner, rows, sub);
-    zhat.index_copy_(0, rows, zr.to(zhat.scalar_type()));
+    auto ri = at::tensor(rows, at::kLong);
+    auto sub = select_rows(*st.inner, ri);
+    auto zr = inner->step(h.index_select(0, ri), sub);
+    scatter_rows(*st.inner, ri, sub);
+    zhat = at::zeros_like(st.last_zbar).index_copy_(0, ri, zr.to(st.last_zbar.scalar_type()));
   }
-  auto P = at::where(b, at::clamp(p, 1e-4, 1 - 1e-4), at::zeros_like(p)).unsqueeze(-1).to(zhat.scalar_type());
-  auto zbar = P * zhat + (1 - P) * st.last_zbar;
-  st.last_zbar = zbar;
+  // EMA in place: boundary rows take P = clamp(p) of the new chunk, others keep z̄.
+  if (nb > 0) {
+    auto zc = zhat.contiguous();
+    AT_DISPATCH_FLOATING_TYPES(st.last_zbar.scalar_type(), "ema_step", [&] {
+      scalar_t* zb = st.last_zbar.data_ptr<scalar_t>();
+      const scalar_t* zn = zc.data_ptr<scalar_t>();
+      const int64_t D = st.last_zbar.size(1);
+      for (int64_t b : rows) {
+        const scalar_t P = (scalar_t)std::min(std::max(pp[b], 1e-4), 1 - 1e-4);
+        for (int64_t d = 0; d < D; ++d) zb[b * D + d] = P * zn[b * D + d] + (1 - P) * zb[b * D + d];
+      }
+    });
+  }
+  const auto& zbar = st.last_zbar;
   // STE forward is exactly 1: z = zbar + r.
   return decoder->step(zbar.to(r.scalar_type()) + r, st.dec).narrow(-1, 0, d_prev);
 }
