@@ -74,3 +74,25 @@ TEST(Gradcheck, BmmSmallFp64) {
   auto f = [](const std::vector<at::Tensor>& in) { return bmm_small(in[0], in[1]); };
   EXPECT_LT(gradtest::gradcheck_max_error(f, {torch::randn({2, 3, 4}), torch::randn({2, 4, 2})}), 1e-7);
 }
+
+TEST(Fused, GatedNormEqualsReference) {
+  torch::manual_seed(6);
+  auto y = torch::randn({3, 4, 40}).requires_grad_(true), z = (torch::randn({3, 4, 40}) * 2).requires_grad_(true);
+  auto w = (torch::rand({40}) + 0.5).requires_grad_(true);
+  auto a = gated_rms_norm_fused(y, z, w), b = gated_rms_norm(y, z, w);
+  EXPECT_LT((a - b).abs().max().item<double>(), 1e-5);
+  auto g = torch::randn_like(a);
+  auto ga = torch::autograd::grad({(a * g).sum()}, {y, z, w}), gb = torch::autograd::grad({(b * g).sum()}, {y, z, w});
+  for (int i = 0; i < 3; ++i) EXPECT_LT((ga[i] - gb[i]).abs().max().item<double>(), 1e-4) << i;
+  // bf16 gate
+  auto zb = z.detach().to(at::kBFloat16);
+  EXPECT_LT((gated_rms_norm_fused(y.detach(), zb, w.detach()) - gated_rms_norm(y.detach(), zb.to(at::kFloat), w.detach()))
+                .abs().max().item<double>(), 1e-5);
+}
+
+TEST(Gradcheck, GatedNormFp64) {
+  torch::manual_seed(7);
+  auto f = [](const std::vector<at::Tensor>& in) { return gated_rms_norm_fused(in[0], in[1], in[2]); };
+  EXPECT_LT(gradtest::gradcheck_max_error(f, {torch::randn({3, 5}), torch::randn({3, 5}), torch::rand({5}) + 0.5}),
+            1e-7);
+}

@@ -197,7 +197,86 @@ struct RMSNormFn : torch::autograd::Function<RMSNormFn> {
   }
 };
 
+// rms_norm(y * silu(z)) * w (Mamba-2's gated norm, norm_before_gate = false).
+// g is recomputed in backward instead of stored.
+struct GatedNormFn : torch::autograd::Function<GatedNormFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& y_in, const at::Tensor& z_in,
+                            const at::Tensor& w_in, double eps) {
+    auto ct = y_in.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+    auto y = y_in.to(ct).contiguous(), z = z_in.to(ct).contiguous(), w = w_in.to(ct).contiguous();
+    const int64_t d = y.size(-1), rows = y.numel() / d;
+    auto out = at::empty_like(y);
+    auto rstd = at::empty({rows}, y.options());
+    AT_DISPATCH_FLOATING_TYPES(ct, "gated_norm_fwd", [&] {
+      using C = scalar_t;
+      const C *py = y.data_ptr<C>(), *pz = z.data_ptr<C>(), *pw = w.data_ptr<C>();
+      C *po = out.data_ptr<C>(), *pr = rstd.data_ptr<C>();
+      at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          C* o = po + r * d;
+          C ss = 0;
+          for (int64_t i = 0; i < d; ++i) {
+            C zi = pz[r * d + i];
+            C g = py[r * d + i] * zi * sigmoid(zi);
+            o[i] = g;
+            ss += g * g;
+          }
+          C inv = C(1) / std::sqrt(ss / d + (C)eps);
+          pr[r] = inv;
+          for (int64_t i = 0; i < d; ++i) o[i] = o[i] * inv * pw[i];
+        }
+      });
+    });
+    ctx->save_for_backward({y, z, w, rstd});
+    ctx->saved_data["z_dtype"] = (int64_t)z_in.scalar_type();
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    auto s = ctx->get_saved_variables();
+    auto y = s[0], z = s[1], w = s[2], rstd = s[3];
+    auto gy_out = grads[0].to(y.scalar_type()).contiguous();
+    const int64_t d = y.size(-1), rows = y.numel() / d;
+    auto gy = at::empty_like(y), gz = at::empty_like(z);
+    const int nt = at::get_num_threads();
+    auto gw_part = at::zeros({nt, d}, w.options());
+    AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "gated_norm_bwd", [&] {
+      using C = scalar_t;
+      const C *py = y.data_ptr<C>(), *pz = z.data_ptr<C>(), *pw = w.data_ptr<C>(), *pg = gy_out.data_ptr<C>();
+      const C* pr = rstd.data_ptr<C>();
+      C *pgy = gy.data_ptr<C>(), *pgz = gz.data_ptr<C>(), *pgw = gw_part.data_ptr<C>();
+      at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) {
+        C* acc = pgw + at::get_thread_num() * d;
+        std::vector<C> g(d);
+        for (int64_t r = r0; r < r1; ++r) {
+          const C inv = pr[r];
+          C dot = 0;
+          for (int64_t i = 0; i < d; ++i) {
+            C zi = pz[r * d + i];
+            g[i] = py[r * d + i] * zi * sigmoid(zi);
+            dot += pg[r * d + i] * pw[i] * g[i];
+            acc[i] += pg[r * d + i] * g[i] * inv;
+          }
+          const C k = dot * inv * inv * inv / d;
+          for (int64_t i = 0; i < d; ++i) {
+            const C dg = pg[r * d + i] * pw[i] * inv - g[i] * k;  // through the norm
+            const C zi = pz[r * d + i], sg = sigmoid(zi);
+            pgy[r * d + i] = dg * zi * sg;
+            pgz[r * d + i] = dg * py[r * d + i] * sg * (C(1) + zi * (C(1) - sg));
+          }
+        }
+      });
+    });
+    auto zt = (at::ScalarType)ctx->saved_data["z_dtype"].toInt();
+    return {gy, gz.to(zt), gw_part.sum(0), at::Tensor()};
+  }
+};
+
 }  // namespace
+
+at::Tensor gated_rms_norm_fused(const at::Tensor& y, const at::Tensor& z, const at::Tensor& w, double eps) {
+  return GatedNormFn::apply(y, z, w, eps);
+}
 
 at::Tensor swiglu_fused(const at::Tensor& h) { return SwiGLUFn::apply(h); }
 

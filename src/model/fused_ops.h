@@ -15,4 +15,8 @@ at::Tensor swiglu_reference(const at::Tensor& h);
 // RMSNorm over the last dim with fp32 statistics; returns fp32 (fp64 for fp64).
 at::Tensor rms_norm_fused(const at::Tensor& x, const at::Tensor& w, double eps = 1e-5);
 
+// Mamba-2 gated norm rms_norm(y * silu(z)) * w in one pass (fp32 out; fp64 for fp64).
+// Reference: gated_rms_norm in norm.h.
+at::Tensor gated_rms_norm_fused(const at::Tensor& y, const at::Tensor& z, const at::Tensor& w, double eps = 1e-5);
+
 }  // namespace dynarch

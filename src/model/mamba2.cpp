@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "model/bmm.h"
+#include "model/fused_ops.h"
 
 namespace dynarch {
 
@@ -163,7 +164,7 @@ at::Tensor Mamba2::forward(const at::Tensor& u, LayerCache* cache, int64_t pos0,
                     : ssd_chunked(xs.to(fdt), delta, a, Bm.to(fdt), Cm.to(fdt), chunk_size, init);
   if (cache) cache->ssm = r.state.detach();
   auto y = r.y + xs.to(fdt) * D.to(fdt).view({1, 1, nheads, 1});
-  auto g = gated_rms_norm(y.reshape({B, L, d_inner}), z, norm->weight);
+  auto g = gated_rms_norm_fused(y.reshape({B, L, d_inner}), z, norm->weight);
   return out_proj->forward(g);
 }
 
@@ -251,7 +252,7 @@ at::Tensor Mamba2::step(const at::Tensor& u, LayerCache& cache, const std::vecto
                                 dd.data_ptr<scalar_t>(), cache.ssm.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), B,
                                 d_inner, conv_dim, d_conv, nheads, headdim, d_state, zxbcdt.size(1));
   });
-  auto g = gated_rms_norm(y, zxbcdt.narrow(-1, 0, d_inner), norm->weight);
+  auto g = gated_rms_norm_fused(y, zxbcdt.narrow(-1, 0, d_inner), norm->weight);
   return out_proj->forward(g);
 }
 

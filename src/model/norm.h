@@ -8,6 +8,7 @@ namespace dynarch {
 // Plain tensor-op reference; the modules use the fused kernel (fused_ops.h).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps = 1e-5);
 // Mamba-2 gated norm (norm_before_gate = false): rms_norm(y * silu(z)).
+// Tensor-op reference; Mamba2 uses gated_rms_norm_fused (fused_ops.h).
 at::Tensor gated_rms_norm(const at::Tensor& y, const at::Tensor& z, const at::Tensor& w,
                           double eps = 1e-5);
 
