@@ -2,7 +2,8 @@
 // teacher-forced decode bytes/s at batch 1 and 16, and the step time over an
 // isotropic Transformer of equal FLOPs per byte, as one JSON line.
 // Usage: bench_hnet [--config configs/hnet_bench.json] [--data data/en/val.bin]
-//                   [--batch 4] [--seq-len 1024] [--steps 3] [--decode-bytes 256]
+//                   [--batch 4] [--seq-len 1024] [--steps 3] [--decode-bytes 256] [--model RUN]
+// --model RUN decodes with trained weights (its config replaces --config).
 #include <torch/torch.h>
 
 #include <chrono>
@@ -14,6 +15,7 @@
 #include "data/corpus.h"
 #include "infer/evaluate.h"
 #include "model/lm.h"
+#include "train/checkpoint.h"
 
 using namespace dynarch;
 using nlohmann::json;
@@ -21,7 +23,7 @@ using nlohmann::json;
 int main(int argc, char** argv) {
   maybe_reexec_for_blas(argc, argv);
   try {
-    std::string cfg_path = "configs/hnet_bench.json", data = "data/en/val.bin";
+    std::string cfg_path = "configs/hnet_bench.json", data = "data/en/val.bin", model_dir;
     int64_t B = 4, L = 1024, steps = 3, dec = 256;
     int threads = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -33,9 +35,11 @@ int main(int argc, char** argv) {
       else if (k == "--steps") steps = std::stoll(v);
       else if (k == "--decode-bytes") dec = std::stoll(v);
       else if (k == "--threads") threads = std::stoi(v);
+      else if (k == "--model") model_dir = v;  // trained weights: boundaries as in use
       else throw UserError("unknown option " + k);
     }
     set_threads(threads);
+    if (!model_dir.empty()) cfg_path = resolve_model_dir(model_dir) + "/config.json";
     auto cfg = ModelConfig::from_file(cfg_path);
     MappedFile f(data);
     ByteSpan span{std::shared_ptr<MappedFile>(&f, [](MappedFile*) {}), 0, f.size(), data};
@@ -75,7 +79,15 @@ int main(int argc, char** argv) {
       out["step_time_ratio_hnet_over_isotropic_" + tag] = th / ti;
     }
     torch::manual_seed(0);
-    ByteLM h(cfg);
+    auto hp = model_dir.empty() ? std::make_shared<ByteLM>(cfg) : load_model(model_dir);
+    auto& h = *hp;
+    out["model"] = model_dir.empty() ? "initialisation" : model_dir;
+    {  // bytes per chunk of this model on the decode text
+      torch::NoGradGuard ng;
+      std::vector<StageTrace> tr;
+      h.forward(windows(1, dec).inputs, nullptr, &tr);
+      out["decode_text_bytes_per_chunk"] = (double)tr[0].b.numel() / tr[0].b.sum().item<double>();
+    }
     out["decode_bytes_per_s_b1_fp32"] = time_decode(h, windows(1, dec).inputs, false);
     out["decode_bytes_per_s_b16_fp32"] = time_decode(h, windows(16, dec / 2).inputs, false);
     std::cout << out.dump() << std::endl;
