@@ -32,7 +32,13 @@ TEST(Config, LayoutGrammar) {
   EXPECT_EQ(v[0], (LayerSpec{'t', true}));
   EXPECT_EQ(v[4], (LayerSpec{'m', false}));
   EXPECT_EQ(layout_height(v), 6);
-  for (auto bad : {"", "T", "x2", "T2 m2", "m0", "2m", "T2q1"})
+  // Extensions: f = SwiGLU only (1 sub-layer), g/G = GRU without/with MLP.
+  auto e = parse_layout_string("f1g1G1", "x");
+  EXPECT_EQ(e[0], (LayerSpec{'f', true}));
+  EXPECT_EQ(e[1], (LayerSpec{'g', false}));
+  EXPECT_EQ(e[2], (LayerSpec{'g', true}));
+  EXPECT_EQ(layout_height(e), 4);
+  for (auto bad : {"", "T", "x2", "T2 m2", "m0", "2m", "T2q1", "F1"})
     EXPECT_THROW(parse_layout_string(bad, "x"), UserError) << bad;
 }
 
@@ -129,7 +135,7 @@ TEST(ByteLM, NoWeightDecayOnNormsAndBiases) {
 
 TEST(ByteLM, StepDecodeEqualsFullForward) {
   torch::manual_seed(2);
-  for (auto layout : {"T2", "m2", "T1m1M1t1"}) {
+  for (auto layout : {"T2", "m2", "T1m1M1t1", "f1g1G1T1"}) {
     ByteLM m(ModelConfig::from_json(tiny_config(layout), "t"));
     m.eval();
     torch::NoGradGuard ng;

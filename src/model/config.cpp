@@ -10,29 +10,30 @@ namespace dynarch {
 using nlohmann::json;
 
 std::vector<LayerSpec> parse_layout_string(const std::string& s, const std::string& where) {
-  static const std::regex tok("([mMtT])([0-9]+)");
+  static const std::regex tok("([mMtTfgG])([0-9]+)");
   std::vector<LayerSpec> out;
   size_t pos = 0;
   if (s.empty()) fail(where + ": empty layout string (expected tokens like \"m4\" or \"T2m2\")");
   for (std::sregex_iterator it(s.begin(), s.end(), tok), end; it != end; ++it) {
     if ((size_t)it->position() != pos)
       fail(where + ": cannot parse layout \"" + s + "\" at offset " + std::to_string(pos) +
-           " (grammar: ([mMtT][0-9]+)+)");
+           " (grammar: ([mMtTfgG][0-9]+)+)");
     long n = std::stol((*it)[2].str());
     if (n < 1 || n > 10000) fail(where + ": layer count must be in 1..10000 in \"" + s + "\"");
     char c = (*it)[1].str()[0];
-    for (long i = 0; i < n; ++i) out.push_back({(char)std::tolower(c), (bool)std::isupper(c)});
+    const bool mlp = c == 'f' || std::isupper(c);
+    for (long i = 0; i < n; ++i) out.push_back({(char)std::tolower(c), mlp});
     pos += it->length();
   }
   if (pos != s.size())
     fail(where + ": cannot parse layout \"" + s + "\" at offset " + std::to_string(pos) +
-         " (grammar: ([mMtT][0-9]+)+)");
+         " (grammar: ([mMtTfgG][0-9]+)+)");
   return out;
 }
 
 int layout_height(const std::vector<LayerSpec>& layers) {
   int h = 0;
-  for (auto& l : layers) h += l.mlp ? 2 : 1;
+  for (auto& l : layers) h += (l.mixer != 'f') + l.mlp;
   return h;
 }
 
@@ -84,7 +85,7 @@ int ModelConfig::mlp_width(int stage) const {
 ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
   ModelConfig c;
   check_keys(j, {"arch_layout", "d_model", "d_intermediate", "vocab_size", "ssm_cfg", "attn_cfg",
-                 "tie_embeddings"},
+                 "tie_embeddings", "residual"},
              src);
   if (!j.contains("arch_layout")) fail(src + ": missing field \"arch_layout\"");
   c.arch_layout = j["arch_layout"];
@@ -127,6 +128,18 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
   per_stage(c.attn.num_heads, "attn_cfg.num_heads", 1, false);
   per_stage(c.attn.rotary_emb_dim, "attn_cfg.rotary_emb_dim", 0, false);
   per_stage(c.attn.window_size, "attn_cfg.window_size", -1, false);
+  if (!j.contains("residual")) {
+    c.residual.assign(S1, ResidualConfig{});
+  } else if (j["residual"].is_array()) {
+    const auto& r = j["residual"];
+    if (r.size() != S1)
+      fail(src + ": residual has " + std::to_string(r.size()) + " entries, arch_layout has " + std::to_string(S1) +
+           " stages");
+    for (size_t s = 0; s < S1; ++s)
+      c.residual.push_back(ResidualConfig::from_json(r[s], src + ": residual[" + std::to_string(s) + "]"));
+  } else {
+    c.residual.assign(S1, ResidualConfig::from_json(j["residual"], src + ": residual"));
+  }
 
   if (c.vocab_size != 256) fail(src + ": vocab_size must be 256 for byte models, got " + std::to_string(c.vocab_size));
   if (c.tie_embeddings) fail(src + ": tie_embeddings=true is not supported (H-Net uses untied embeddings)");
@@ -146,7 +159,10 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
     if (c.d_intermediate[st] < 0) fail(w + ": d_intermediate must be >= 0");
     bool has_m = false, has_t = false;
     for (auto* v : {&c.stages[st].encoder, &c.stages[st].decoder, &c.stages[st].main})
-      for (auto& l : *v) (l.mixer == 'm' ? has_m : has_t) = true;
+      for (auto& l : *v) {
+        has_m |= l.mixer == 'm';
+        has_t |= l.mixer == 't';
+      }
     bool has_mlp = false;
     for (auto* v : {&c.stages[st].encoder, &c.stages[st].decoder, &c.stages[st].main})
       for (auto& l : *v) has_mlp |= l.mlp;
@@ -182,7 +198,7 @@ ModelConfig ModelConfig::from_file(const std::string& path) {
 }
 
 json ModelConfig::to_json() const {
-  return json{{"arch_layout", arch_layout},
+  json j{{"arch_layout", arch_layout},
               {"d_model", d_model},
               {"d_intermediate", d_intermediate},
               {"vocab_size", vocab_size},
@@ -197,6 +213,20 @@ json ModelConfig::to_json() const {
                 {"rotary_emb_dim", attn.rotary_emb_dim},
                 {"window_size", attn.window_size}}},
               {"tie_embeddings", tie_embeddings}};
+  bool any = false, same = true;
+  for (auto& r : residual) {
+    any |= r.streams();
+    same &= r.to_json() == residual.front().to_json();
+  }
+  if (any) {
+    if (same) {
+      j["residual"] = residual.front().to_json();
+    } else {
+      j["residual"] = json::array();
+      for (auto& r : residual) j["residual"].push_back(r.to_json());
+    }
+  }
+  return j;
 }
 
 }  // namespace dynarch

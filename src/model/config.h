@@ -6,19 +6,22 @@
 #include <string>
 #include <vector>
 
+#include "model/residual_config.h"
+
 namespace dynarch {
 
 // One layer token of a layout string: m/M = Mamba-2, t/T = attention;
-// uppercase adds a SwiGLU MLP.
+// uppercase adds a SwiGLU MLP. Extensions (hmodel.md §6): f = SwiGLU only,
+// g/G = GRU without/with MLP.
 struct LayerSpec {
-  char mixer;  // 'm' or 't'
+  char mixer;  // 'm', 't', 'g', or 'f' (no mixer)
   bool mlp;
   bool operator==(const LayerSpec&) const = default;
 };
 
 // Parses e.g. "T1m4" -> [T, m, m, m, m]. `where` names the config field in errors.
 std::vector<LayerSpec> parse_layout_string(const std::string& s, const std::string& where);
-int layout_height(const std::vector<LayerSpec>& layers);  // 1 per m/t, 2 per M/T
+int layout_height(const std::vector<LayerSpec>& layers);  // 1 per sub-layer: m/t/f/g 1, M/T/G 2
 
 struct SsmConfig {
   int d_state = 128, d_conv = 4, expand = 2, chunk_size = 256;
@@ -42,6 +45,9 @@ struct ModelConfig {
   SsmConfig ssm;
   AttnConfig attn;
   bool tie_embeddings = false;
+  // Extension: residual-stream policy per stage (mhc.md); JSON "residual" is one
+  // object for every stage or a list with one per stage. Absent = plain.
+  std::vector<ResidualConfig> residual;
 
   // Stages outermost first; size = S + 1 where S = number of chunking stages.
   std::vector<StageLayout> stages;

@@ -13,7 +13,7 @@ HNetStage::HNetStage(const ModelConfig& c, int s, int64_t dprev)
   const auto o = stack_options(c, s);
   if (d_model > d_prev) pad_dimension = register_parameter("pad_dimension", torch::zeros({d_model - d_prev}));
   if (innermost) {
-    main_stack = register_module("main_network", std::make_shared<Isotropic>(st.main, o));
+    main_stack = register_module("main_network", make_main_network(c, s));
     return;
   }
   encoder = register_module("encoder", std::make_shared<Isotropic>(st.encoder, o));

@@ -36,7 +36,8 @@ class HNetStage : public torch::nn::Module {
   int stage;
   bool innermost;
   int64_t d_model, d_prev;
-  std::shared_ptr<Isotropic> encoder, decoder, main_stack;
+  std::shared_ptr<Isotropic> encoder, decoder;
+  std::shared_ptr<Stack> main_stack;  // innermost: isotropic stack or H-Model (make_main_network)
   std::shared_ptr<RoutingModule> routing_module;
   torch::nn::Linear residual_proj{nullptr};
   std::shared_ptr<HNetStage> inner;

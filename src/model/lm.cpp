@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "model/residual.h"
 
 namespace dynarch {
 
@@ -64,7 +65,7 @@ std::vector<ParamInfo> ByteLM::param_infos(const std::vector<double>& lr_mults) 
       return n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0;
     };
     bool is_norm = n.find("norm") != std::string::npos;  // norm1/norm2/rmsnorm/mixer.norm
-    bool no_wd = ends_with(".bias") || is_norm;
+    bool no_wd = ends_with(".bias") || is_norm || residual_no_decay(n);
     double mult = 1.0;
     if (!lr_mults.empty()) {
       // embeddings and lm_head train with stage 0's multiplier
@@ -93,7 +94,9 @@ double stack_flops(const ModelConfig& c, int s, const std::vector<LayerSpec>& la
     if (l.mixer == 't') {
       const double keys = o.window >= 0 ? std::min<double>(o.window + 1, L / 2.0) : L / 2.0;
       f += 2.0 * 4.0 * D * D + 2.0 * 2.0 * D * keys;
-    } else {
+    } else if (l.mixer == 'g') {
+      f += 2.0 * 7.0 * D * D;  // 3 gates x (input + hidden) + out_proj
+    } else if (l.mixer == 'm') {
       const double din = o.ssm.expand * D, N = o.ssm.d_state, H = din / o.ssm.headdim, Q = o.ssm.chunk_size;
       f += 2.0 * D * (2 * din + 2 * N + H) + 2.0 * din * D;
       f += 2.0 * (Q * N + Q * din / 2.0 + 2.0 * din * N);  // SSD: CB^T, (CB)X, states

@@ -25,7 +25,7 @@ void put(at::Tensor& dst, const at::Tensor& rows, const at::Tensor& src) {
 
 StackState select_stack(const StackState& s, const at::Tensor& rows) {
   StackState o;
-  for (auto& c : s.layers) o.layers.push_back({sel(c.conv, rows), sel(c.ssm, rows), sel(c.k, rows), sel(c.v, rows)});
+  for (auto& c : s.layers) o.layers.push_back({sel(c.conv, rows), sel(c.ssm, rows), sel(c.k, rows), sel(c.v, rows), sel(c.h, rows)});
   if (s.pos.empty()) return o;  // stack not used at this stage
   auto r = rows.accessor<int64_t, 1>();
   for (int64_t i = 0; i < rows.size(0); ++i) o.pos.push_back(s.pos[r[i]]);
@@ -38,6 +38,7 @@ void scatter_stack(StackState& d, const at::Tensor& rows, const StackState& s) {
     put(d.layers[l].ssm, rows, s.layers[l].ssm);
     put(d.layers[l].k, rows, s.layers[l].k);
     put(d.layers[l].v, rows, s.layers[l].v);
+    put(d.layers[l].h, rows, s.layers[l].h);
   }
   if (d.pos.empty()) return;
   auto r = rows.accessor<int64_t, 1>();

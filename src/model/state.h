@@ -7,11 +7,12 @@
 
 namespace dynarch {
 
-// Per-layer cache. Mamba-2 uses conv/ssm, attention uses k/v.
+// Per-layer cache. Mamba-2 uses conv/ssm, attention uses k/v, GRU uses h.
 struct LayerCache {
   at::Tensor conv;  // (B, conv_dim, d_conv): last d_conv pre-convolution xBC rows
   at::Tensor ssm;   // (B, H, P, N) fp32
   at::Tensor k, v;  // (B, H, capacity, hd), keys stored after rotary
+  at::Tensor h;     // (B, D) recurrent hidden state (GRU)
 };
 
 // State of one isotropic stack: caches plus a position counter per row

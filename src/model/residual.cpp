@@ -1,0 +1,250 @@
+#include "model/residual.h"
+
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <set>
+
+#include "core/compat.h"
+#include "core/error.h"
+#include "model/hc_ops.h"
+#include "model/norm.h"
+
+namespace dynarch {
+using nlohmann::json;
+
+// ---------------------------------------------------------------- config
+
+ResidualConfig ResidualConfig::from_json(const json& j, const std::string& w) {
+  ResidualConfig c;
+  if (!j.is_object()) fail(w + ": expected an object like {\"type\": \"mhc\", \"n\": 4}");
+  static const std::set<std::string> keys = {"type", "n", "collapse", "init", "init_c", "alpha_init",
+                                             "sinkhorn_iters", "sinkhorn_eps", "eps_after_first", "rms_eps",
+                                             "pre_eps", "tanh", "stream_embed", "out_std_scale", "fused"};
+  for (auto& [k, v] : j.items())
+    if (!keys.count(k)) fail(w + ": unknown field \"" + k + "\"");
+  try {
+    auto get = [&](const char* k, auto& dst) {
+      if (j.contains(k)) dst = j.at(k).get<std::decay_t<decltype(dst)>>();
+    };
+    get("type", c.type);
+    c.n = c.streams() ? 4 : 1;
+    get("n", c.n); get("collapse", c.collapse); get("init", c.init); get("init_c", c.init_c);
+    get("alpha_init", c.alpha_init); get("sinkhorn_iters", c.sinkhorn_iters); get("sinkhorn_eps", c.sinkhorn_eps);
+    get("eps_after_first", c.eps_after_first); get("rms_eps", c.rms_eps); get("pre_eps", c.pre_eps);
+    get("tanh", c.tanh); get("stream_embed", c.stream_embed); get("out_std_scale", c.out_std_scale);
+    get("fused", c.fused);
+  } catch (const json::exception& e) {
+    fail(w + ": wrong type: " + e.what());
+  }
+  if (c.type != "plain" && c.type != "hc" && c.type != "mhc")
+    fail(w + ".type: unknown residual type \"" + c.type + "\" (plain | hc | mhc)");
+  if (c.n < 1) fail(w + ".n: the number of streams must be >= 1, got " + std::to_string(c.n));
+  if (c.type == "plain" && c.n != 1) fail(w + ".n: a plain residual has one stream (use type hc or mhc)");
+  if (c.collapse != "mean" && c.collapse != "sum" && c.collapse != "learned")
+    fail(w + ".collapse: unknown collapse \"" + c.collapse + "\" (mean | sum | learned)");
+  const bool mhc_init = c.init == "identity" || c.init == "zero" || c.init == "lucidrains" || c.init == "symmetric";
+  if (c.type == "mhc" && !mhc_init)
+    fail(w + ".init: unknown preset \"" + c.init + "\" (identity | zero | lucidrains | symmetric)");
+  if (c.type == "hc" && c.init != "identity") fail(w + ".init: unknown preset \"" + c.init + "\" for hc (identity)");
+  if (c.sinkhorn_iters < 1) fail(w + ".sinkhorn_iters: must be >= 1, got " + std::to_string(c.sinkhorn_iters));
+  if (c.sinkhorn_eps < 0) fail(w + ".sinkhorn_eps: must be >= 0");
+  if (c.rms_eps <= 0) fail(w + ".rms_eps: must be > 0");
+  if (c.pre_eps < 0) fail(w + ".pre_eps: must be >= 0");
+  if (c.out_std_scale <= 0) fail(w + ".out_std_scale: must be > 0");
+  if (c.type == "mhc" && c.init == "symmetric")
+    std::fprintf(stderr, "warning: %s: the symmetric mHC preset never breaks the symmetry between streams "
+                         "(an expensive plain residual network); use it only in tests\n", w.c_str());
+  return c;
+}
+
+json ResidualConfig::to_json() const {
+  json j{{"type", type}, {"n", n}};
+  if (!streams()) return j;
+  j.update({{"collapse", collapse}, {"init", init}, {"init_c", init_c}, {"alpha_init", alpha_init},
+            {"stream_embed", stream_embed}, {"out_std_scale", out_std_scale}});
+  if (type == "mhc")
+    j.update({{"sinkhorn_iters", sinkhorn_iters}, {"sinkhorn_eps", sinkhorn_eps},
+              {"eps_after_first", eps_after_first}, {"rms_eps", rms_eps}, {"pre_eps", pre_eps}});
+  if (type == "hc") j["tanh"] = tanh;
+  if (!fused) j["fused"] = false;
+  return j;
+}
+
+// ---------------------------------------------------------------- recorder
+
+namespace {
+thread_local ConnectionRecorder* g_recorder = nullptr;
+}
+ConnectionRecorder::ConnectionRecorder() { g_recorder = this; }
+ConnectionRecorder::~ConnectionRecorder() { g_recorder = nullptr; }
+ConnectionRecorder* ConnectionRecorder::active() { return g_recorder; }
+
+// ---------------------------------------------------------------- shared mixing
+
+at::Tensor StreamConnection::mix(const at::Tensor& X, const at::Tensor& pre, const at::Tensor& res,
+                                 const at::Tensor& post, const Branch& F) {
+  const auto lead = X.sizes().slice(0, X.dim() - 2).vec();
+  const int64_t n = X.size(-2), D = X.size(-1);
+  auto Xt = X.reshape({-1, n, D});
+  if (auto* rec = ConnectionRecorder::active())
+    rec->traces.push_back({trace_name, pre.detach(), post.detach(), res.detach()});
+  auto u = cfg.fused ? hc_pre_mix(Xt, pre) : hc_pre_mix_reference(Xt, pre);
+  auto ushape = lead;
+  ushape.push_back(D);
+  auto y = F(u.view(ushape)).to(X.scalar_type()).reshape({-1, D});
+  auto out = cfg.fused ? hc_post_res(Xt, res, post, y) : hc_post_res_reference(Xt, res, post, y);
+  return out.view(X.sizes());
+}
+
+// ---------------------------------------------------------------- HC
+
+HyperConnection::HyperConnection(const ResidualConfig& c, int64_t d, int sublayer) : StreamConnection(c) {
+  const int64_t n = c.n;
+  auto am = torch::zeros({n});
+  am[sublayer % n] = 1.0;  // home stream: with replicated streams this reads h exactly
+  static_pre = register_parameter("static_pre", am);
+  static_res = register_parameter("static_res", torch::eye(n));
+  static_post = register_parameter("static_post", torch::ones({n}));
+  w_pre = register_parameter("w_pre", torch::zeros({d}));
+  w_res = register_parameter("w_res", torch::zeros({n, d}));
+  w_post = register_parameter("w_post", torch::zeros({d}));
+  gate_alpha = register_parameter("gate_alpha", torch::full({1}, c.alpha_init));
+  gate_beta = register_parameter("gate_beta", torch::full({1}, c.alpha_init));
+  norm_weight = register_parameter("norm_weight", torch::ones({d}));
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> HyperConnection::maps(const at::Tensor& X) {
+  compat::AutocastScope fp32(false);  // coefficients stay in the stream dtype
+  const auto dt = X.scalar_type();
+  const int64_t n = cfg.n;
+  auto xn = rms_norm(X, norm_weight.to(dt));                                     // per stream, (T, n, D)
+  auto W = at::cat({w_pre.to(dt).unsqueeze(0), w_res.to(dt), w_post.to(dt).unsqueeze(0)}, 0);  // (n+2, D)
+  auto dyn = at::matmul(xn, W.t());                                              // (T, n, n+2)
+  if (cfg.tanh) dyn = at::tanh(dyn);
+  auto sa = gate_alpha.to(dt), sb = gate_beta.to(dt);
+  auto pre = sa * dyn.select(-1, 0) + static_pre.to(dt);
+  // H_res[k, i] = s_a tanh(x_i W_r)[k] + Ar[i, k]: source i on the middle axis -> transpose.
+  auto res = (sa * dyn.narrow(-1, 1, n) + static_res.to(dt)).transpose(-1, -2).contiguous();
+  auto post = sb * dyn.select(-1, n + 1) + static_post.to(dt);
+  return {pre, res, post};
+}
+
+at::Tensor HyperConnection::forward(const at::Tensor& X, const Branch& F) {
+  auto [pre, res, post] = maps(X.reshape({-1, X.size(-2), X.size(-1)}));
+  return mix(X, pre, res, post, F);
+}
+
+// ---------------------------------------------------------------- mHC
+
+ManifoldHyperConnection::ManifoldHyperConnection(const ResidualConfig& c, int64_t dm, int sublayer)
+    : StreamConnection(c), d(dm) {
+  const int64_t n = c.n, K = n * n + 2 * n;
+  auto phi0 = torch::zeros({K, n * d});
+  auto b = torch::zeros({K});
+  const int64_t home = sublayer % n;
+  auto bres = b.narrow(0, 2 * n, n * n).view({n, n});  // [source j, destination k]
+  if (c.init == "identity") {
+    const double cc = c.init_c;
+    b.narrow(0, 0, n).fill_(-cc);
+    b[home] = cc;
+    bres.copy_(cc * (2 * torch::eye(n) - 1));
+  } else if (c.init == "zero") {
+    const double bound = std::sqrt(6.0 / double(K + n * d));  // Xavier-uniform
+    phi0.uniform_(-bound, bound);
+  } else if (c.init == "lucidrains") {
+    b[home] = 1.0;
+    b.narrow(0, n, n).fill_(1.0);
+    bres.copy_(torch::eye(n));
+  }
+  phi = register_parameter("phi", phi0);
+  bias = register_parameter("bias", b);
+  alpha = register_parameter("alpha", torch::full({3}, c.alpha_init));
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> ManifoldHyperConnection::maps(const at::Tensor& X) {
+  compat::AutocastScope fp32(false);
+  const auto dt = X.scalar_type();
+  const int64_t n = cfg.n, T = X.size(0);
+  auto m = cfg.fused ? mhc_project(X, phi.to(dt), cfg.rms_eps) : mhc_project_reference(X, phi.to(dt), cfg.rms_eps);
+  auto a = alpha.to(dt), b = bias.to(dt);
+  auto pre = at::sigmoid(a[0] * m.narrow(1, 0, n) + b.narrow(0, 0, n));
+  if (cfg.pre_eps > 0) pre = pre + cfg.pre_eps;
+  auto post = 2.0 * at::sigmoid(a[1] * m.narrow(1, n, n) + b.narrow(0, n, n));
+  // logits of source j -> destination k at 2n + j n + k; H_res = SK(Z^T) is destination x source.
+  auto Z = (a[2] * m.narrow(1, 2 * n, n * n) + b.narrow(0, 2 * n, n * n)).view({T, n, n}).transpose(1, 2);
+  // n = 1: the only doubly-stochastic 1x1 matrix is 1 (the eps of SK would shave it).
+  if (n == 1) return {pre, at::ones({T, 1, 1}, X.options()), post};
+  const SinkhornOptions so{cfg.sinkhorn_iters, cfg.sinkhorn_eps, cfg.eps_after_first};
+  auto res = cfg.fused ? sinkhorn(Z, so) : sinkhorn_reference(Z.contiguous(), so);
+  return {pre, res, post};
+}
+
+at::Tensor ManifoldHyperConnection::forward(const at::Tensor& X, const Branch& F) {
+  auto [pre, res, post] = maps(X.reshape({-1, X.size(-2), X.size(-1)}));
+  return mix(X, pre, res, post, F);
+}
+
+std::shared_ptr<StreamConnection> make_connection(const ResidualConfig& c, int64_t d, int sublayer) {
+  if (c.type == "hc") return std::make_shared<HyperConnection>(c, d, sublayer);
+  if (c.type == "mhc") return std::make_shared<ManifoldHyperConnection>(c, d, sublayer);
+  return nullptr;
+}
+
+// ---------------------------------------------------------------- stack ends
+
+StreamEnds::StreamEnds(const ResidualConfig& c, int64_t d) : cfg(c) {
+  const int64_t n = c.n;
+  if (c.stream_embed) stream_embed = register_parameter("stream_embed", torch::zeros({n, d}));
+  if (c.collapse == "learned") {
+    head_phi = register_parameter("head_phi", torch::zeros({n, n * d}));
+    // sigma(b) = 1/n: the learned collapse starts as the mean.
+    const double b0 = n > 1 ? -std::log(double(n - 1)) : 6.9;
+    head_bias = register_parameter("head_bias", torch::full({n}, b0));
+    head_alpha = register_parameter("head_alpha", torch::full({1}, c.alpha_init));
+  }
+}
+
+at::Tensor StreamEnds::expand(const at::Tensor& x) const {
+  auto sizes = x.sizes().vec();
+  sizes.insert(sizes.end() - 1, cfg.n);
+  auto X = x.unsqueeze(-2).expand(sizes);
+  if (stream_embed.defined()) return X + stream_embed.to(x.scalar_type());
+  return X.contiguous();
+}
+
+at::Tensor StreamEnds::collapse(const at::Tensor& X) const {
+  if (cfg.collapse == "mean") return X.mean(-2);
+  if (cfg.collapse == "sum") return X.sum(-2);
+  compat::AutocastScope fp32(false);
+  const auto dt = X.scalar_type();
+  const int64_t n = cfg.n, D = X.size(-1);
+  auto Xt = X.reshape({-1, n, D});
+  auto m = cfg.fused ? mhc_project(Xt, head_phi.to(dt), cfg.rms_eps)
+                     : mhc_project_reference(Xt, head_phi.to(dt), cfg.rms_eps);
+  auto w = at::sigmoid(head_alpha.to(dt) * m + head_bias.to(dt)) + 1e-6;
+  auto out = cfg.fused ? hc_pre_mix(Xt, w) : hc_pre_mix_reference(Xt, w);
+  auto shape = X.sizes().vec();
+  shape.erase(shape.end() - 2);
+  return out.view(shape);
+}
+
+// ---------------------------------------------------------------- names
+
+void name_connections(torch::nn::Module& root, const std::string& prefix) {
+  for (auto& item : root.named_modules(prefix, /*include_self=*/false)) {
+    if (auto c = std::dynamic_pointer_cast<StreamConnection>(item.value())) c->trace_name = item.key();
+  }
+}
+
+bool residual_param(const std::string& name) {
+  return name.find(".hc_") != std::string::npos || name.rfind("hc_", 0) == 0;
+}
+
+bool residual_no_decay(const std::string& name) {
+  if (!residual_param(name)) return false;
+  auto tail = name.substr(name.rfind('.') + 1);
+  return tail != "phi" && tail != "head_phi" && tail.rfind("w_", 0) != 0;
+}
+
+}  // namespace dynarch

@@ -1,0 +1,97 @@
+// Residual-stream policy of a block stack (mhc.md): `plain` (x + F(x)), `hc`
+// (hyper-connections, static + dynamic, tanh, per stream) or `mhc`
+// (manifold-constrained: flattened RMS, sigma / 2 sigma maps, H_res projected by
+// Sinkhorn-Knopp). With n streams the stack expands its input to n copies at
+// the entry and collapses them at the exit; every sub-layer (mixer, MLP) then
+// updates the streams by  X' = H_res X + H_post^T F(H_pre X).
+#pragma once
+#include <torch/nn/module.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/residual_config.h"
+#include "model/sinkhorn.h"
+
+namespace dynarch {
+
+
+
+// What a sub-layer's maps were on the last forward (for stability metrics).
+struct ConnectionTrace {
+  std::string name;       // module path, e.g. "backbone.main_network.layers.3.hc_mlp"
+  at::Tensor pre, post;   // (T, n)
+  at::Tensor res;         // (T, n, n) destination x source
+};
+// While one is installed (RAII), every connection appends its maps, detached.
+class ConnectionRecorder {
+ public:
+  ConnectionRecorder();
+  ~ConnectionRecorder();
+  std::vector<ConnectionTrace> traces;
+  static ConnectionRecorder* active();
+};
+
+// One sub-layer's stream update. X: (..., n, D) in fp32 (fp64 in tests);
+// F maps the branch input (..., D) to its output (..., D).
+class StreamConnection : public torch::nn::Module {
+ public:
+  using Branch = std::function<at::Tensor(const at::Tensor&)>;
+  virtual at::Tensor forward(const at::Tensor& X, const Branch& F) = 0;
+  std::string trace_name;  // set by name_connections()
+
+ protected:
+  StreamConnection(const ResidualConfig& c) : cfg(c) {}
+  // Shared tail: u = H_pre X, y = F(u), X' = H_res X + H_post^T y.
+  at::Tensor mix(const at::Tensor& X, const at::Tensor& pre, const at::Tensor& res, const at::Tensor& post,
+                 const Branch& F);
+  ResidualConfig cfg;
+};
+
+// HC (mhc.md §2). Parameters: static_pre (n), static_res (n, n) = Ar[i, k],
+// static_post (n), w_pre (D), w_res (n, D), w_post (D), gate_alpha, gate_beta, norm.weight.
+class HyperConnection : public StreamConnection {
+ public:
+  HyperConnection(const ResidualConfig& c, int64_t d, int sublayer);
+  at::Tensor forward(const at::Tensor& X, const Branch& F) override;
+  // H_pre (T, n), H_res (T, n, n), H_post (T, n) for X (T, n, D).
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> maps(const at::Tensor& X);
+  at::Tensor static_pre, static_res, static_post, w_pre, w_res, w_post, gate_alpha, gate_beta, norm_weight;
+};
+
+// mHC (mhc.md §3). Parameters: phi (n^2 + 2n, n D) with rows [pre | post | res],
+// the res block source-major (row 2n + j n + k = source j -> destination k);
+// bias (n^2 + 2n); alpha (3) = [alpha_pre, alpha_post, alpha_res].
+class ManifoldHyperConnection : public StreamConnection {
+ public:
+  ManifoldHyperConnection(const ResidualConfig& c, int64_t d, int sublayer);
+  at::Tensor forward(const at::Tensor& X, const Branch& F) override;
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> maps(const at::Tensor& X);
+  at::Tensor phi, bias, alpha;
+  int64_t d;
+};
+
+// `sublayer` counts the stack's sub-layers (mixer and MLP separately): it picks
+// the home stream (sublayer mod n) of the identity presets. Null for plain.
+std::shared_ptr<StreamConnection> make_connection(const ResidualConfig& c, int64_t d, int sublayer);
+
+// Stack entry and exit: x (..., D) -> X (..., n, D) and back.
+class StreamEnds : public torch::nn::Module {
+ public:
+  StreamEnds(const ResidualConfig& c, int64_t d);
+  at::Tensor expand(const at::Tensor& x) const;
+  at::Tensor collapse(const at::Tensor& X) const;
+  at::Tensor stream_embed;          // (n, D) or undefined
+  at::Tensor head_phi, head_bias, head_alpha;  // learned collapse (n, nD), (n), (1)
+  ResidualConfig cfg;
+};
+
+// Sets trace_name of every connection below `root` to its module path.
+void name_connections(torch::nn::Module& root, const std::string& prefix = "");
+// Parameters of the residual policy that get no weight decay (static parts, gates, biases).
+bool residual_no_decay(const std::string& param_name);
+// Parameters that keep their own init (Isotropic::init_linears skips them).
+bool residual_param(const std::string& param_name);
+
+}  // namespace dynarch
