@@ -125,7 +125,7 @@ fetch_npm() {
   command -v npm >/dev/null || { log "npm not found (apt-get install npm); needed for $name@$ver"; return 1; }
   mkdir -p "$OUT/.npm"
   tmp=$(mktemp -d "$OUT/.npm/.partial.XXXXXX")
-  if (cd "$tmp" && npm pack --silent --fetch-retries=1 "$name@$ver") >"$tmp/npm.log" 2>&1 \
+  if (cd "$tmp" && npm pack --loglevel=error --fetch-retries=1 "$name@$ver") >"$tmp/npm.log" 2>&1 \
      && [ -f "$tmp/$name-$ver.tgz" ]; then
     mv "$tmp/$name-$ver.tgz" "$f"
     rm -rf "$tmp"
