@@ -476,6 +476,8 @@ def cmd_uptodate(args):
     if have != want:
         log("%s: manifest is from a different builder version, options or sources" % args.corpus)
         return 1
+    if not man.get("outputs"):
+        return 1
     for fn, ent in sorted(man["outputs"].items()):
         path = os.path.join(outdir, fn)
         if not os.path.isfile(path) or os.path.getsize(path) != ent["bytes"]:
