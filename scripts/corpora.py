@@ -1,34 +1,45 @@
 #!/usr/bin/python3
 """Corpus builder used by scripts/make_corpora.sh (Python 3 standard library only).
 
-Builds byte-level training corpora from pinned Debian 12 packages, see
+Builds byte-level training corpora from pinned Debian 12 (and npm) packages, see
 docs/data.md and shared/spec/data.md.  Sub-commands (called by the shell script):
 
   pins CORPUS...                      print "package=version" for every .deb a corpus needs
+  npm-pins CORPUS...                  print "name@version" for every npm tarball it needs
   uptodate --out DIR CORPUS           exit 0 if DIR/CORPUS/manifest.json matches this builder
-  build --out DIR --deb PKG=PATH ... CORPUS
-                                      extract the .debs, build train.bin/val.bin/manifest.json
+  build --out DIR --deb PKG=PATH ... [--npm NAME=TGZ ...] CORPUS
+                                      extract the packages, build train.bin/val.bin (+ .idx)
+                                      and manifest.json; `build mixed` needs en, zh, code built
   summary --out DIR CORPUS...         print sizes and checksums
+  selftest                            offline tests on synthetic data (ctest `corpora`)
 
 Every document is written as  text.rstrip() + "\\n\\n"  (UTF-8, "\\n" line ends), so documents
 are separated by exactly one blank line.  A document goes to val.bin iff
-int(sha256(doc_id)[:8], 16) % 100 < 2, otherwise to train.bin.
+int(sha256(doc_id)[:8], 16) % 100 < 2, otherwise to train.bin.  train.idx / val.idx hold the
+start offset of every document as little-endian uint64, followed by the file size.
 """
 
 import argparse
 import hashlib
 import json
 import os
-import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
+
+if __name__ == "__main__":  # let corpora_mixed.py `import corpora` get this module, not a copy
+    sys.modules.setdefault("corpora", sys.modules["__main__"])
+sys.dont_write_bytecode = True  # no scripts/__pycache__ in the source tree
+
+import corpora_zh  # noqa: E402  (after the alias above)
+from corpora_en import GCIDE_GROUP, clean_prose, docs_gcide, docs_kjv  # noqa: E402
 
 # Bump whenever the extraction/cleaning changes the output bytes.
-BUILDER_VERSION = 1
+# 2: adds train.idx/val.idx and the `outputs` table (en/code text bytes unchanged); zh, mixed.
+BUILDER_VERSION = 2
 
 # Pinned Debian 12 (bookworm) package versions.  Versions from bookworm/main (not
 # bookworm-security) are used because they stay downloadable until the next point release.
@@ -44,13 +55,22 @@ PINS = {
     # tool only: the `bible` binary links against libreadline.so.8, which is not part of
     # a minimal Debian install; we run it with the extracted copy on LD_LIBRARY_PATH.
     "libreadline8": "8.2-1.3",
+    "fortunes-zh": "2.98",
 }
+
+# Pinned npm tarballs: version and the registry's sha512 integrity of the .tgz.
+NPM_PINS = {
+    "chinese-poetry": {"version": "2.0.1", "integrity": "sha512-KtYARvV7CWNtax0na9+Jn6PlhGgSoid7P"
+                       "WyDzXI4KsCEm2odZcqEQyval5koaLygZnM/EQ3lfJ//25K8p3uHNg=="},
+}
+ZH_BYTES = 30000000  # default size of the zh corpus (fortunes-zh + subsampled poems)
 
 VAL_PERCENT = 2
 SPLIT_RULE = ("document goes to val.bin iff int(sha256(doc_id.encode('utf-8')).hexdigest()[:8], 16)"
               " %% 100 < %d, else train.bin" % VAL_PERCENT)
 SEPARATOR = "each document is text.rstrip() followed by '\\n\\n' (one blank line between documents)"
-GCIDE_GROUP = 50
+IDX_RULE = ("train.idx / val.idx: little-endian uint64 start offset of every document in "
+            "train.bin / val.bin, followed by the file size (documents + 1 entries)")
 CODE_MAX_BYTES = 1 << 20  # files larger than 1 MiB are dropped
 
 CORPORA = {
@@ -71,7 +91,17 @@ CORPORA = {
             {"id": "libpython3.11-stdlib", "packages": ["libpython3.11-stdlib"], "tools": []},
         ],
     },
+    "zh": {
+        "description": "Chinese: fortunes-zh (modern, simplified) + chinese-poetry (classical "
+                       "poems, mostly traditional), subsampled to a byte budget",
+        "sources": [
+            {"id": "fortunes-zh", "packages": ["fortunes-zh"], "tools": []},
+            {"id": "chinese-poetry", "packages": [], "npm": ["chinese-poetry"], "tools": []},
+        ],
+    },
 }
+MIXED = "mixed"  # built from en, zh and code by corpora_mixed.py, not from packages
+ALL_CORPORA = sorted(CORPORA) + [MIXED]
 
 DOC_ID_RULES = {
     "gcide": "gcide:<n> where n = ordinal of the first entry of a group of %d consecutive "
@@ -79,6 +109,9 @@ DOC_ID_RULES = {
              "metadata entries skipped" % (GCIDE_GROUP, GCIDE_GROUP, 2 * GCIDE_GROUP),
     "kjv": "kjv:<book abbreviation><chapter> as printed by `bible`, e.g. kjv:Ge1, kjv:1Cor13",
     "fortunes": "fortunes:<file>:<n> where n = 0-based index of the %-separated entry in the file",
+    "fortunes-zh": "fortunes-zh:<file>:<n> where n = 0-based index of the %-separated entry in the file",
+    "chinese-poetry": "chinese-poetry:<file under package/>:<n> where n = 0-based index of the poem "
+                      "in the file (JSON traversal order)",
     "code": "<package>:<path inside the package>, e.g. linux-libc-dev:usr/include/linux/fs.h",
 }
 
@@ -112,250 +145,68 @@ def corpus_packages(name):
     return pk
 
 
-def corpus_config(name):
+def corpus_npm(name):
+    return [n for src in CORPORA[name]["sources"] for n in src.get("npm", [])]
+
+
+def corpus_config(name, args):
     """What the output depends on; stored in the manifest and compared by `uptodate`."""
-    return {
+    if name == MIXED:
+        import corpora_mixed
+        return corpora_mixed.config(args)
+    cfg = {
         "corpus": name,
         "builder_version": BUILDER_VERSION,
         "packages": {p: PINS[p] for p in corpus_packages(name)},
         "split": SPLIT_RULE,
         "separator": SEPARATOR,
     }
+    if corpus_npm(name):
+        cfg["npm"] = {n: NPM_PINS[n] for n in corpus_npm(name)}
+    if name == "zh":
+        cfg["target_bytes"] = args.zh_bytes
+    return cfg
 
 
-# ---------------------------------------------------------------------------------------
-# Text helpers
-
-_CTRL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def overstrike(line):
-    """Resolve backspace overstrikes (e.g. '_\\bI', '____\\b\\b\\b\\bonly') like a terminal."""
-    if "\b" not in line:
-        return line
-    buf, pos = [], 0
-    for ch in line:
-        if ch == "\b":
-            pos = max(0, pos - 1)
-            continue
-        if pos < len(buf):
-            if buf[pos] == "_" or ch != "_":
-                buf[pos] = ch
-        else:
-            buf.append(ch)
-        pos += 1
-    return "".join(buf)
+def output_entry(outdir, fn):
+    path = os.path.join(outdir, fn)
+    return {"bytes": os.path.getsize(path), "sha256": sha256_file(path)}
 
 
-def clean_prose(text):
-    """Line ends -> \\n, resolve overstrikes, drop other control chars, rstrip every line,
-    drop leading blank lines and trailing whitespace."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = [_CTRL_RE.sub("", overstrike(l)).rstrip() for l in text.split("\n")]
-    text = "\n".join(lines)
-    text = re.sub(r"\A\n+", "", text)
-    text = re.sub(r"\n\n\n+", "\n\n", text)  # at most one blank line inside a document
-    return unicodedata.normalize("NFC", text.rstrip())
+def write_idx(path, offsets):
+    """offsets: document starts followed by the file size -> little-endian uint64 file."""
+    with open(path, "wb") as f:
+        f.write(struct.pack("<%dQ" % len(offsets), *offsets))
 
 
-# ---------------------------------------------------------------------------------------
-# GCIDE (dictd format: gcide.index + gzip-compatible gcide.dict.dz)
-
-_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_B64_VAL = {c: i for i, c in enumerate(_B64)}
-
-
-def _b64num(s):
-    v = 0
-    for c in s:
-        v = v * 64 + _B64_VAL[c]
-    return v
+def read_idx(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    return list(struct.unpack("<%dQ" % (len(raw) // 8), raw))
 
 
-# Named escapes of the dictd rendering of GCIDE ("[ae]" for <ae/> etc.).
-_GCIDE_NAMED = {
-    "ae": "æ", "AE": "Æ", "oe": "œ", "OE": "Œ", "eth": "ð", "thorn": "þ", "yogh": "ȝ",
-    "imac": "ī", "aum": "ä", "asl": "a", "add": "a\u0324", "udd": "u\u0324",
-    "th": "th", "ng": "ŋ", "schwa": "ə", "root": "√", "cuberoot": "∛", "deg": "°",
-    "sect": "§", "para": "¶", "pounds": "£", "middot": "·", "times": "×", "div": "÷",
-    "divby": "÷", "dagger": "†", "dag": "†", "rarr": "→", "nbsp": " ", "ldqo": "“",
-    "rdqo": "”", "rsquo": "’", "min": "′", "sec": "″", "bprime": "″", "flat": "♭",
-    "sharp": "♯", "natural": "♮", "hand": "☞", "asterism": "⁂", "bar": "|",
-    "filig": "fi", "fllig": "fl", "ffllig": "ffl", "nabla": "∇", "ounceap": "℥",
-    "dsdot": "ḍ", "lsdot": "ḷ", "tsdo": "ṭ", "zdot": "ż", "mdot": "ṁ", "mtil": "m̃",
-    "ccaron": "č", "cacute": "ć", "libra": "♎", "pisces": "♓", "scorpio": "♏",
-    "taurus": "♉", "mercury": "☿", "break": "",
-    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "zeta": "ζ",
-    "eta": "η", "theta": "θ", "iota": "ι", "kappa": "κ", "lambda": "λ", "mu": "μ",
-    "nu": "ν", "xi": "ξ", "omicron": "ο", "pi": "π", "rho": "ρ", "sigma": "σ",
-    "sigmat": "ς", "tau": "τ", "upsilon": "υ", "phi": "φ", "chi": "χ", "psi": "ψ",
-    "omega": "ω", "digamma": "ϝ", "Alpha": "Α", "Beta": "Β", "Gamma": "Γ", "Delta": "Δ",
-    "Theta": "Θ", "Lambda": "Λ", "Pi": "Π", "Sigma": "Σ", "Phi": "Φ", "Psi": "Ψ",
-    "Omega": "Ω", "=oo": "o\u035eo", "oo^": "o\u035do", "=ae": "ǣ",
-}
-_DIACRITIC_PREFIX = {
-    "=": "\u0304",  # macron
-    "^": "\u0302",  # circumflex
-    "'": "\u0301",  # acute
-    "`": "\u0300",  # grave
-    '"': "\u0308",  # diaeresis
-    "~": "\u0303",  # tilde
-    ",": "\u0327",  # cedilla
-    "*": "\u030a",  # ring above (Sw. [*a] = å)
-    "-": "",        # Webster's "obscure" vowel mark: keep the plain letter
-}
-_ESC_RE = re.compile(r"\[([^\[\]\s]{1,8})\]")
-
-
-def _gcide_escape(m):
-    k = m.group(1)
-    if k in _GCIDE_NAMED:
-        return _GCIDE_NAMED[k]
-    if len(k) == 2 and k[0] in _DIACRITIC_PREFIX and k[1].isalpha() and k[1].isascii():
-        return k[1] + _DIACRITIC_PREFIX[k[0]]
-    if len(k) == 2 and k[0] == "." and k[1].isalpha() and k[1].isascii():
-        return k[1] + ("\u0307" if k[1] in "aeiouyAEIOUY" else "\u0323")  # dot above/below
-    if len(k) == 2 and k[1] == "^" and k[0].isalpha() and k[0].isascii():
-        return k[0] + "\u0306"  # breve
-    m2 = re.fullmatch(r"frac(\d)(\d)", k)
-    if m2:
-        return m2.group(1) + "/" + m2.group(2)
-    return m.group(0)  # real bracketed text: [Obs.], [R.], [was], ...
-
-
-_SOURCE_NAMES = (r"1913 Webster|Webster 1913 Suppl\.?|Webster 1913|WordNet(?: sense [\d ,&+]+| \d\.\d)?|"
-                 r"PJC\.?|Century Dict\.?,?(?: 1906\.?)?|RDH|RHUD|RP|AS|GG|CM|JG|MW10|XXX")
-_SOURCE_RE = re.compile(r"\[\s*(?:(?:%s)\s*\+?\s*)+\]" % _SOURCE_NAMES)
-_HW_RE = re.compile(r"\\[^\\\n\x00]*\\([ \t]*\([^()\n\x00]*\))?")
-_LABEL_RE = re.compile(r"\(\s*[A-Z][A-Za-z]+(?: [A-Za-z&]+)*\s*\)")
-
-
-def _drop_hw(m):
-    """Drop the syllabified headword \\A*ban"don\\ and a following pronunciation, but keep a
-    following subject label such as (Bot.), (Zo["o]l.) or (Billiards)."""
-    paren = m.group(1)
-    p = paren.strip() if paren else ""
-    if p.endswith(".)") or _LABEL_RE.fullmatch(p):
-        return " " + p
-    return "\x02"  # removed; the space before it is dropped too
-
-
-def gcide_clean(text):
-    """Clean dictd-rendered GCIDE text.  Entries are separated by \\x00; inside an entry,
-    blank lines separate paragraphs.  Returns the entries with one paragraph per line.
-    (Patterns start with literal characters where possible: this runs on ~40 MB.)"""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
-    text = re.sub(r"\n *\n\s*", "\x01", text)      # paragraph breaks
-    text = text.replace("\n", " ").replace("\x01", "\n")  # reflow wrapped lines
-    text = re.sub(r"  +", " ", text)
-    text = _HW_RE.sub(_drop_hw, text).replace(" \x02", "").replace("\x02", "")
-    text = _SOURCE_RE.sub("", text)
-    text = re.sub(r" (?:WordNet 1\.5|1913 Webster)(?: ?\+ ?PJC)?\]", "", text)  # tags missing "["
-    text = text.replace("{", "").replace("}", "")
-    text = _ESC_RE.sub(_gcide_escape, text)
-    text = re.sub(r"  +", " ", text)
-    text = re.sub(r" ([,;:)])", r"\1", text).replace("( ", "(")
-    for sp, rep in ((" \n", "\n"), ("\n ", "\n"), (" \x00", "\x00"), ("\x00 ", "\x00")):
-        text = text.replace(sp, rep)
-    text = re.sub(r"\n\n+", "\n", text)
-    text = text.replace("\n\x00", "\x00").replace("\x00\n", "\x00")
-    return text.strip(" \n")
-
-
-def docs_gcide(root, files):
-    index = os.path.join(root["dict-gcide"], "usr/share/dictd/gcide.index")
-    dictf = os.path.join(root["dict-gcide"], "usr/share/dictd/gcide.dict.dz")
-    files += ["usr/share/dictd/gcide.dict.dz", "usr/share/dictd/gcide.index"]
-    entries = {}
-    with open(index, "r", encoding="utf-8") as f:
-        for line in f:
-            hw, off, ln = line.rstrip("\n").split("\t")
-            entries.setdefault((_b64num(off), _b64num(ln)), []).append(hw)
-    import gzip
-    with gzip.open(dictf, "rb") as f:
-        data = f.read()
-    raw = []
-    for (off, ln) in sorted(entries):
-        if all(h.startswith("00-") for h in entries[(off, ln)]):
-            continue  # 00-database-info etc.: licence/metadata, not dictionary text
-        b = data[off:off + ln]
-        try:
-            t = b.decode("utf-8")
-        except UnicodeDecodeError:
-            # 3 stray single-byte characters in v0.48.5 (cp1252 ’ and ç, and 0xB9 used as ’)
-            t = b.decode("cp1252", errors="replace").replace("\u00b9", "\u2019")
-        raw.append(t.replace("\x00", "").strip())
-    texts = [t for t in gcide_clean("\x00".join(raw)).split("\x00") if t]
-    for i in range(0, len(texts), GCIDE_GROUP):
-        yield "gcide:%d" % i, clean_prose("\n".join(texts[i:i + GCIDE_GROUP]))
-
-
-# ---------------------------------------------------------------------------------------
-# KJV Bible via the package's own `bible` program
-
-_REF_RE = re.compile(r"^([1-3]?[A-Za-z]+)(\d+):(\d+)$")
-
-
-def docs_kjv(root, files):
-    exe = os.path.join(root["bible-kjv"], "usr/bin/bible")
-    data = os.path.join(root["bible-kjv-text"], "usr/lib/bible.data")
-    files += ["usr/bin/bible (bible-kjv)", "usr/lib/bible.data (bible-kjv-text)"]
-    env = dict(os.environ)
-    libdirs = [os.path.join(root["libreadline8"], d)
-               for d in ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu")]
-    libdirs += [os.path.dirname(p) for p in _find(root["libreadline8"], "libreadline.so.8")]
-    env["LD_LIBRARY_PATH"] = ":".join([d for d in libdirs if os.path.isdir(d)] +
-                                      ([env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else []))
-    env["LC_ALL"] = "C"
-    # `bible` does not accept an absolute -d path (it is joined to its search path), so give
-    # the search path explicitly (-p) and run from the extracted tree.
-    cmd = [exe, "-p", os.path.dirname(data), "-d", "bible.data", "-f", "-l", "100000", "Gen1:1-Rev22:21"]
-    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, env=env, cwd=root["bible-kjv-text"])
-    if r.returncode != 0 or not r.stdout:
-        raise SystemExit("bible program failed (rc=%d): %s" % (r.returncode, r.stderr.decode(errors="replace")))
-    out = r.stdout.decode("utf-8")
-    chapters, order = {}, []
-    nverses = 0
-    for line in out.split("\n"):
-        if not line.strip():
-            continue
-        ref, _, verse = line.partition(" ")
-        m = _REF_RE.match(ref)
-        if not m:
-            raise SystemExit("unexpected bible output line: %r" % line[:80])
-        key = m.group(1) + m.group(2)
-        if key not in chapters:
-            chapters[key] = []
-            order.append(key)
-        chapters[key].append(verse.strip())
-        nverses += 1
-    if nverses != 31102 or len(order) != 1189:
-        raise SystemExit("bible: expected 31102 verses in 1189 chapters, got %d in %d" % (nverses, len(order)))
-    for key in order:
-        yield "kjv:" + key, clean_prose("\n".join(chapters[key]))
-
-
-def _find(top, name):
-    res = []
-    for d, _, fs in os.walk(top):
-        if name in fs:
-            res.append(os.path.join(d, name))
-    return sorted(res)
+def write_json(path, obj):
+    """Atomic write of a JSON manifest."""
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
 
 
 # ---------------------------------------------------------------------------------------
 # fortunes
 
-def docs_fortunes(root, files):
-    base = os.path.join(root["fortunes"], "usr/share/games/fortunes")
+def docs_fortunes(root, files, pkg="fortunes", pre=lambda t: t):
+    """Every fortune file of `pkg` (not *.dat, not the *.u8 links); `pre` cleans the raw text
+    before it is split into entries (fortunes-zh: ANSI colour escapes)."""
+    base = os.path.join(root[pkg], "usr/share/games/fortunes")
     for name in sorted(os.listdir(base)):
         path = os.path.join(base, name)
         if name.endswith(".dat") or name.endswith(".u8") or os.path.islink(path) or not os.path.isfile(path):
             continue
         files.append("usr/share/games/fortunes/" + name)
         with open(path, "rb") as f:
-            text = f.read().decode("utf-8")
+            text = pre(f.read().decode("utf-8"))
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         entries, cur = [], []
         for line in text.split("\n"):
@@ -368,7 +219,7 @@ def docs_fortunes(root, files):
         for i, e in enumerate(entries):
             t = clean_prose("\n".join(e))
             if t.strip():
-                yield "fortunes:%s:%d" % (name, i), t
+                yield "%s:%s:%d" % (pkg, name, i), t
 
 
 # ---------------------------------------------------------------------------------------
@@ -392,7 +243,7 @@ def _code_files(pkgroot, pkg):
 
 
 def make_docs_code(pkg):
-    def gen(root, files, skipped):
+    def gen(root, files, skipped, left):
         pkgroot = root[pkg]
         for rel in _code_files(pkgroot, pkg):
             full = os.path.join(pkgroot, rel)
@@ -420,10 +271,32 @@ def make_docs_code(pkg):
     return gen
 
 
+# ---------------------------------------------------------------------------------------
+# Chinese poetry (npm): all poems are read, then a hash-chosen subset fills the budget left
+# by the sources before it (zh: target_bytes - fortunes-zh bytes), written in source order.
+
+def docs_poetry(root, files, skipped, budget):
+    docs = [(i, (t.rstrip() + "\n\n").encode("utf-8"))
+            for i, t in corpora_zh.poem_docs(root["chinese-poetry"], clean_prose, files, skipped)]
+    keep = corpora_zh.subsample([(i, len(b)) for i, b in docs], budget)
+    nbytes = sum(len(b) for _, b in docs)
+    log("chinese-poetry: %d poems, %.2f MB; keeping %d poems (%.2f MB budget)"
+        % (len(docs), nbytes / 1e6, len(keep), budget / 1e6))
+    skipped.append({"path": "dist/**", "reason": "subsampled: %d of %d poems (%d of %d bytes) not selected"
+                    % (len(docs) - len(keep), len(docs), nbytes - sum(len(docs[k][1]) for k in keep), nbytes)})
+    for k, (doc_id, b) in enumerate(docs):
+        if k in keep:
+            yield doc_id, b.decode("utf-8")
+
+
+# gen(root, files, skipped, left): left = bytes still allowed by the corpus target (zh only)
 GENERATORS = {
-    "gcide": lambda root, files, skipped: docs_gcide(root, files),
-    "kjv": lambda root, files, skipped: docs_kjv(root, files),
-    "fortunes": lambda root, files, skipped: docs_fortunes(root, files),
+    "gcide": lambda root, files, skipped, left: docs_gcide(root, files),
+    "kjv": lambda root, files, skipped, left: docs_kjv(root, files),
+    "fortunes": lambda root, files, skipped, left: docs_fortunes(root, files),
+    "fortunes-zh": lambda root, files, skipped, left: docs_fortunes(root, files, "fortunes-zh",
+                                                                    corpora_zh.strip_ansi),
+    "chinese-poetry": docs_poetry,
     "libstdc++-12-dev": make_docs_code("libstdc++-12-dev"),
     "linux-libc-dev": make_docs_code("linux-libc-dev"),
     "libpython3.11-minimal": make_docs_code("libpython3.11-minimal"),
@@ -439,47 +312,87 @@ def deb_field(deb, field):
                           text=True).stdout.strip()
 
 
+def unpack_npm(tgz, name, dest):
+    """Check the tarball against NPM_PINS (sha512 integrity, package.json version), extract
+    it with tar into dest/ and return (package dir, manifest info)."""
+    import base64
+    pin = NPM_PINS[name]
+    h = hashlib.sha512()
+    with open(tgz, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    integrity = "sha512-" + base64.b64encode(h.digest()).decode()
+    if integrity != pin["integrity"]:
+        raise SystemExit("%s: integrity %s differs from the pinned %s@%s (%s)"
+                         % (tgz, integrity, name, pin["version"], pin["integrity"]))
+    os.makedirs(dest)
+    subprocess.run(["tar", "xzf", tgz, "-C", dest], check=True)
+    pkgdir = os.path.join(dest, "package")
+    with open(os.path.join(pkgdir, "package.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    if meta.get("name") != name or meta.get("version") != pin["version"]:
+        raise SystemExit("%s is %s@%s, pinned %s@%s" % (tgz, meta.get("name"), meta.get("version"),
+                                                       name, pin["version"]))
+    return pkgdir, {"package": name, "version": pin["version"], "registry": "npm",
+                    "tarball": os.path.basename(tgz), "integrity": integrity,
+                    "tarball_sha256": sha256_file(tgz)}
+
+
+def unpack_all(args, name, work):
+    """Extract every .deb / npm tarball the corpus needs into work/; returns (pkginfo, root)."""
+    debs = dict(kv.split("=", 1) for kv in args.deb)
+    tgzs = dict(kv.split("=", 1) for kv in args.npm)
+    need, need_npm = corpus_packages(name), corpus_npm(name)
+    missing = [p for p in need if p not in debs] + ["npm " + n for n in need_npm if n not in tgzs]
+    if missing:
+        raise SystemExit("missing --deb/--npm for: " + ", ".join(missing))
+    pkginfo, root = {}, {}
+    for p in need:
+        deb = os.path.abspath(debs[p])
+        ver, arch = deb_field(deb, "Version"), deb_field(deb, "Architecture")
+        if deb_field(deb, "Package") != p:
+            raise SystemExit("%s is not a .deb of %s" % (deb, p))
+        unpinned = ver != PINS[p]
+        if unpinned and not args.allow_unpinned:
+            raise SystemExit("%s has version %s, pinned %s" % (deb, ver, PINS[p]))
+        root[p] = os.path.join(work, p)
+        subprocess.run(["dpkg-deb", "-x", deb, root[p]], check=True)
+        pkginfo[p] = {"package": p, "version": ver, "architecture": arch,
+                      "deb": os.path.basename(deb), "deb_sha256": sha256_file(deb)}
+        if unpinned:
+            pkginfo[p]["pinned_version"] = PINS[p]
+    for n in need_npm:
+        root[n], pkginfo[n] = unpack_npm(os.path.abspath(tgzs[n]), n, os.path.join(work, "npm-" + n))
+    return pkginfo, root
+
+
 def cmd_build(args):
     name = args.corpus
-    debs = dict(kv.split("=", 1) for kv in args.deb)
-    need = corpus_packages(name)
-    missing = [p for p in need if p not in debs]
-    if missing:
-        raise SystemExit("missing --deb for: " + ", ".join(missing))
+    if name == MIXED:
+        import corpora_mixed
+        corpora_mixed.build(args)
+        return
     outdir = os.path.join(args.out, name)
     os.makedirs(outdir, exist_ok=True)
     t0 = time.time()
     work = tempfile.mkdtemp(prefix=".work-%s-" % name, dir=args.out)
     try:
-        pkginfo, root = {}, {}
-        for p in need:
-            deb = os.path.abspath(debs[p])
-            ver, arch = deb_field(deb, "Version"), deb_field(deb, "Architecture")
-            if deb_field(deb, "Package") != p:
-                raise SystemExit("%s is not a .deb of %s" % (deb, p))
-            unpinned = ver != PINS[p]
-            if unpinned and not args.allow_unpinned:
-                raise SystemExit("%s has version %s, pinned %s" % (deb, ver, PINS[p]))
-            root[p] = os.path.join(work, p)
-            subprocess.run(["dpkg-deb", "-x", deb, root[p]], check=True)
-            pkginfo[p] = {"package": p, "version": ver, "architecture": arch,
-                          "deb": os.path.basename(deb), "deb_sha256": sha256_file(deb)}
-            if unpinned:
-                pkginfo[p]["pinned_version"] = PINS[p]
-        log("%s: extracted %d packages (%.1fs)" % (name, len(need), time.time() - t0))
-
-        tmp_train = os.path.join(outdir, "train.bin.tmp")
-        tmp_val = os.path.join(outdir, "val.bin.tmp")
-        h_train, h_val = hashlib.sha256(), hashlib.sha256()
-        n_train = n_val = d_train = d_val = 0
+        pkginfo, root = unpack_all(args, name, work)
+        log("%s: extracted %d packages (%.1fs)" % (name, len(pkginfo), time.time() - t0))
+        target = args.zh_bytes if name == "zh" else None
+        h = {"train": hashlib.sha256(), "val": hashlib.sha256()}
+        offsets = {"train": [0], "val": [0]}  # document starts, then the file size
         sources = []
-        with open(tmp_train, "wb") as ftr, open(tmp_val, "wb") as fva:
+        with open(os.path.join(outdir, "train.bin.tmp"), "wb") as ftr, \
+                open(os.path.join(outdir, "val.bin.tmp"), "wb") as fva:
+            out = {"train": ftr, "val": fva}
             for src in CORPORA[name]["sources"]:
                 ts = time.time()
                 files, skipped, seen = [], [], set()
                 hs = hashlib.sha256()
                 nbytes = ndocs = nval = 0
-                for doc_id, text in GENERATORS[src["id"]](root, files, skipped):
+                left = target - offsets["train"][-1] - offsets["val"][-1] if target else None
+                for doc_id, text in GENERATORS[src["id"]](root, files, skipped, left):
                     if doc_id in seen:
                         raise SystemExit("duplicate document id " + doc_id)
                     seen.add(doc_id)
@@ -489,13 +402,14 @@ def cmd_build(args):
                     hs.update(b)
                     nbytes += len(b)
                     ndocs += 1
-                    if is_val(doc_id):
-                        fva.write(b); h_val.update(b); n_val += len(b); d_val += 1; nval += 1
-                    else:
-                        ftr.write(b); h_train.update(b); n_train += len(b); d_train += 1
+                    part = "val" if is_val(doc_id) else "train"
+                    nval += part == "val"
+                    out[part].write(b)
+                    h[part].update(b)
+                    offsets[part].append(offsets[part][-1] + len(b))
                 entry = {
                     "id": src["id"],
-                    "packages": [pkginfo[p] for p in src["packages"]],
+                    "packages": [pkginfo[p] for p in src["packages"] + src.get("npm", [])],
                     "files": files,
                     "documents": ndocs,
                     "val_documents": nval,
@@ -509,11 +423,12 @@ def cmd_build(args):
                     entry["skipped_files"] = skipped
                 sources.append(entry)
                 log("%s/%s: %d docs, %.2f MB (%.1fs)" % (name, src["id"], ndocs, nbytes / 1e6, time.time() - ts))
-        os.replace(tmp_train, os.path.join(outdir, "train.bin"))
-        os.replace(tmp_val, os.path.join(outdir, "val.bin"))
-        config = corpus_config(name)
+        for part in ("train", "val"):
+            os.replace(os.path.join(outdir, part + ".bin.tmp"), os.path.join(outdir, part + ".bin"))
+            write_idx(os.path.join(outdir, part + ".idx"), offsets[part])
+        config = corpus_config(name, args)
         if args.allow_unpinned:
-            config["packages"] = {p: pkginfo[p]["version"] for p in need}
+            config["packages"] = {p: pkginfo[p]["version"] for p in corpus_packages(name)}
         manifest = {
             "corpus": name,
             "description": CORPORA[name]["description"],
@@ -522,19 +437,29 @@ def cmd_build(args):
             "encoding": "UTF-8, '\\n' line endings, no BOM",
             "separator": SEPARATOR,
             "split": {"rule": SPLIT_RULE, "val_percent": VAL_PERCENT},
+            "index": IDX_RULE,
             "sources": sources,
-            "train": {"file": "train.bin", "bytes": n_train, "documents": d_train, "sha256": h_train.hexdigest()},
-            "val": {"file": "val.bin", "bytes": n_val, "documents": d_val, "sha256": h_val.hexdigest()},
-            "builder": "scripts/make_corpora.sh + scripts/corpora.py (builder_version %d)" % BUILDER_VERSION,
         }
-        tmp_man = os.path.join(outdir, "manifest.json.tmp")
-        with open(tmp_man, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=1, ensure_ascii=False)
-            f.write("\n")
-        os.replace(tmp_man, os.path.join(outdir, "manifest.json"))
+        for part in ("train", "val"):
+            manifest[part] = {"file": part + ".bin", "bytes": offsets[part][-1],
+                              "documents": len(offsets[part]) - 1, "sha256": h[part].hexdigest()}
+        manifest["outputs"] = {fn: output_entry(outdir, fn) for fn in ("train.bin", "val.bin", "train.idx", "val.idx")}
+        manifest["builder"] = "scripts/make_corpora.sh + scripts/corpora.py (builder_version %d)" % BUILDER_VERSION
+        if name == "zh":
+            check_utf8(outdir)
+        write_json(os.path.join(outdir, "manifest.json"), manifest)
         log("%s: built in %.1fs" % (name, time.time() - t0))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def check_utf8(outdir):
+    for part in ("train.bin", "val.bin"):
+        with open(os.path.join(outdir, part), "rb") as f:
+            try:
+                f.read().decode("utf-8", errors="strict")
+            except UnicodeDecodeError as e:
+                raise SystemExit("%s/%s is not valid UTF-8: %s" % (outdir, part, e))
 
 
 def cmd_uptodate(args):
@@ -542,20 +467,23 @@ def cmd_uptodate(args):
     try:
         with open(os.path.join(outdir, "manifest.json"), encoding="utf-8") as f:
             man = json.load(f)
-    except (OSError, ValueError):
+        want = corpus_config(args.corpus, args)
+    except (OSError, ValueError, KeyError):
         return 1
-    want, have = corpus_config(args.corpus), dict(man.get("config") or {})
-    if args.allow_unpinned and set(have.get("packages", {})) == set(want["packages"]):
+    have = dict(man.get("config") or {})
+    if args.allow_unpinned and set(have.get("packages", {})) == set(want.get("packages", {})):
         have["packages"] = want["packages"]  # accept the versions recorded by an unpinned build
     if have != want:
-        log("%s: manifest is from a different builder version or package pins" % args.corpus)
+        log("%s: manifest is from a different builder version, options or sources" % args.corpus)
         return 1
-    for part in ("train", "val"):
-        path = os.path.join(outdir, man[part]["file"])
-        if not os.path.isfile(path) or os.path.getsize(path) != man[part]["bytes"]:
+    if not man.get("outputs"):
+        return 1
+    for fn, ent in sorted(man["outputs"].items()):
+        path = os.path.join(outdir, fn)
+        if not os.path.isfile(path) or os.path.getsize(path) != ent["bytes"]:
             log("%s: %s missing or wrong size" % (args.corpus, path))
             return 1
-        if not args.quick and sha256_file(path) != man[part]["sha256"]:
+        if not args.quick and sha256_file(path) != ent["sha256"]:
             log("%s: %s sha256 differs from manifest" % (args.corpus, path))
             return 1
     return 0
@@ -570,34 +498,47 @@ def cmd_summary(args):
         print("%-5s val   %11d bytes %7d docs  sha256 %s" % ("", va["bytes"], va["documents"], va["sha256"]))
         for s in man["sources"]:
             print("      %-22s %10d bytes %7d docs (%d val)" % (s["id"], s["text_bytes"], s["documents"], s["val_documents"]))
+        if "windows" in man:
+            w = man["windows"]
+            print("      windows.bin %d windows x %d bytes  sha256 %s" % (w["windows"], w["window_bytes"], w["sha256"]))
+
+
+def add_options(p):
+    p.add_argument("--out", required=True)
+    p.add_argument("--allow-unpinned", action="store_true")
+    p.add_argument("--zh-bytes", type=int, default=ZH_BYTES, help="zh corpus size target (bytes)")
+    p.add_argument("--windows", type=int, default=64, help="mixed: analysis windows per language")
+    p.add_argument("--switch-windows", type=int, default=16, help="mixed: switch windows per ordered pair")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("pins")
-    p.add_argument("corpus", nargs="+", choices=sorted(CORPORA))
+    for cmd in ("pins", "npm-pins"):
+        sub.add_parser(cmd).add_argument("corpus", nargs="+", choices=ALL_CORPORA)
     p = sub.add_parser("uptodate")
-    p.add_argument("--out", required=True)
+    add_options(p)
     p.add_argument("--quick", action="store_true", help="check sizes only, not sha256")
-    p.add_argument("--allow-unpinned", action="store_true")
-    p.add_argument("corpus", choices=sorted(CORPORA))
+    p.add_argument("corpus", choices=ALL_CORPORA)
     p = sub.add_parser("build")
-    p.add_argument("--out", required=True)
+    add_options(p)
     p.add_argument("--deb", action="append", default=[], metavar="PKG=PATH")
-    p.add_argument("--allow-unpinned", action="store_true")
-    p.add_argument("corpus", choices=sorted(CORPORA))
+    p.add_argument("--npm", action="append", default=[], metavar="NAME=TGZ")
+    p.add_argument("corpus", choices=ALL_CORPORA)
     p = sub.add_parser("summary")
     p.add_argument("--out", required=True)
-    p.add_argument("corpus", nargs="+", choices=sorted(CORPORA))
+    p.add_argument("corpus", nargs="+", choices=ALL_CORPORA)
+    sub.add_parser("selftest")
     args = ap.parse_args()
-    if args.cmd == "pins":
+    if args.cmd in ("pins", "npm-pins"):
         seen = []
         for c in args.corpus:
-            for pk in corpus_packages(c):
+            if c == MIXED:
+                continue
+            for pk in (corpus_packages(c) if args.cmd == "pins" else corpus_npm(c)):
                 if pk not in seen:
                     seen.append(pk)
-                    print("%s=%s" % (pk, PINS[pk]))
+                    print("%s=%s" % (pk, PINS[pk]) if args.cmd == "pins" else "%s@%s" % (pk, NPM_PINS[pk]["version"]))
         return 0
     if args.cmd == "uptodate":
         return cmd_uptodate(args)
@@ -607,6 +548,9 @@ def main():
     if args.cmd == "summary":
         cmd_summary(args)
         return 0
+    if args.cmd == "selftest":
+        import corpora_selftest
+        return corpora_selftest.run()
 
 
 if __name__ == "__main__":

@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Build the default byte-level corpora from pinned Debian 12 packages (see docs/data.md):
+# Build byte-level corpora from pinned Debian 12 (and npm) packages (see docs/data.md):
 #   <out>/en/    English prose: GCIDE dictionary + KJV Bible + fortunes   (~35 MB)
 #   <out>/code/  libstdc++ 12 + Linux UAPI headers + Python 3.11 stdlib   (~28 MB)
-# each with train.bin, val.bin (raw UTF-8, documents separated by one blank line) and
-# manifest.json.  Packages are fetched with `apt-get download` into <out>/.debs/ (cache)
-# and unpacked with dpkg-deb -x into a temporary directory; nothing is installed.
+#   <out>/zh/    fortunes-zh + npm chinese-poetry 2.0.1, subsampled      (~30 MB)
+#   <out>/mixed/ equal shares of en, zh, code by document, + windows.bin/windows.jsonl
+# each with train.bin, val.bin (raw UTF-8, documents separated by one blank line),
+# train.idx, val.idx (document offsets) and manifest.json.  Debian packages are fetched
+# with `apt-get download` into <out>/.debs/, npm tarballs with `npm pack` into <out>/.npm/
+# (caches) and unpacked into a temporary directory; nothing is installed.
 #
-# usage: scripts/make_corpora.sh [--out DIR] [--force] [--allow-unpinned] [en|code|all ...]
+# usage: scripts/make_corpora.sh [options] [en|code|zh|mixed|all ...]   (default: all)
+#   all                = en code (the default; fetches nothing from npm)
+#   mixed              builds en, zh and code first if they are not up to date
 #   --out DIR          output directory (default: data/ in the repository root)
-#   --force            rebuild even if DIR/<corpus>/manifest.json matches
-#   --allow-unpinned   if a pinned version is no longer downloadable, use the current
+#   --force            rebuild even if DIR/<corpus>/manifest.json matches (mixed: en, zh,
+#                      code and mixed)
+#   --allow-unpinned   if a pinned .deb is no longer downloadable, use the current
 #                      candidate instead (recorded in the manifest; output will differ)
+#   --zh-bytes N       size target of zh in bytes (default 30000000)
+#   --windows N        mixed: analysis windows per language (default 64)
+#   --switch-windows N mixed: switch windows per ordered language pair (default 16)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,7 +30,8 @@ FORCE=0
 UNPINNED=()
 CORPORA=()
 
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+OPTS=()
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,13 +39,22 @@ while [ $# -gt 0 ]; do
     --out=*) OUT="${1#--out=}"; shift ;;
     --force) FORCE=1; shift ;;
     --allow-unpinned) UNPINNED=(--allow-unpinned); shift ;;
+    --zh-bytes|--windows|--switch-windows)
+      [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || { echo "$1 needs a number" >&2; exit 2; }
+      OPTS+=("$1" "$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     all) CORPORA+=(en code); shift ;;
-    en|code) CORPORA+=("$1"); shift ;;
+    en|code|zh) CORPORA+=("$1"); shift ;;
+    mixed) CORPORA+=(en zh code mixed); shift ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
 [ ${#CORPORA[@]} -gt 0 ] || CORPORA=(en code)
+# drop repeats, keeping the first occurrence (mixed needs en, zh, code built before it)
+declare -A SEEN=()
+UNIQ=()
+for c in "${CORPORA[@]}"; do [ -n "${SEEN[$c]:-}" ] || { SEEN[$c]=1; UNIQ+=("$c"); }; done
+CORPORA=("${UNIQ[@]}")
 
 if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3
 elif command -v python3 >/dev/null; then PY=$(command -v python3)
@@ -98,18 +117,44 @@ fetch_deb() {
   return 1
 }
 
+# fetch_npm NAME VERSION: print the path of the cached tarball, fetching it with `npm pack`
+# if needed (the builder checks it against the pinned sha512 integrity).
+fetch_npm() {
+  local name="$1" ver="$2" f="$OUT/.npm/$1-$2.tgz" tmp
+  [ -f "$f" ] && { echo "$f"; return 0; }
+  command -v npm >/dev/null || { log "npm not found (apt-get install npm); needed for $name@$ver"; return 1; }
+  mkdir -p "$OUT/.npm"
+  tmp=$(mktemp -d "$OUT/.npm/.partial.XXXXXX")
+  if (cd "$tmp" && npm pack --loglevel=error --fetch-retries=1 "$name@$ver") >"$tmp/npm.log" 2>&1 \
+     && [ -f "$tmp/$name-$ver.tgz" ]; then
+    mv "$tmp/$name-$ver.tgz" "$f"
+    rm -rf "$tmp"
+    echo "$f"
+    return 0
+  fi
+  grep -v 'Unknown user config' "$tmp/npm.log" | tail -n 20 >&2 || true
+  rm -rf "$tmp"
+  log "cannot fetch $name@$ver with npm pack: the npm registry ($(npm config get registry 2>/dev/null))"
+  log "is unreachable or does not have this version. Put $name-$ver.tgz into $OUT/.npm/ to build offline."
+  return 1
+}
+
 T0=$(date +%s%N)
 for c in "${CORPORA[@]}"; do
-  if [ "$FORCE" -eq 0 ] && "$PY" "$HELPER" uptodate --out "$OUT" "${UNPINNED[@]}" "$c"; then
+  if [ "$FORCE" -eq 0 ] && "$PY" "$HELPER" uptodate --out "$OUT" "${UNPINNED[@]}" "${OPTS[@]}" "$c"; then
     log "$c: $OUT/$c is up to date (manifest matches); skipping (use --force to rebuild)"
     continue
   fi
-  debargs=()
+  args=()
   while IFS='=' read -r pkg ver; do
     path=$(fetch_deb "$pkg" "$ver")
-    debargs+=(--deb "$pkg=$path")
+    args+=(--deb "$pkg=$path")
   done < <("$PY" "$HELPER" pins "$c")
-  "$PY" "$HELPER" build --out "$OUT" "${UNPINNED[@]}" "${debargs[@]}" "$c"
+  while IFS='@' read -r name ver; do
+    path=$(fetch_npm "$name" "$ver")
+    args+=(--npm "$name=$path")
+  done < <("$PY" "$HELPER" npm-pins "$c")
+  "$PY" "$HELPER" build --out "$OUT" "${UNPINNED[@]}" "${OPTS[@]}" "${args[@]}" "$c"
 done
 ELAPSED_MS=$(( ($(date +%s%N) - T0) / 1000000 ))
 
