@@ -91,6 +91,27 @@ else
   bad "python3-torch missing: run scripts/setup.sh"
 fi
 expect_fail "not-yet-built command" "not available" "$BIN" routes
+# HC/mHC: a multi-stream model trains, logs its gains and reports its stability
+cat > "$T/mhc.json" <<'JSON'
+{"arch_layout": ["T1m1"], "d_model": [32], "d_intermediate": [64],
+ "ssm_cfg": {"d_state": 8, "chunk_size": 8, "headdim": 8},
+ "attn_cfg": {"num_heads": [2], "rotary_emb_dim": [8]}, "residual": {"type": "mhc", "n": 4}}
+JSON
+sed 's/"n": 4/"n": 0/' "$T/mhc.json" > "$T/mhc_bad.json"
+expect_fail "residual n < 1" "residual.n" "$BIN" train --config "$T/mhc_bad.json" --data "$T/corpus.txt" --out "$T/m0"
+sed 's/"n": 4/"n": 4, "init": "magic"/' "$T/mhc.json" > "$T/mhc_bad2.json"
+expect_fail "unknown mHC preset" "unknown preset" "$BIN" train --config "$T/mhc_bad2.json" --data "$T/corpus.txt" --out "$T/m0"
+expect_ok "train an mHC model" "$BIN" train --config "$T/mhc.json" --data "$T/corpus.txt" --out "$T/mrun" --steps 4 \
+  --batch 2 --seq-len 32 --eval-every 2 --eval-windows 2 --threads 1 --no-progress --log-gains-every 2
+grep -q '"comp_fwd"' "$T/mrun/metrics.jsonl" && ok "metrics hold stream-mixing gains" || bad "no gains in metrics"
+expect_ok "stability" "$BIN" stability -m "$T/mrun" --file "$T/corpus.txt" --windows 3 --seq-len 24 --json "$T/st.json" --svg "$T/st.svg"
+grep -q '"composite_forward"' "$T/st.json" && grep -q "<svg" "$T/st.svg" && grep -q "backbone.main_network" "$T/out" \
+  && ok "stability writes JSON, SVG and a table" || bad "stability outputs"
+expect_ok "generate with mHC" "$BIN" generate -m "$T/mrun" -p "the" -n 12 --seed 2
+expect_ok "stability of a plain model" "$BIN" stability -m "$T/run" --file "$T/corpus.txt" --json "$T/st0.json"
+grep -q "plain residual" "$T/out" && ok "plain model: all gains 1" || bad "plain model message"
+expect_fail "stability needs a file" "--file" "$BIN" stability -m "$T/mrun"
+expect_fail "stability of a missing file" "$T/none.txt" "$BIN" stability -m "$T/mrun" --file "$T/none.txt"
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

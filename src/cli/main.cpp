@@ -16,6 +16,7 @@
 #include "infer/evaluate.h"
 #include "infer/generate.h"
 #include "inspect/chunks.h"
+#include "inspect/stability.h"
 #include "io/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -86,6 +87,8 @@ int main(int argc, char** argv) {
   tr->add_option("--ratio-alpha", to.ratio_alpha, "H-Net: ratio-loss weight")->capture_default_str();
   tr->add_option("--lr-multipliers", to.lr_multipliers, "per-stage LR multipliers (default: hnet.md formula)")
       ->delimiter(',');
+  tr->add_option("--log-gains-every", to.gains_every, "HC/mHC: log stream-mixing gains every N steps (0 = off)")
+      ->capture_default_str();
 
   // eval
   auto* ev = app.add_subcommand("eval", "bits per byte of a model on a file");
@@ -151,7 +154,19 @@ int main(int argc, char** argv) {
   int64_t max_bytes = 8192;
   ch->add_option("--max-bytes", max_bytes, "use at most this many bytes of the input")->capture_default_str();
 
-  for (auto [name, issue] : {std::pair{"routes", 5}, std::pair{"stability", 4}}) {
+  // stability
+  auto* sb = app.add_subcommand("stability", "HC/mHC stream-mixing gains per sub-layer and composite (JSON + SVG)");
+  std::string json_out, svg_out;
+  int64_t windows = 16;
+  sb->add_option("-m,--model", model_path, "run or checkpoint directory")->required();
+  sb->add_option("--file", file, "input text (windows spread evenly over it)")->required();
+  sb->add_option("--seq-len", seq_len, "bytes per window (default: the training length)");
+  sb->add_option("--windows", windows, "number of windows")->capture_default_str();
+  sb->add_option("--batch", batch, "windows per forward pass")->capture_default_str();
+  sb->add_option("--json", json_out, "write the metrics here (default: RUN/stability.json)");
+  sb->add_option("--svg", svg_out, "write the figure here (default: RUN/stability.svg)");
+
+  for (auto [name, issue] : {std::pair{"routes", 5}}) {
     auto* s = app.add_subcommand(name, std::string("(not in this build yet: issue #") + std::to_string(issue) + ")");
     s->allow_extras();
   }
@@ -246,6 +261,39 @@ int main(int argc, char** argv) {
       io::write_file_atomic(html_out, chunks_html(view, "dynarch chunks: " + model_path));
       std::fputs(chunks_terminal(view, isatty(STDOUT_FILENO)).c_str(), stdout);
       std::fprintf(stderr, "HTML view written to %s\n", html_out.c_str());
+    } else if (sb->parsed()) {
+      set_threads(threads);
+      check(windows >= 1, "--windows must be >= 1");
+      auto model = load_model(model_path);
+      if (seq_len <= 0) seq_len = trained_seq_len(model_path, 512);
+      const std::string text = io::read_file(file);
+      check(!text.empty(), "stability: " + file + " is empty");
+      const int64_t L = std::min<int64_t>(seq_len, text.size());
+      std::vector<std::string> wins;
+      for (auto off : spread_offsets(text.size(), L, windows)) wins.push_back(text.substr(off, L));
+      auto stacks = measure_stability(*model, wins, batch);
+      const auto run_dir = fs::path(resolve_model_dir(model_path)).parent_path();
+      if (json_out.empty()) json_out = (run_dir / "stability.json").string();
+      if (svg_out.empty()) svg_out = (run_dir / "stability.svg").string();
+      nlohmann::json j{{"model", model_path}, {"file", file}, {"windows", wins.size()}, {"seq_len", L},
+                       {"stacks", nlohmann::json::array()}};
+      for (auto& s : stacks) j["stacks"].push_back(s.to_json());
+      io::write_file_atomic(json_out, j.dump(1) + "\n");
+      if (stacks.empty()) {
+        std::printf("%s has a plain residual everywhere: every gain is exactly 1\n", model_path.c_str());
+      } else {
+        io::write_file_atomic(svg_out, stability_svg(stacks, "dynarch stability: " + model_path));
+        std::printf("%-34s %4s %8s %10s %10s %10s %10s %10s\n", "stack", "subl", "tokens", "single_f", "comp_f(A)",
+                    "comp_f(B)", "comp_b(A)", "min_col");
+        auto vmax = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
+        auto vmin = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
+        for (auto& s : stacks)
+          std::printf("%-34s %4zu %8lld %10.4g %10.4g %10.4g %10.4g %10.4g\n", s.stack.c_str(), s.sublayers.size(),
+                      (long long)s.tokens, vmax(s.single_fwd.a_mean), vmax(s.comp_fwd.a_mean), vmax(s.comp_fwd.b),
+                      vmax(s.comp_bwd.a_mean), vmin(s.comp_fwd_minc.a_mean));
+        std::printf("(max over sub-layers; A = per token then mean, B = of the token-averaged maps)\n");
+        std::fprintf(stderr, "metrics written to %s, figure to %s\n", json_out.c_str(), svg_out.c_str());
+      }
     } else if (be->parsed()) {
       bo.threads = threads;
       bo.config = bench_config.empty() ? default_bench_config() : ModelConfig::from_file(bench_config);

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "core/compat.h"
 #include "core/error.h"
@@ -12,6 +13,7 @@
 #include "core/runtime.h"
 #include "data/corpus.h"
 #include "infer/evaluate.h"
+#include "inspect/stability.h"
 #include "io/atomic_file.h"
 #include "model/lm.h"
 #include "model/routing.h"
@@ -28,7 +30,8 @@ json TrainOptions::to_json() const {
               {"decay", decay}, {"weight_decay", weight_decay}, {"beta1", beta1}, {"beta2", beta2},
               {"clip", clip}, {"dtype", dtype}, {"seed", seed}, {"eval_every", eval_every},
               {"eval_windows", eval_windows}, {"save_every", save_every}, {"ratio_targets", ratio_targets},
-              {"lr_multipliers", lr_multipliers}, {"ratio_alpha", ratio_alpha}};
+              {"lr_multipliers", lr_multipliers}, {"ratio_alpha", ratio_alpha},
+              {"gains_every", gains_every}};
 }
 
 TrainOptions TrainOptions::from_json(const json& j, const std::string& src) {
@@ -46,7 +49,7 @@ TrainOptions TrainOptions::from_json(const json& j, const std::string& src) {
     get("beta1", o.beta1); get("beta2", o.beta2); get("clip", o.clip); get("dtype", o.dtype);
     get("seed", o.seed); get("eval_every", o.eval_every); get("eval_windows", o.eval_windows);
     get("save_every", o.save_every); get("ratio_targets", o.ratio_targets);
-    get("lr_multipliers", o.lr_multipliers); get("ratio_alpha", o.ratio_alpha);
+    get("lr_multipliers", o.lr_multipliers); get("ratio_alpha", o.ratio_alpha); get("gains_every", o.gains_every);
   } catch (const json::exception& e) {
     fail(src + ": wrong type in training options: " + e.what());
   }
@@ -64,6 +67,7 @@ void TrainOptions::validate() const {
   check(!out.empty(), "--out (run directory) is required");
   check(!data.empty(), "--data is required");
   check(ratio_alpha >= 0, "--ratio-alpha must be >= 0");
+  check(gains_every >= 0, "--log-gains-every must be >= 0");
   for (double n : ratio_targets)
     check(n > 1.0, "--ratio-targets: every compression target N must be > 1, got " + std::to_string(n));
   for (double m : lr_multipliers) check(m > 0, "--lr-multipliers must be > 0");
@@ -141,19 +145,29 @@ TrainResult run_session(Session& s, const RunControl& ctl) {
   };
   double loss_ema = -1;
   const auto targets = o.targets_for(s.model->config);
+  bool has_streams = false;
+  for (auto& r : s.model->config.residual) has_streams |= r.streams();
+  if (has_streams) name_connections(*s.model);
+  double hc_gain = -1;  // last composite forward gain (variant A), for the progress bar
   while (s.step < o.steps) {
     auto t0 = std::chrono::steady_clock::now();
     const double lr = wsd_lr(s.step, o.steps, o.lr, o.warmup, o.decay, o.min_lr_ratio);
     s.opt->zero_grad();
     double loss_sum = 0;
     std::vector<double> stage_F(targets.size()), stage_G(targets.size()), stage_L(targets.size());
+    json gains;
     for (int64_t m = 0; m < o.accum; ++m) {
       auto b = sample_batch(corpus.train, o.seed, s.step, m, o.batch, o.seq_len);
       at::Tensor loss, total;
       std::vector<StageTrace> traces;
       {
+        // Stream-mixing maps of the first micro-batch feed the gain monitor.
+        const bool watch = has_streams && m == 0 && o.gains_every > 0 && (s.step + 1) % o.gains_every == 0;
+        std::optional<ConnectionRecorder> rec;
+        if (watch) rec.emplace();
         compat::AutocastScope ac(bf16);
         loss = lm_loss(s.model->forward(b.inputs, nullptr, &traces), b.targets);
+        if (watch) gains = stability_monitor(rec->traces);
       }
       total = loss;
       for (size_t st = 0; st < traces.size(); ++st) {
@@ -187,6 +201,12 @@ TrainResult run_session(Session& s, const RunControl& ctl) {
       chunk_info += fmt::format(" | s{} {:.2f}B/c F {:.3f} G {:.3f}", st, 1.0 / std::max(stage_F[st], 1e-9),
                                 stage_F[st], stage_G[st]);
     }
+    if (!gains.is_null()) {
+      mline["hc"] = gains;
+      hc_gain = 0;
+      for (auto& [k, v] : gains.items()) hc_gain = std::max(hc_gain, v["comp_fwd_A"].get<double>());
+    }
+    if (hc_gain >= 0) chunk_info += fmt::format(" | hc gain {:.3g}", hc_gain);
     metrics << mline.dump() << "\n";
     const bool last = s.step == o.steps;
     if ((o.eval_every > 0 && s.step % o.eval_every == 0) || last) validate();

@@ -20,6 +20,8 @@ struct TrainOptions {
   // otherwise), ratio-loss weight, per-stage LR multipliers (empty = hnet.md §9).
   std::vector<double> ratio_targets, lr_multipliers;
   double ratio_alpha = 0.03;
+  // HC/mHC: log per-layer and composite stream-mixing gains every N steps (0 = off).
+  int64_t gains_every = 10;
 
   nlohmann::json to_json() const;
   static TrainOptions from_json(const nlohmann::json& j, const std::string& source);
