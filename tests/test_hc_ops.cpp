@@ -5,10 +5,12 @@
 
 #include "core/compat.h"
 #include "core/error.h"
+#include "expect_error.h"
 #include "gradcheck.h"
 #include "model/hc_ops.h"
 
 using namespace dynarch;
+using testutil::expect_error;
 
 namespace {
 
@@ -27,15 +29,6 @@ void expect_same(const Op& fused, const Op& ref, std::vector<at::Tensor> in, dou
   auto ga = torch::autograd::grad({(a * w).sum()}, in), gb = torch::autograd::grad({(b * w).sum()}, in);
   for (size_t i = 0; i < in.size(); ++i)
     EXPECT_LT(maxdiff(ga[i], gb[i]), tol * std::max(1.0, gb[i].abs().max().item<double>())) << "input " << i;
-}
-
-void expect_error(const std::function<void()>& f, const std::string& part) {
-  try {
-    f();
-    ADD_FAILURE() << "no error, expected one containing '" << part << "'";
-  } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
 }
 
 const Op pre_mix = [](const std::vector<at::Tensor>& v) { return hc_pre_mix(v[0], v[1]); };

@@ -5,10 +5,12 @@
 
 #include "core/compat.h"
 #include "core/error.h"
+#include "expect_error.h"
 #include "gradcheck.h"
 #include "model/sinkhorn.h"
 
 using namespace dynarch;
+using testutil::expect_error;
 
 namespace {
 
@@ -203,17 +205,6 @@ TEST(Gradcheck, SinkhornFp64) {
               << "n " << n << " iters " << iters << " eps " << eps << " v4 " << v4;
         }
 }
-
-namespace {
-void expect_error(const std::function<void()>& f, const std::string& part) {
-  try {
-    f();
-    ADD_FAILURE() << "no error, expected one containing '" << part << "'";
-  } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
-}  // namespace
 
 TEST(Sinkhorn, BadInputs) {
   auto Z = torch::zeros({2, 4, 4});
