@@ -41,10 +41,12 @@ void check_args(const at::Tensor& Z, const SinkhornOptions& o) {
 // padding lanes get logits 0 (harmless, discarded).
 template <class C>
 SK_INLINE void load_block(const C* src, int64_t t0, int nt, int nn, C* M) {
-  for (int b = 0; b < kB; ++b) {
+  for (int b = 0; b < nt; ++b) {
     const C* s = src + (t0 + b) * nn;
-    for (int e = 0; e < nn; ++e) M[e * kB + b] = b < nt ? s[e] : C(0);
+    for (int e = 0; e < nn; ++e) M[e * kB + b] = s[e];
   }
+  for (int b = nt; b < kB; ++b)
+    for (int e = 0; e < nn; ++e) M[e * kB + b] = C(0);
 }
 
 template <class C>
