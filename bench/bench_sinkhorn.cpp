@@ -1,0 +1,123 @@
+// mHC kernels (issue #4): forward+backward time of the fused ops against their
+// plain tensor-op references, measured in the same run; one JSON line per case.
+// Usage: bench_sinkhorn [--threads N] [--reps R] [--only CASE] [--iters 20]
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+
+#include "core/error.h"
+#include "core/runtime.h"
+#include "model/hc_ops.h"
+#include "model/sinkhorn.h"
+
+using namespace dynarch;
+using nlohmann::json;
+
+namespace {
+
+using Op = std::function<at::Tensor(const std::vector<at::Tensor>&)>;
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Forward alone (grad mode on, as in training) and forward + backward with a
+// fixed upstream gradient, fused op vs reference. The two are timed in
+// alternation so that both see the same load on this shared machine, and the
+// best of `reps` (after one warm-up) is reported: the least disturbed figure.
+json compare(const Op& fused, const Op& ref, const std::vector<at::Tensor>& inputs, int reps) {
+  std::vector<at::Tensor> in;
+  for (auto& x : inputs) in.push_back(x.detach().clone().requires_grad_(true));
+  auto G = torch::randn_like(fused(in).detach());
+  const std::vector<std::pair<std::string, Op>> ops = {{"fused", fused}, {"reference", ref}};
+  std::map<std::string, double> best;
+  for (int r = 0; r <= reps; ++r)
+    for (auto& [name, op] : ops) {
+      auto t0 = std::chrono::steady_clock::now();
+      op(in);
+      const double fwd = ms_since(t0);
+      for (auto& x : in) x.mutable_grad() = at::Tensor();
+      t0 = std::chrono::steady_clock::now();
+      torch::autograd::backward({op(in)}, {G});
+      const double fb = ms_since(t0);
+      if (r == 0) continue;  // warm-up
+      for (auto [key, v] : {std::pair{name + "_fwd_ms", fwd}, {name + "_fwd_bwd_ms", fb}})
+        best[key] = best.count(key) ? std::min(best[key], v) : v;
+    }
+  json j(best);
+  j["speedup_fwd"] = best["reference_fwd_ms"] / best["fused_fwd_ms"];
+  j["speedup_fwd_bwd"] = best["reference_fwd_bwd_ms"] / best["fused_fwd_bwd_ms"];
+  return j;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  maybe_reexec_for_blas(argc, argv);
+  try {
+    int threads = 0, reps = 10;
+    std::string only;
+    SinkhornOptions so;  // 20 iterations, eps 1e-6
+    for (int i = 1; i + 1 < argc; i += 2) {
+      std::string k = argv[i], v = argv[i + 1];
+      if (k == "--threads") threads = std::stoi(v);
+      else if (k == "--reps") reps = std::stoi(v);
+      else if (k == "--only") only = v;
+      else if (k == "--iters") so.iters = std::stoi(v);
+      else throw UserError("unknown option " + k);
+    }
+    set_threads(threads);
+    torch::manual_seed(0);
+    const int64_t n = 4;
+    // Runs one case unless --only names another.
+    auto emit = [&](json head, const std::function<json()>& body) {
+      if (!only.empty() && head["case"] != only) return;
+      head["threads"] = num_threads();
+      head.update(body());
+      std::cout << head.dump() << std::endl;
+    };
+
+    for (int64_t T : {4096, 32768}) {
+      Op f = [&](const std::vector<at::Tensor>& v) { return sinkhorn(v[0], so); };
+      Op r = [&](const std::vector<at::Tensor>& v) { return sinkhorn_reference(v[0], so); };
+      emit({{"case", "sinkhorn"}, {"T", T}, {"n", n}, {"iters", so.iters}},
+           [&] { return compare(f, r, {torch::randn({T, n, n}) * 2}, reps); });
+    }
+
+    const int64_t T = 4096;
+    for (int64_t D : {256, 512}) {
+      auto X = torch::randn({T, n, D}), y = torch::randn({T, D});
+      auto pre = torch::rand({T, n}), post = torch::rand({T, n}) * 2, R = torch::rand({T, n, n}) / n;
+      auto phi = torch::randn({n * n + 2 * n, n * D}) * 0.02;
+      json shape{{"T", T}, {"n", n}, {"D", D}};
+      auto with = [&](const char* name) {
+        json h = shape;
+        h["case"] = name;
+        return h;
+      };
+      emit(with("hc_pre_mix"), [&] { return compare([](const std::vector<at::Tensor>& v) { return hc_pre_mix(v[0], v[1]); },
+                                       [](const std::vector<at::Tensor>& v) { return hc_pre_mix_reference(v[0], v[1]); },
+                                       {X, pre}, reps); });
+      emit(with("hc_post_res"),
+           [&] { return compare([](const std::vector<at::Tensor>& v) { return hc_post_res(v[0], v[1], v[2], v[3]); },
+                   [](const std::vector<at::Tensor>& v) { return hc_post_res_reference(v[0], v[1], v[2], v[3]); },
+                   {X, R, post, y}, reps); });
+      // The obvious unfused form through at::matmul (one small GEMM per token on 1.13).
+      emit(with("hc_post_res_vs_matmul"),
+           [&] { return compare([](const std::vector<at::Tensor>& v) { return hc_post_res(v[0], v[1], v[2], v[3]); },
+                   [](const std::vector<at::Tensor>& v) {
+                     return at::matmul(v[1], v[0]) + v[2].unsqueeze(-1) * v[3].unsqueeze(1);
+                   },
+                   {X, R, post, y}, reps); });
+      emit(with("mhc_project"),
+           [&] { return compare([](const std::vector<at::Tensor>& v) { return mhc_project(v[0], v[1], 1e-6); },
+                   [](const std::vector<at::Tensor>& v) { return mhc_project_reference(v[0], v[1], 1e-6); },
+                   {X, phi}, reps); });
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return 2;
+  }
+}
