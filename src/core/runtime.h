@@ -18,6 +18,10 @@ bool cpu_has_avx512();
 // Measured square-matmul throughput in GFLOP/s (fp32 or bf16), best of a few runs.
 double measure_matmul_gflops(bool bf16, int n = 1024, int reps = 5);
 
+// The 1-minute load average (/proc/loadavg), -1 if unknown: benchmarks print it
+// because the machines are shared.
+double read_loadavg();
+
 // One line: torch version, threads, BLAS GFLOP/s, bf16 support.
 std::string env_report(bool measure = true);
 
