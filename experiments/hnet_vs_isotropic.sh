@@ -10,7 +10,7 @@ OUT=runs/exp_hnet
 DOC=docs/experiments
 mkdir -p "$OUT" "$DOC"
 bash scripts/make_corpora.sh >/dev/null
-COMMON=(--steps "$STEPS" --batch 8 --seq-len 512 --lr 2e-3 --dtype bf16 --eval-every 100 --eval-windows 64 --no-progress)
+COMMON=(--steps "$STEPS" --batch 8 --seq-len 512 --lr 2e-3 --dtype auto --eval-every 100 --eval-windows 64 --no-progress)
 for corpus in en code; do
   for model in hnet iso; do
     cfg=experiments/configs/hnet_small.json

@@ -28,7 +28,7 @@ json.dump(c, open(path, "w"), indent=1)
 PY
     echo "[exp] training $v ($STEPS steps)"
     ./build/dynarch train --config "$run/model.json" --data data/en --out "$run" --steps "$STEPS" --batch 8 \
-      --seq-len 256 --lr "$LR" --dtype bf16 --eval-every 100 --eval-windows 32 --log-gains-every 10 --no-progress
+      --seq-len 256 --lr "$LR" --dtype auto --eval-every 100 --eval-windows 32 --log-gains-every 10 --no-progress
   fi
   if [ "$v" != plain ]; then
     ./build/dynarch stability -m "$run" --file data/en/val.bin --windows 16 --seq-len 256 \

@@ -20,9 +20,9 @@ if [ -d "$RUN/checkpoint" ]; then
   ./build/dynarch train --resume "$RUN"
 else
   ./build/dynarch train --config "$CONFIG" --data data/en --out "$RUN" \
-    --steps "$STEPS" --batch "$BATCH" --seq-len "$SEQ" --lr "$LR" --dtype bf16 --eval-every 200 --eval-windows 64
+    --steps "$STEPS" --batch "$BATCH" --seq-len "$SEQ" --lr "$LR" --dtype "${DTYPE:-auto}" --eval-every 200 --eval-windows 64
 fi
-./build/dynarch eval -m "$RUN" --file data/en/val.bin --dtype bf16
+./build/dynarch eval -m "$RUN" --file data/en/val.bin --dtype "${DTYPE:-auto}"
 if ./build/dynarch info -m "$RUN" | grep -q '"stages":0'; then :; else
   echo "--- chunk view ($RUN/chunks.html) ---"
   head -c 1400 data/en/val.bin | tail -c 600 > "$RUN/sample.txt"

@@ -46,6 +46,8 @@ expect_fail "layout grammar" "arch_layout" "$BIN" train --config "$T/bad3.json" 
 echo '{"arch_layout": ' > "$T/bad4.json"
 expect_fail "config not JSON" "bad4.json" "$BIN" train --config "$T/bad4.json" --data "$T/corpus.txt" --out "$T/r0"
 expect_fail "bad dtype" "--dtype" "$BIN" "${TRAIN[@]}" --data "$T/corpus.txt" --out "$T/r0" --dtype fp8
+expect_ok "dtype auto resolves per CPU" "$BIN" train --config "$T/model.json" --steps 1 --batch 2 --seq-len 32 --threads 1 --no-progress --data "$T/corpus.txt" --out "$T/rauto" --dtype auto
+grep -Eq '"dtype": ?"(fp32|bf16)"' "$T/rauto/checkpoint/train_options.json" && ok "auto is saved resolved" || bad "auto not resolved in train_options.json"
 
 expect_ok "train, stopped at step 3" "$BIN" "${TRAIN[@]}" --data "$T/corpus.txt" --out "$T/run" --stop-at 3
 expect_fail "refuses to overwrite a run" "--resume" "$BIN" "${TRAIN[@]}" --data "$T/corpus.txt" --out "$T/run"

@@ -37,10 +37,7 @@ int64_t trained_seq_len(const std::string& model_path, int64_t fallback) {
   }
 }
 
-bool want_bf16(const std::string& dtype) {
-  check(dtype == "fp32" || dtype == "bf16", "--dtype must be fp32 or bf16, got " + dtype);
-  return dtype == "bf16";
-}
+bool want_bf16(const std::string& dtype) { return resolve_dtype(dtype) == "bf16"; }
 
 }  // namespace
 
@@ -76,7 +73,7 @@ int main(int argc, char** argv) {
   tr->add_option("--beta1", to.beta1)->capture_default_str();
   tr->add_option("--beta2", to.beta2)->capture_default_str();
   tr->add_option("--clip", to.clip, "gradient clipping max norm (0 = off)")->capture_default_str();
-  tr->add_option("--dtype", to.dtype, "fp32 or bf16 (autocast)")->capture_default_str();
+  tr->add_option("--dtype", to.dtype, "fp32, bf16 (autocast) or auto (bf16 where the CPU has native bf16)")->capture_default_str();
   tr->add_option("--seed", to.seed)->capture_default_str();
   tr->add_option("--eval-every", to.eval_every, "validation every N steps")->capture_default_str();
   tr->add_option("--eval-windows", to.eval_windows, "validation windows")->capture_default_str();
@@ -98,7 +95,7 @@ int main(int argc, char** argv) {
   ev->add_option("--file", file, "byte file to evaluate")->required();
   ev->add_option("--seq-len", seq_len, "window length (default: the training length)");
   ev->add_option("--batch", batch, "windows per forward pass")->capture_default_str();
-  ev->add_option("--dtype", dtype, "fp32 or bf16")->capture_default_str();
+  ev->add_option("--dtype", dtype, "fp32, bf16 or auto")->capture_default_str();
 
   // score
   auto* sc = app.add_subcommand("score", "per-byte NLL (nats, float32 LE, after a BOS) of a file");
@@ -108,7 +105,7 @@ int main(int argc, char** argv) {
   sc->add_option("--file", file, "byte file to score")->required();
   sc->add_option("-o,--out", score_out, "output file: one float32 per input byte")->required();
   sc->add_option("--segment", segment, "bytes per forward pass (state is carried across)")->capture_default_str();
-  sc->add_option("--dtype", dtype, "fp32 or bf16")->capture_default_str();
+  sc->add_option("--dtype", dtype, "fp32, bf16 or auto")->capture_default_str();
 
   // generate
   auto* ge = app.add_subcommand("generate", "sample bytes from a model, streamed as UTF-8");
@@ -122,7 +119,7 @@ int main(int argc, char** argv) {
   ge->add_option("--top-k", so.top_k, "0 = off")->capture_default_str();
   ge->add_option("--top-p", so.top_p, "1 = off")->capture_default_str();
   ge->add_option("--seed", so.seed)->capture_default_str();
-  ge->add_option("--dtype", dtype, "fp32 or bf16")->capture_default_str();
+  ge->add_option("--dtype", dtype, "fp32, bf16 or auto")->capture_default_str();
   int64_t samples = 1;
   ge->add_option("--samples", samples, "continuations decoded together as a batch (seeds seed..seed+K-1)")
       ->capture_default_str();

@@ -1,5 +1,7 @@
 #include "core/runtime.h"
 
+#include "core/error.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/version.h>
@@ -23,12 +25,29 @@ double read_loadavg() {
   return l;
 }
 
-bool cpu_has_avx512() {
+bool cpu_has_flag(const std::string& flag) {
   std::ifstream f("/proc/cpuinfo");
   std::string line;
   while (std::getline(f, line))
-    if (line.rfind("flags", 0) == 0) return line.find(" avx512f") != std::string::npos;
+    if (line.rfind("flags", 0) == 0) return (line + " ").find(" " + flag + " ") != std::string::npos;
   return false;
+}
+
+bool cpu_has_avx512() { return cpu_has_flag("avx512f"); }
+
+bool cpu_has_native_bf16() { return cpu_has_flag("avx512_bf16") || cpu_has_flag("amx_bf16"); }
+
+std::string resolve_dtype(const std::string& dtype) {
+  check(dtype == "fp32" || dtype == "bf16" || dtype == "auto", "--dtype must be fp32, bf16 or auto, got " + dtype);
+  const bool native = cpu_has_native_bf16();
+  if (dtype == "auto") return native ? "bf16" : "fp32";
+  static bool warned = false;
+  if (dtype == "bf16" && !native && !warned) {
+    warned = true;
+    std::fprintf(stderr, "warning: this CPU has no AVX512-BF16/AMX: bf16 matmuls run on a slow reference path "
+                         "(often 10x slower than fp32 here); prefer --dtype fp32 or auto\n");
+  }
+  return dtype;
 }
 
 void maybe_reexec_for_blas(int argc, char** argv) {
@@ -66,7 +85,8 @@ double measure_matmul_gflops(bool bf16, int n, int reps) {
 std::string env_report(bool measure) {
   std::string s = "torch " + std::to_string(TORCH_VERSION_MAJOR) + "." +
                   std::to_string(TORCH_VERSION_MINOR) + " | threads " +
-                  std::to_string(num_threads()) + " | avx512 " + (cpu_has_avx512() ? "yes" : "no");
+                  std::to_string(num_threads()) + " | avx512 " + (cpu_has_avx512() ? "yes" : "no") +
+                  " | native bf16 " + (cpu_has_native_bf16() ? "yes" : "no");
   const char* ct = std::getenv("OPENBLAS_CORETYPE");
   s += std::string(" | OPENBLAS_CORETYPE ") + (ct ? ct : "(auto)");
   if (measure) {

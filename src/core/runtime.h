@@ -14,6 +14,12 @@ void set_threads(int threads);
 int num_threads();
 
 bool cpu_has_avx512();
+bool cpu_has_flag(const std::string& flag);  // a /proc/cpuinfo flag, e.g. "avx512_bf16"
+// AVX512-BF16 or AMX: bf16 matmuls are fast (oneDNN); without them LibTorch
+// 1.13 falls back to a reference bf16 GEMM that is far slower than fp32.
+bool cpu_has_native_bf16();
+// "auto" -> bf16 where native, else fp32; "bf16" without native support warns once.
+std::string resolve_dtype(const std::string& dtype);
 
 // Measured square-matmul throughput in GFLOP/s (fp32 or bf16), best of a few runs.
 double measure_matmul_gflops(bool bf16, int n = 1024, int reps = 5);

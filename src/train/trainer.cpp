@@ -63,7 +63,7 @@ void TrainOptions::validate() const {
   check(accum >= 1, "--accum must be >= 1");
   check(lr > 0, "--lr must be > 0");
   check(warmup >= 0 && decay >= 0 && warmup + decay <= 1, "--warmup and --decay are fractions summing to <= 1");
-  check(dtype == "fp32" || dtype == "bf16", "--dtype must be fp32 or bf16, got " + dtype);
+  check(dtype == "fp32" || dtype == "bf16" || dtype == "auto", "--dtype must be fp32, bf16 or auto, got " + dtype);
   check(!out.empty(), "--out (run directory) is required");
   check(!data.empty(), "--data is required");
   check(ratio_alpha >= 0, "--ratio-alpha must be >= 0");
@@ -245,6 +245,7 @@ TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const
   fs::remove(run / "metrics.jsonl", ec);
   Session s;
   s.o = opts;
+  s.o.dtype = resolve_dtype(opts.dtype);  // saved resolved, so a resume computes the same way
   set_threads(ctl.threads);
   torch::manual_seed(opts.seed);
   s.model = std::make_shared<ByteLM>(config);
