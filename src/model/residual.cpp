@@ -8,6 +8,7 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "model/hc_ops.h"
+#include "model/mhc_fused.h"
 #include "model/norm.h"
 
 namespace dynarch {
@@ -83,13 +84,13 @@ ConnectionRecorder* ConnectionRecorder::active() { return g_recorder; }
 // ---------------------------------------------------------------- shared mixing
 
 at::Tensor StreamConnection::mix(const at::Tensor& X, const at::Tensor& pre, const at::Tensor& res,
-                                 const at::Tensor& post, const Branch& F) {
+                                 const at::Tensor& post, const Branch& F, at::Tensor u) {
   const auto lead = X.sizes().slice(0, X.dim() - 2).vec();
   const int64_t n = X.size(-2), D = X.size(-1);
   auto Xt = X.reshape({-1, n, D});
   if (auto* rec = ConnectionRecorder::active())
     rec->traces.push_back({trace_name, pre.detach(), post.detach(), res.detach()});
-  auto u = cfg.fused ? hc_pre_mix(Xt, pre) : hc_pre_mix_reference(Xt, pre);
+  if (!u.defined()) u = cfg.fused ? hc_pre_mix(Xt, pre) : hc_pre_mix_reference(Xt, pre);
   auto ushape = lead;
   ushape.push_back(D);
   auto y = F(u.view(ushape)).to(X.scalar_type()).reshape({-1, D});
@@ -162,27 +163,26 @@ ManifoldHyperConnection::ManifoldHyperConnection(const ResidualConfig& c, int64_
   alpha = register_parameter("alpha", torch::full({3}, c.alpha_init));
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> ManifoldHyperConnection::maps(const at::Tensor& X) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ManifoldHyperConnection::compute(const at::Tensor& Xt) {
   compat::AutocastScope fp32(false);
-  const auto dt = X.scalar_type();
-  const int64_t n = cfg.n, T = X.size(0);
-  auto m = cfg.fused ? mhc_project(X, phi.to(dt), cfg.rms_eps) : mhc_project_reference(X, phi.to(dt), cfg.rms_eps);
-  auto a = alpha.to(dt), b = bias.to(dt);
-  auto pre = at::sigmoid(a[0] * m.narrow(1, 0, n) + b.narrow(0, 0, n));
-  if (cfg.pre_eps > 0) pre = pre + cfg.pre_eps;
-  auto post = 2.0 * at::sigmoid(a[1] * m.narrow(1, n, n) + b.narrow(0, n, n));
-  // logits of source j -> destination k at 2n + j n + k; H_res = SK(Z^T) is destination x source.
-  auto Z = (a[2] * m.narrow(1, 2 * n, n * n) + b.narrow(0, 2 * n, n * n)).view({T, n, n}).transpose(1, 2);
-  // n = 1: the only doubly-stochastic 1x1 matrix is 1 (the eps of SK would shave it).
-  if (n == 1) return {pre, at::ones({T, 1, 1}, X.options()), post};
+  const auto dt = Xt.scalar_type();
+  // Logits of source j -> destination k sit at 2n + j n + k; Z is destination x source.
+  auto p = cfg.fused ? mhc_pre(Xt, phi.to(dt), bias.to(dt), alpha.to(dt), cfg.rms_eps, cfg.pre_eps)
+                     : mhc_pre_reference(Xt, phi.to(dt), bias.to(dt), alpha.to(dt), cfg.rms_eps, cfg.pre_eps);
+  // SK returns exactly 1 for n = 1 (the only doubly-stochastic 1x1 matrix).
   const SinkhornOptions so{cfg.sinkhorn_iters, cfg.sinkhorn_eps, cfg.eps_after_first};
-  auto res = cfg.fused ? sinkhorn(Z, so) : sinkhorn_reference(Z.contiguous(), so);
+  auto res = cfg.fused ? sinkhorn(p.Z, so) : sinkhorn_reference(p.Z.contiguous(), so);
+  return {p.u, p.pre, res, p.post};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> ManifoldHyperConnection::maps(const at::Tensor& X) {
+  auto [u, pre, res, post] = compute(X);
   return {pre, res, post};
 }
 
 at::Tensor ManifoldHyperConnection::forward(const at::Tensor& X, const Branch& F) {
-  auto [pre, res, post] = maps(X.reshape({-1, X.size(-2), X.size(-1)}));
-  return mix(X, pre, res, post, F);
+  auto [u, pre, res, post] = compute(X.reshape({-1, X.size(-2), X.size(-1)}));
+  return mix(X, pre, res, post, F, u);
 }
 
 std::shared_ptr<StreamConnection> make_connection(const ResidualConfig& c, int64_t d, int sublayer) {

@@ -43,9 +43,9 @@ class StreamConnection : public torch::nn::Module {
 
  protected:
   StreamConnection(const ResidualConfig& c) : cfg(c) {}
-  // Shared tail: u = H_pre X, y = F(u), X' = H_res X + H_post^T y.
+  // Shared tail: u = H_pre X (unless given), y = F(u), X' = H_res X + H_post^T y.
   at::Tensor mix(const at::Tensor& X, const at::Tensor& pre, const at::Tensor& res, const at::Tensor& post,
-                 const Branch& F);
+                 const Branch& F, at::Tensor u = {});
   ResidualConfig cfg;
 };
 
@@ -69,6 +69,10 @@ class ManifoldHyperConnection : public StreamConnection {
   at::Tensor forward(const at::Tensor& X, const Branch& F) override;
   std::tuple<at::Tensor, at::Tensor, at::Tensor> maps(const at::Tensor& X);
   at::Tensor phi, bias, alpha;
+
+ private:
+  // H_pre X and the maps, fused (mhc_fused.h) or from the reference ops.
+  std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> compute(const at::Tensor& Xt);
   int64_t d;
 };
 

@@ -1,0 +1,85 @@
+// The fused mHC sub-layer input (projection + maps + pre-mix in one op) against
+// the chain of unfused ops it replaces.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "expect_error.h"
+#include "gradcheck.h"
+#include "model/mhc_fused.h"
+
+using namespace dynarch;
+
+namespace {
+
+struct Inputs {
+  at::Tensor X, phi, bias, alpha;
+};
+
+Inputs random_inputs(int64_t T, int64_t n, int64_t D, at::ScalarType dt) {
+  const int64_t K = n * n + 2 * n;
+  auto o = at::TensorOptions().dtype(dt);
+  return {torch::randn({T, n, D}, o), torch::randn({K, n * D}, o) * 0.2, torch::randn({K}, o),
+          torch::tensor({0.8, 1.3, 0.6}, o)};
+}
+
+// One scalar from all four outputs with fixed random weights (drawn by shape:
+// randn_like would follow the strides of the reference's transposed Z).
+at::Tensor combine(const MhcPre& p, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto w = [](const at::Tensor& t) { return torch::randn(t.sizes(), t.options()); };
+  return (p.u * w(p.u)).sum() + (p.pre * w(p.pre)).sum() + (p.post * w(p.post)).sum() + (p.Z * w(p.Z)).sum();
+}
+
+}  // namespace
+
+TEST(MhcFused, EqualsReferenceWithGradients) {
+  for (double pre_eps : {0.0, 1e-6}) {
+    torch::manual_seed(1);
+    auto in = random_inputs(37, 4, 24, at::kFloat);
+    std::vector<at::Tensor> a = {in.X, in.phi, in.bias, in.alpha}, b;
+    for (auto& t : a) {
+      b.push_back(t.clone().requires_grad_(true));
+      t.requires_grad_(true);
+    }
+    auto pf = mhc_pre(a[0], a[1], a[2], a[3], 1e-6, pre_eps);
+    auto pr = mhc_pre_reference(b[0], b[1], b[2], b[3], 1e-6, pre_eps);
+    EXPECT_LT((pf.u - pr.u).abs().max().item<double>(), 1e-5);
+    EXPECT_LT((pf.pre - pr.pre).abs().max().item<double>(), 1e-6);
+    EXPECT_LT((pf.post - pr.post).abs().max().item<double>(), 1e-6);
+    EXPECT_LT((pf.Z - pr.Z).abs().max().item<double>(), 1e-5);
+    combine(pf, 3).backward();
+    combine(pr, 3).backward();
+    for (size_t i = 0; i < a.size(); ++i) {
+      const double scale = std::max(1.0, b[i].grad().abs().max().item<double>());
+      EXPECT_LT((a[i].grad() - b[i].grad()).abs().max().item<double>() / scale, 1e-4) << "input " << i;
+    }
+  }
+}
+
+TEST(MhcFused, GradcheckFp64) {
+  for (int64_t n : {1, 2, 3}) {
+    torch::manual_seed(n);
+    auto in = random_inputs(4, n, 5, at::kDouble);
+    auto f = [&](const std::vector<at::Tensor>& x) { return combine(mhc_pre(x[0], x[1], x[2], x[3], 1e-6, 1e-6), 9); };
+    EXPECT_LT(gradtest::gradcheck_max_error(f, {in.X, in.phi, in.bias, in.alpha}), 1e-7) << "n=" << n;
+  }
+}
+
+TEST(MhcFused, OnlySomeOutputsUsedAndEmptyInput) {
+  torch::manual_seed(2);
+  auto in = random_inputs(5, 4, 8, at::kFloat);
+  in.X.requires_grad_(true);
+  auto p = mhc_pre(in.X, in.phi, in.bias, in.alpha, 1e-6, 0);
+  p.Z.sum().backward();  // u, pre, post unused: undefined incoming gradients
+  EXPECT_TRUE(in.X.grad().defined());
+  auto e = random_inputs(0, 4, 8, at::kFloat);
+  EXPECT_EQ(mhc_pre(e.X, e.phi, e.bias, e.alpha, 1e-6, 0).u.size(0), 0);
+}
+
+TEST(MhcFused, BadInputsAreNamed) {
+  auto in = random_inputs(3, 4, 8, at::kFloat);
+  testutil::expect_error([&] { mhc_pre(in.X, in.phi.narrow(0, 0, 5), in.bias, in.alpha, 1e-6, 0); }, "phi must have shape");
+  testutil::expect_error([&] { mhc_pre(in.X, in.phi, in.bias.narrow(0, 0, 3), in.alpha, 1e-6, 0); }, "bias");
+  testutil::expect_error([&] { mhc_pre(in.X.view({3, 32}), in.phi, in.bias, in.alpha, 1e-6, 0); }, "(T, n, D)");
+  testutil::expect_error([&] { mhc_pre(in.X, in.phi.to(at::kDouble), in.bias, in.alpha, 1e-6, 0); }, "dtype");
+}
