@@ -160,7 +160,10 @@ std::vector<std::vector<std::vector<double>>> RouteStats::flow() const {
   return out;
 }
 std::vector<std::vector<double>> RouteStats::collapsed_flow() const {
-  return mat(flow_.sum(0) / std::max<int64_t>(rows_, 1));
+  // Mass that step T sends to layers is dropped: only its exits count.
+  auto f = flow_.narrow(0, 0, T).sum(0);
+  f.select(1, L) += flow_[T].select(1, L);
+  return mat(f / std::max<int64_t>(rows_, 1));
 }
 std::vector<std::vector<double>> RouteStats::rms_in() const { return mat(div_or_nan(rms_in_, rms_cnt_)); }
 std::vector<std::vector<double>> RouteStats::rms_out() const { return mat(div_or_nan(rms_out_, rms_cnt_)); }

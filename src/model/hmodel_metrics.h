@@ -72,7 +72,7 @@ class RouteStats {
   std::vector<std::vector<std::vector<double>>> mean_rows() const;  // [r][i][k] mean ĉ over active rows
   std::vector<std::vector<double>> occupancy() const;       // [r][i] mean rho_i^(r)
   std::vector<std::vector<std::vector<double>>> flow() const;  // [r][i][k] mean rho_i c_ik (trellis)
-  std::vector<std::vector<double>> collapsed_flow() const;  // [i][k] summed over r
+  std::vector<std::vector<double>> collapsed_flow() const;  // [i][k] summed over r (step T: exits only)
   std::vector<std::vector<double>> rms_in() const, rms_out() const;  // [r][j], r = 0 unused
   double mean_entropy() const;                              // over all active rows and steps
   int64_t calls = 0, calls_dense = 0, rows() const { return rows_; }
