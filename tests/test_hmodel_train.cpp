@@ -10,6 +10,7 @@
 #include "gradcheck.h"
 #include "hmodel_util.h"
 #include "infer/evaluate.h"
+#include "inspect/routes.h"
 #include "io/atomic_file.h"
 #include "model/aux_loss.h"
 #include "model/lm.h"
@@ -281,4 +282,54 @@ TEST(HModelRouting, SourceEmbedAndAlphaSchedule) {
   EXPECT_DOUBLE_EQ(find_hmodel(m)->alpha(), 5.0);
   set_hmodel_training_step(m, 2);
   EXPECT_DOUBLE_EQ(find_hmodel(m)->alpha(), 2.0);
+}
+
+TEST(HModelRoutes, ExportsFollowTheSchema) {
+  torch::manual_seed(16);
+  // an H-Net whose main network is an H-Model: positions are chunks with byte offsets
+  auto j = json::parse(R"({"arch_layout": ["m1", ["T1f1"], "m1"], "d_model": [32, 32], "d_intermediate": [0, 64],
+      "ssm_cfg": {"d_state": 8, "d_conv": 4, "expand": 2, "chunk_size": 4, "headdim": 16},
+      "attn_cfg": {"num_heads": [2, 2], "rotary_emb_dim": [8, 8], "window_size": [-1, -1]},
+      "hmodel": {"T": 3, "routing": {"topk": 2}}})");
+  ByteLM m(ModelConfig::from_json(j, "t"));
+  const std::string text = "hello routes, héllo";
+  auto v = compute_routes(m, text, "tiny");
+  auto js = routes_json(v);
+  for (auto k : {"model", "L", "T", "granularity", "nodes", "steps", "summary", "tokens"}) EXPECT_TRUE(js.contains(k)) << k;
+  EXPECT_EQ(js["nodes"].size(), 4u);  // IN, 2 layers, OUT
+  EXPECT_EQ(js["steps"].size(), 4u);  // r = 0..T
+  const auto npos = js["tokens"].size();
+  EXPECT_EQ(v.trace.steps[0].C.size(1), (int64_t)npos);
+  EXPECT_EQ(js["tokens"][0]["offset"], -1);  // BOS
+  int64_t covered = 0;
+  for (auto& t : js["tokens"]) covered += t["len"].get<int64_t>();
+  EXPECT_EQ(covered, (int64_t)text.size());  // the chunks tile the text
+  for (auto& st : js["steps"]) {
+    EXPECT_EQ(st["C"].size(), st["senders"].size());
+    for (auto k : {"r", "active", "counts", "mass", "rms_in", "rms_out"}) EXPECT_TRUE(st.contains(k)) << k;
+  }
+  EXPECT_EQ(js["steps"][1]["active"].size(), 2u);
+  EXPECT_EQ(js["steps"][0]["senders"], json::array({0}));
+  for (auto k : {"expected_depth", "exit_profile", "usage", "self_mass", "entropy"})
+    EXPECT_TRUE(js["summary"].contains(k)) << k;
+  double exits = 0;
+  for (double e : js["summary"]["exit_profile"].get<std::vector<double>>()) exits += e;
+  EXPECT_LE(exits, 1.0 + 1e-9);
+  auto dot = routes_dot(v);
+  EXPECT_NE(dot.find("digraph collapsed"), std::string::npos);
+  EXPECT_NE(dot.find("digraph trellis"), std::string::npos);
+  EXPECT_NE(dot.find("n0 -> "), std::string::npos);
+  auto svg = routes_svg(v);
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  EXPECT_NE(routes_summary(v.stats, v.node_types).find("expected depth"), std::string::npos);
+  // comparing a set with itself: JS 0
+  auto s = route_stats(m, {"abc def", "ghi"});
+  auto c = compare_routes(s, s);
+  EXPECT_NEAR(c.weighted, 0.0, 1e-12);
+  // a model without an H-Model is refused
+  auto plain = hm_config("T1", json::object());
+  plain.erase("hmodel");
+  ByteLM p(ModelConfig::from_json(plain, "t"));
+  EXPECT_THROW(compute_routes(p, "abc", "p"), UserError);
 }
