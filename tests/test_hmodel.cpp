@@ -313,6 +313,10 @@ TEST(HModelDecode, CausalAndStepEqualsForward) {
     EXPECT_LT(maxdiff(pre, full.narrow(1, 0, 4)), 1e-5) << h.dump();
     for (int64_t t = 4; t < L; ++t)
       EXPECT_LT(maxdiff(m.step(ids.select(1, t), st), full.select(1, t)), 1e-5) << h.dump() << " t=" << t;
+    // forward in segments carrying the state (score) equals one forward
+    auto seg = m.new_state(B);
+    m.forward(ids.narrow(1, 0, 5), &seg);
+    EXPECT_LT(maxdiff(m.forward(ids.narrow(1, 5, L - 5), &seg), full.narrow(1, 5, L - 5)), 1e-5) << h.dump();
     // a batch equals each sequence alone
     for (int64_t b = 0; b < B; ++b)
       EXPECT_LT(maxdiff(m.forward(ids.narrow(0, b, 1)), full.narrow(0, b, 1)), 1e-5) << h.dump();

@@ -170,13 +170,16 @@ at::Tensor HModel::run_node(int r, int j, const at::Tensor& X, const at::Tensor&
   const int64_t B = X.size(0), S = X.size(1);
   LayerCache* slot = state ? &state->layers[(r - 1) * L + (j - 1)] : nullptr;
   stats.calls_dense += B;
+  stats.all_positions += B * S;
+  stats.active_positions += active.expand({B, S}).sum().item<int64_t>();
   if (node.position_wise) stats.positions_dense += B * S;
   // Stateful layers in a decoding state run on every row: the zero input of an
   // inactive row is part of their history (skip_semantics = zero_input).
   const bool all_rows = !cfg.sparse || (slot && !node.position_wise);
   auto rows = active.any(1);
   const int64_t nrows = all_rows ? B : rows.sum().item<int64_t>();
-  if (nrows == B) {
+  const int64_t npos = node.position_wise && active.size(1) == S ? active.sum().item<int64_t>() : B * S;
+  if (nrows == B && (all_rows || npos == B * S)) {
     stats.calls += B;
     if (node.position_wise) stats.positions += B * S;
     return node.apply(X, node.position_wise ? nullptr : slot, state ? &state->pos : nullptr, lengths, step);
@@ -187,7 +190,7 @@ at::Tensor HModel::run_node(int r, int j, const at::Tensor& X, const at::Tensor&
   const int64_t D = X.size(2);
   if (node.position_wise && active.size(1) == S) {  // only the active positions
     auto idx = active.reshape({-1}).nonzero().squeeze(1);
-    stats.positions += idx.size(0);
+    stats.positions += npos;
     auto h = node.apply(X.reshape({B * S, D}).index_select(0, idx).unsqueeze(0), nullptr, nullptr, {}, false);
     return out.reshape({B * S, D}).index_copy(0, idx, h.squeeze(0)).view({B, S, D});
   }

@@ -60,6 +60,7 @@ at::Tensor normalise_messages(const at::Tensor& M, const at::Tensor& n, const at
 struct HModelStats {
   int64_t calls = 0, calls_dense = 0;          // (iteration, node, row) applications
   int64_t positions = 0, positions_dense = 0;  // position-wise nodes: positions run
+  int64_t active_positions = 0, all_positions = 0;  // (iteration, node, position) with n_j > 0 / all
   int64_t forwards = 0, halted = 0;            // forwards that stopped early (infer.halt_eps)
   int64_t steps_run = 0;                       // routing steps run, summed over forwards
 };
