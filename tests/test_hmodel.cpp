@@ -131,7 +131,8 @@ TEST(HModelRouting, SharpeningVectors) {
 TEST(HModelRouting, AggregationVector) {
   // h_1 = [2, 0] (weight 0.5), h_2 = [0, 4] (weight 0.25) into one target
   auto C = torch::tensor({0.5, 0.25}, at::kDouble).view({1, 1, 2, 1});
-  auto H = torch::tensor({2.0, 0.0, 0.0, 4.0}, at::kDouble).view({1, 1, 2, 2});
+  std::vector<at::Tensor> H{torch::tensor({2.0, 0.0}, at::kDouble).view({1, 1, 2}),
+                            torch::tensor({0.0, 4.0}, at::kDouble).view({1, 1, 2})};
   auto m = aggregate(C, H, 0.0);
   auto X = [&](const std::string& norm) { return normalise_messages(m.M.select(-2, 0), m.n, m.w, norm).view({2}); };
   EXPECT_LT(maxdiff(X("count"), torch::tensor({0.5, 0.5}, at::kDouble)), 1e-12);

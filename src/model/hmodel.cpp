@@ -200,8 +200,15 @@ at::Tensor HModel::run_node(int r, int j, const at::Tensor& X, const at::Tensor&
   return out.index_copy(0, ri, h);
 }
 
-Messages aggregate(const at::Tensor& C, const at::Tensor& H, double tau) {
-  return {at::matmul(C.transpose(-1, -2), H), (C > tau).to(C.scalar_type()).sum(-2).detach(), C.sum(-2)};
+Messages aggregate(const at::Tensor& C, const std::vector<at::Tensor>& H, double tau) {
+  // A sum over the few senders beats a batched (K x K) @ (K x d) matmul per position.
+  at::Tensor M;
+  for (size_t i = 0; i < H.size(); ++i) {
+    if (!H[i].defined()) continue;
+    auto t = C.select(-2, (int64_t)i).unsqueeze(-1) * H[i].unsqueeze(-2);
+    M = M.defined() ? M + t : t;
+  }
+  return {M, (C > tau).to(C.scalar_type()).sum(-2).detach(), C.sum(-2)};
 }
 
 at::Tensor normalise_messages(const at::Tensor& M, const at::Tensor& n, const at::Tensor& w, const std::string& norm) {
@@ -320,15 +327,9 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
     }
     // Messages: M_k = sum_i c_ik (h_i + e_i) for every target (only OUT at the last step).
     std::vector<at::Tensor> msg(K);
-    for (int i = 0; i <= L; ++i) {
-      if (!smask.select(-1, i).any().item<bool>() || !h[i].defined()) {
-        msg[i] = at::zeros_like(x);
-        continue;
-      }
-      msg[i] = source_embed.defined() ? h[i] + source_embed[i].to(dt) : h[i];
-    }
+    for (int i : senders) msg[i] = source_embed.defined() ? h[i] + source_embed[i].to(dt) : h[i];
     // The last step only feeds OUT: aggregate its column alone.
-    auto agg = aggregate(last ? C.narrow(-1, L, 1) : C, at::stack(msg, -2), cfg.tau);
+    auto agg = aggregate(last ? C.narrow(-1, L, 1) : C, msg, cfg.tau);
     const auto& M = agg.M;
     auto pad_layers = [&](const at::Tensor& t) { return last ? at::cat({at::zeros({B, Sp, L}, x.options()), t}, -1) : t; };
     auto n = pad_layers(agg.n), w = pad_layers(agg.w);

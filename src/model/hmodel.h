@@ -46,12 +46,13 @@ class HModelNode : public torch::nn::Module {
 };
 
 // Message passing of one step (§5). C (B, Sp, senders, targets) routing rows,
-// H (B, S, senders, d) messages -> M (B, S, targets, d) = sum_i c_ik H_i,
-// contributors n = #{i : c_ik > tau} (no gradient) and mass w = sum_i c_ik (B, Sp, targets).
+// H[i] (B, S, d) the message of sender i (undefined: not a sender, its row is 0)
+// -> M (B, S, targets, d) = sum_i c_ik H_i, contributors n = #{i : c_ik > tau}
+// (no gradient) and mass w = sum_i c_ik, both (B, Sp, targets).
 struct Messages {
   at::Tensor M, n, w;
 };
-Messages aggregate(const at::Tensor& C, const at::Tensor& H, double tau);
+Messages aggregate(const at::Tensor& C, const std::vector<at::Tensor>& H, double tau);
 // X = M / max(n, 1) (count) | M / max(w, 1e-6) (weighted) | M (none); n, w (..., 1) broadcast over d.
 at::Tensor normalise_messages(const at::Tensor& M, const at::Tensor& n, const at::Tensor& w, const std::string& norm);
 
