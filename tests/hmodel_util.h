@@ -20,6 +20,16 @@ inline nlohmann::json hm_config(const std::string& layout, const nlohmann::json&
   j["hmodel"] = hmodel;
   return j;
 }
+// A 1-stage H-Net whose main network (`inner`, width d_inner) is an H-Model.
+inline nlohmann::json hnet_hm_config(const std::string& inner, int d_inner, const nlohmann::json& hmodel) {
+  auto j = nlohmann::json::parse(R"({"arch_layout": ["m1", ["x"], "m1"], "d_model": [32, 0], "d_intermediate": [0, 128],
+      "ssm_cfg": {"d_state": 8, "d_conv": 4, "expand": 2, "chunk_size": 4, "headdim": 16},
+      "attn_cfg": {"num_heads": [2, 4], "rotary_emb_dim": [8, 8], "window_size": [-1, -1]}})");
+  j["arch_layout"][1][0] = inner;
+  j["d_model"][1] = d_inner;
+  j["hmodel"] = hmodel;
+  return j;
+}
 inline nlohmann::json hm_lm_config(const std::string& layout, const nlohmann::json& hmodel) {
   return hm_config(layout, hmodel);
 }

@@ -326,11 +326,7 @@ TEST(HModelDecode, CausalAndStepEqualsForward) {
 
 TEST(HModelDecode, InsideAnHNetStepEqualsForward) {
   torch::manual_seed(9);
-  auto j = json::parse(R"({"arch_layout": ["m1", ["T1f1g1"], "m1"], "d_model": [32, 48], "d_intermediate": [0, 128],
-      "ssm_cfg": {"d_state": 8, "d_conv": 4, "expand": 2, "chunk_size": 4, "headdim": 16},
-      "attn_cfg": {"num_heads": [2, 4], "rotary_emb_dim": [8, 8], "window_size": [-1, -1]},
-      "hmodel": {"T": 2, "routing": {"topk": 2}}})");
-  ByteLM m(ModelConfig::from_json(j, "t"));
+  ByteLM m(ModelConfig::from_json(hnet_hm_config("T1f1g1", 48, {{"T", 2}, {"routing", {{"topk", 2}}}}), "t"));
   ASSERT_NE(find_hmodel(m), nullptr);
   m.eval();
   torch::NoGradGuard ng;

@@ -213,6 +213,26 @@ TEST(HModelCompose, LoadsTheRightTensorsFromASavedModel) {
   EXPECT_EQ(m.forward(torch::randint(0, 256, {1, 6}, at::kLong)).size(2), 256);
 }
 
+TEST(HModelCompose, WiderNodesThroughAdapters) {
+  torch::manual_seed(17);
+  auto m = make_hmodel("T1f1", {{"T", 2}, {"nodes", {{{"at", {1}}, {"d_model", 48}, {"adapter", "pad"}},
+                                                     {{"at", {2}}, {"d_model", 40}, {"adapter", "linear"}}}}});
+  auto names = m->named_parameters();
+  ASSERT_TRUE(names.contains("nodes.1.adapter_in.pad"));
+  EXPECT_EQ(names["nodes.1.adapter_in.pad"].numel(), 16);
+  EXPECT_FALSE(names.contains("nodes.1.adapter_out.weight"));  // pad keeps the first d outputs
+  EXPECT_EQ(names["nodes.2.adapter_in.weight"].sizes(), (std::vector<int64_t>{40, 32}));
+  EXPECT_EQ(names["nodes.2.adapter_out.weight"].sizes(), (std::vector<int64_t>{32, 40}));
+  EXPECT_EQ(names["nodes.1.layer.layers.0.mixer.Wqkv.weight"].size(1), 48);
+  torch::NoGradGuard ng;
+  auto x = torch::randn({1, 5, 32}, at::kDouble);
+  // linear adapters start as [I 0] / [I; 0]: the node is its layer on the zero-padded input, cut back to d
+  auto h = m->nodes[1]->apply(x, nullptr, nullptr, {}, false);
+  auto ref = m->nodes[1]->layer->forward(at::cat({x, torch::zeros({1, 5, 8}, at::kDouble)}, -1)).narrow(-1, 0, 32);
+  EXPECT_LT(maxdiff(h, ref), 1e-12);
+  EXPECT_EQ(m->forward(x).size(2), 32);
+}
+
 TEST(HModelCompose, BadSourcesAreClearErrors) {
   auto dir = temp_dir("compose_bad");
   auto plain = hm_config("T1m1", json::object());
@@ -287,11 +307,7 @@ TEST(HModelRouting, SourceEmbedAndAlphaSchedule) {
 TEST(HModelRoutes, ExportsFollowTheSchema) {
   torch::manual_seed(16);
   // an H-Net whose main network is an H-Model: positions are chunks with byte offsets
-  auto j = json::parse(R"({"arch_layout": ["m1", ["T1f1"], "m1"], "d_model": [32, 32], "d_intermediate": [0, 64],
-      "ssm_cfg": {"d_state": 8, "d_conv": 4, "expand": 2, "chunk_size": 4, "headdim": 16},
-      "attn_cfg": {"num_heads": [2, 2], "rotary_emb_dim": [8, 8], "window_size": [-1, -1]},
-      "hmodel": {"T": 3, "routing": {"topk": 2}}})");
-  ByteLM m(ModelConfig::from_json(j, "t"));
+  ByteLM m(ModelConfig::from_json(hnet_hm_config("T1f1", 32, {{"T", 3}, {"routing", {{"topk", 2}}}}), "t"));
   const std::string text = "hello routes, héllo";
   auto v = compute_routes(m, text, "tiny");
   auto js = routes_json(v);
