@@ -3,7 +3,8 @@
 //     (T = 1, 2, 4, 8, 16 at fixed L), beside the plain stack of the same layers;
 //  2. sparse execution with inference hardening (top-k / threshold) vs dense
 //     soft routing on a fixed input: layer calls executed, active (iteration,
-//     node, position) share, wall time, bpb change.
+//     node, position) share, wall time, bpb change;
+//  3. the same for a per_sequence (classification) backbone, where whole examples skip nodes.
 // Usage: bench_hmodel [--layout T1m1f1g1] [--d 128] [--batch 4] [--seq-len 256] [--reps 3]
 //                     [--data FILE] [--model RUN] [--threads N] [--skip-sweep 1]
 // --model RUN: part 2 uses trained weights (per_token LM); otherwise a random T = 4 model.
@@ -150,6 +151,32 @@ int main(int argc, char** argv) {
                 << std::endl;
     }
     hm->cfg = keep;
+    // Part 3: per_sequence routing (classification backbone, random init): whole examples skip nodes.
+    {
+      auto j = base_config(layout, d);
+      j["hmodel"] = {{"T", 4}, {"routing", {{"granularity", "per_sequence"}}}};
+      torch::manual_seed(0);
+      ByteLM c(ModelConfig::from_json(j, "per_sequence"));
+      c.eval();
+      auto* ch = find_hmodel(c);
+      const auto ckeep = ch->cfg;
+      auto emb = c.embeddings->forward(inputs);
+      at::Tensor base;
+      for (auto& v : vs) {
+        ch->cfg = ckeep;
+        ch->cfg.infer_topk = v.topk, ch->cfg.infer_threshold = v.threshold, ch->cfg.sparse = v.sparse;
+        ch->stats = {};
+        at::Tensor y;
+        const double t = median_ms(reps, [&] { y = c.backbone->forward(emb, {}, nullptr, nullptr); });
+        if (!base.defined()) base = y;
+        const auto s = ch->stats;
+        std::cout << json{{"bench", "hardening_per_sequence"}, {"variant", v.name}, {"T", ch->T}, {"L", ch->L},
+                          {"ms", t}, {"row_calls_executed", (double)s.calls / std::max<int64_t>(s.calls_dense, 1)},
+                          {"rel_output_change", ((y - base).norm() / base.norm()).item<double>()}}
+                         .dump()
+                  << std::endl;
+      }
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
