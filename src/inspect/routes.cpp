@@ -48,7 +48,10 @@ double r5(double v) { return std::isnan(v) ? v : std::round(v * 1e5) / 1e5; }
 
 std::string fmt_list(const std::vector<double>& v, int prec = 3) {
   std::string s;
-  for (double x : v) s += (s.empty() ? "" : " ") + (std::isnan(x) ? std::string("-") : fmt::format("{:.{}f}", x, prec));
+  for (double x : v) {
+    if (!s.empty()) s += ' ';
+    s += std::isnan(x) ? std::string("-") : fmt::format("{:.{}f}", x, prec);
+  }
   return s;
 }
 

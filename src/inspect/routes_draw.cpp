@@ -13,8 +13,8 @@ namespace dynarch {
 
 namespace {
 
-std::string name_of(const RoutesView& v, int i) { return i == 0 ? "IN" : std::to_string(i) + ":" + v.node_types[i - 1]; }
-std::string target_id(const RoutesView& v, int k) { return k < v.L ? "n" + std::to_string(k + 1) : "out"; }
+std::string name_of(const RoutesView& v, int i) { return i == 0 ? "IN" : fmt::format("{}:{}", i, v.node_types[i - 1]); }
+std::string target_id(const RoutesView& v, int k) { return k < v.L ? fmt::format("n{}", k + 1) : "out"; }
 
 double max_of(const std::vector<std::vector<double>>& m) {
   double x = 0;

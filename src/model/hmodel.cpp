@@ -122,9 +122,9 @@ void HModel::init_linears(double n_res, double sigma) {
     if (!cfg.nodes[e].from.empty())
       for (int a : cfg.nodes[e].at) group[a] = (int)e;
   const bool ds = cfg.doubly_stochastic;
-  auto next_of = [&](int j) {
-    if (ds || j == L || group[j] != group[j + 1]) return j == L || ds ? j : L;  // DS: the plain chain
-    return j;
+  auto next_of = [&](int j) {  // target index: j = layer j+1 (or OUT for j = L); DS keeps the plain chain
+    const bool run_ends = !ds && j < L && group[j] != group[j + 1];
+    return run_ends ? L : j;
   };
   std::vector<int> starts{0};
   if (!ds)
@@ -234,6 +234,78 @@ at::Tensor rms_over(const at::Tensor& v, const at::Tensor& mask) {
 
 }  // namespace
 
+at::Tensor HModel::routing_matrix(int r, const std::vector<int>& senders, const std::vector<at::Tensor>& h,
+                                  const at::Tensor& smask, const at::Tensor& valid, bool infer) {
+  const int64_t B = smask.size(0), Sp = smask.size(1), K = L + 1;
+  const auto opt = h[0].options();
+  const bool per_seq = cfg.granularity == "per_sequence";
+  at::Tensor C;
+  if (!fixed_routing.empty()) {
+    C = fixed_routing.at(r).to(opt.dtype()).expand({B, Sp, K, K});
+  } else if (r == T && cfg.flush_last) {  // every active output goes to OUT with weight 1
+    C = at::zeros({B, Sp, K, K}, opt);
+    C.select(-1, L).fill_(1.0);
+  } else {
+    std::vector<at::Tensor> z(K);
+    for (int i : senders) {
+      auto& head = i == 0 ? input_head : nodes[i - 1]->head;
+      z[i] = head->forward(per_seq ? pool(h[i], valid) : h[i]);
+      if (i > 0 && !cfg.allow_self) {
+        auto self = at::zeros({K}, at::TensorOptions().dtype(at::kBool));
+        self[i - 1] = true;
+        z[i] = z[i].masked_fill(self, -std::numeric_limits<double>::infinity());
+      }
+    }
+    if (cfg.doubly_stochastic) {  // C = SK(Z^T)^T: targets receive exactly unit mass (mhc.md §4)
+      auto Z = at::stack(z, -2) * alpha();
+      const SinkhornOptions sk{cfg.sinkhorn_iters, cfg.sinkhorn_eps, false};
+      C = sinkhorn(Z.transpose(-1, -2).reshape({-1, K, K}).contiguous(), sk).view({B, Sp, K, K}).transpose(-1, -2);
+    } else {
+      const SharpenOptions so{cfg.sharpen, alpha(), cfg.topk, cfg.straight_through};
+      std::vector<at::Tensor> rows;
+      for (int i = 0; i <= L; ++i) {
+        if (!z[i].defined()) {
+          rows.push_back(at::zeros({B, Sp, K}, opt));
+          continue;
+        }
+        auto c = sharpen(z[i], so);
+        rows.push_back(infer ? harden(c, cfg.infer_topk, cfg.infer_threshold) : c);
+      }
+      C = at::stack(rows, -2);
+    }
+  }
+  return C * smask.to(opt.dtype()).unsqueeze(-1);
+}
+
+namespace {
+
+// Sums for the routing objectives (§8) over the active valid rows of every step.
+struct ObjectiveSums {
+  at::Tensor self_sum, self_n, ent_sum, ent_n, bal_sum;
+  // C (B, Sp, K, K); sm (B, Sp, K): active valid sender rows (0/1 in C's dtype).
+  void add(const at::Tensor& C, const at::Tensor& sm) {
+    const int64_t L = C.size(-1) - 1;
+    auto acc = [](at::Tensor& a, const at::Tensor& v) { a = a.defined() ? a + v : v; };
+    auto sml = sm.narrow(-1, 1, L);
+    acc(ent_sum, (normalized_entropy(C) * sm).sum());
+    acc(ent_n, sm.sum());
+    acc(bal_sum, (normalise_rows(C) * sm.unsqueeze(-1)).sum(at::IntArrayRef{0, 1, 2}));
+    acc(self_sum, (C.narrow(-2, 1, L).diagonal(0, -2, -1) * sml).sum(at::IntArrayRef{0, 1}));  // c_jj per layer
+    acc(self_n, sml.sum(at::IntArrayRef{0, 1}));
+  }
+  void emit(const HModelConfig& c) const {
+    if (!ent_sum.defined()) return;
+    const int64_t K = bal_sum.size(0);
+    add_aux_loss("hmodel_self", self_sum.sum() / self_n.sum().clamp_min(1.0), c.lambda_self);
+    add_aux_loss("hmodel_ent", ent_sum / ent_n.clamp_min(1.0), c.lambda_ent);
+    add_aux_loss("hmodel_bal", (double)K * (bal_sum / ent_n.clamp_min(1.0)).pow(2).sum(), c.lambda_bal);
+    for (int64_t j = 1; j < K; ++j)  // per-layer self-loop mass (monitoring only)
+      add_aux_loss("hmodel_self." + std::to_string(j), (self_sum[j - 1] / self_n[j - 1].clamp_min(1.0)).detach(), 0.0);
+  }
+};
+
+}  // namespace
+
 at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tensor& lengths, bool stepping) {
   const auto dt = x_in.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const int64_t B = x_in.size(0), S = x_in.size(1), K = L + 1;
@@ -244,7 +316,6 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
   auto* rec = RouteRecorder::active();
   const bool halting = infer && cfg.halt_eps > 0 && cfg.readout == "accumulate";
   const bool need_walk = aux || halting;
-  const double inf = std::numeric_limits<double>::infinity();
   // Routing and aggregation stay in fp32 (fp64 in tests); the layers run under the caller's autocast.
   const bool autocast = compat::cpu_autocast_enabled();
   compat::AutocastScope fp32(false);
@@ -253,7 +324,6 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
   auto valid = lengths.defined() ? at::arange(S, at::kLong).view({1, S}) < lengths.view({B, 1})
                                  : at::ones({B, S}, bopt);
   auto valid_p = per_seq ? at::ones({B, 1}, bopt) : valid;  // routing rows
-  const SharpenOptions so{cfg.sharpen, alpha(), cfg.topk, cfg.straight_through};
 
   std::vector<at::Tensor> h(K), act(K);  // sender states (B, S, d) and activity (B, Sp)
   h[0] = x;
@@ -268,7 +338,7 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
   auto rho = at::zeros({B, Sp, K}, x.options());
   rho.select(-1, 0).fill_(1.0);
   std::vector<at::Tensor> exits;
-  at::Tensor self_sum, self_n, ent_sum, ent_n, bal_sum, bal_n;
+  ObjectiveSums objectives;
   RouteTrace trace;
   trace.L = L, trace.T = T, trace.per_sequence = per_seq;
   const int64_t calls0 = stats.calls, dense0 = stats.calls_dense;
@@ -283,48 +353,9 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
       const bool in_play = i == 0 ? (r == 0 || cfg.inject_input) : (r > 0 || ds);
       if (in_play && act[i].defined() && (ds || act[i].any().item<bool>())) senders.push_back(i);
     }
-    // Routing matrix C (B, Sp, K senders, K targets), zero rows for non-senders.
-    at::Tensor C, smask;
-    {
-      smask = at::zeros({B, Sp, K}, bopt);
-      for (int i : senders) smask.select(-1, i).copy_(act[i]);
-      const bool flush = last && cfg.flush_last;
-      if (!fixed_routing.empty()) {
-        C = fixed_routing.at(r).to(dt).expand({B, Sp, K, K});
-      } else if (flush) {  // every active output goes to OUT with weight 1
-        C = at::zeros({B, Sp, K, K}, x.options());
-        C.select(-1, L).fill_(1.0);
-      } else {
-        std::vector<at::Tensor> z(K);
-        for (int i : senders) {
-          auto& head = i == 0 ? input_head : nodes[i - 1]->head;
-          z[i] = head->forward(per_seq ? pool(h[i], valid) : h[i]).to(dt);
-          if (i > 0 && !cfg.allow_self) {
-            auto self = at::zeros({K}, bopt);
-            self[i - 1] = true;
-            z[i] = z[i].masked_fill(self, -inf);
-          }
-        }
-        if (ds) {  // C = SK(Z^T)^T: targets receive exactly unit mass (mhc.md §4)
-          auto Z = at::stack(z, -2) * so.alpha;
-          const SinkhornOptions sk{cfg.sinkhorn_iters, cfg.sinkhorn_eps, false};
-          C = sinkhorn(Z.transpose(-1, -2).reshape({-1, K, K}).contiguous(), sk).view({B, Sp, K, K}).transpose(-1, -2);
-        } else {
-          std::vector<at::Tensor> rows;
-          for (int i = 0; i <= L; ++i) {
-            if (!z[i].defined()) {
-              rows.push_back(at::zeros({B, Sp, K}, x.options()));
-              continue;
-            }
-            auto c = sharpen(z[i], so);
-            if (infer) c = harden(c, cfg.infer_topk, cfg.infer_threshold);
-            rows.push_back(c);
-          }
-          C = at::stack(rows, -2);
-        }
-      }
-      C = C * smask.to(dt).unsqueeze(-1);
-    }
+    auto smask = at::zeros({B, Sp, K}, bopt);  // sender i active at (b, s)
+    for (int i : senders) smask.select(-1, i).copy_(act[i]);
+    auto C = routing_matrix(r, senders, h, smask, valid, infer);
     // Messages: M_k = sum_i c_ik (h_i + e_i) for every target (only OUT at the last step).
     std::vector<at::Tensor> msg(K);
     for (int i : senders) msg[i] = source_embed.defined() ? h[i] + source_embed[i].to(dt) : h[i];
@@ -346,17 +377,8 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
       st.rms_in = rms_in, st.rms_out = rms_out;
       trace.steps.push_back(st);
     }
-    if (aux && !(last && cfg.flush_last) && fixed_routing.empty()) {
-      auto sm = smask.logical_and(valid_p.unsqueeze(-1)).to(dt);
-      auto ent = (normalized_entropy(C) * sm).sum(), en = sm.sum();
-      auto ch = normalise_rows(C) * sm.unsqueeze(-1);
-      auto diag = C.narrow(-2, 1, L).diagonal(0, -2, -1);  // c_{j,j} (B, Sp, L)
-      auto sml = sm.narrow(-1, 1, L);
-      auto add = [](at::Tensor& acc, const at::Tensor& v) { acc = acc.defined() ? acc + v : v; };
-      add(ent_sum, ent), add(ent_n, en);
-      add(bal_sum, ch.sum(at::IntArrayRef{0, 1, 2})), add(bal_n, en);
-      add(self_sum, (diag * sml).sum(at::IntArrayRef{0, 1})), add(self_n, sml.sum(at::IntArrayRef{0, 1}));
-    }
+    if (aux && !(last && cfg.flush_last) && fixed_routing.empty())
+      objectives.add(C, smask.logical_and(valid_p.unsqueeze(-1)).to(dt));
     if (need_walk) {
       auto [e, next] = walk_step(rho, C);
       exits.push_back(e);
@@ -405,14 +427,7 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
     auto vp = valid_p.to(dt);
     auto depth = (expected_depth(exits) * vp).sum() / vp.sum().clamp_min(1.0);
     add_aux_loss("hmodel_depth", depth / T, cfg.lambda_depth);
-    if (ent_sum.defined()) {
-      add_aux_loss("hmodel_self", self_sum.sum() / self_n.sum().clamp_min(1.0), cfg.lambda_self);
-      add_aux_loss("hmodel_ent", ent_sum / ent_n.clamp_min(1.0), cfg.lambda_ent);
-      auto u = bal_sum / bal_n.clamp_min(1.0);
-      add_aux_loss("hmodel_bal", (double)K * u.pow(2).sum(), cfg.lambda_bal);
-      for (int j = 1; j <= L; ++j)  // per-layer self-loop mass (monitoring only)
-        add_aux_loss("hmodel_self." + std::to_string(j), (self_sum[j - 1] / self_n[j - 1].clamp_min(1.0)).detach(), 0.0);
-    }
+    objectives.emit(cfg);
   }
   if (rec) {
     trace.valid = valid_p.cpu();

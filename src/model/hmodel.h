@@ -91,6 +91,9 @@ class HModel : public Stack {
 
  private:
   at::Tensor run(const at::Tensor& x, StackState* state, const at::Tensor& lengths, bool step);
+  // Routing rows of step r (B, Sp, L+1, L+1); zero rows where smask (B, Sp, L+1) is false.
+  at::Tensor routing_matrix(int r, const std::vector<int>& senders, const std::vector<at::Tensor>& h,
+                            const at::Tensor& smask, const at::Tensor& valid, bool infer);
   at::Tensor run_node(int r, int j, const at::Tensor& X, const at::Tensor& active, StackState* state,
                       const at::Tensor& lengths, bool step);
   int64_t step_ = -1;
