@@ -124,6 +124,9 @@ cat > "$T/hm_comp.json" <<JSON
             "nodes": [{"at": [1, 2], "from": "$T/run", "layers": [1, 0], "freeze": true}]}}
 JSON
 expect_ok "compose an H-Model from a trained model's layers and train the rest" "$BIN" "${MTRAIN[@]}" --config "$T/hm_comp.json" --out "$T/hm2"
+expect_ok "composed H-Model: stop at step 1" "$BIN" "${MTRAIN[@]}" --config "$T/hm_comp.json" --out "$T/hm2b" --stop-at 1
+expect_ok "composed H-Model: resume (frozen nodes are not in the optimizer state)" "$BIN" train --resume "$T/hm2b" --threads 1 --no-progress
+[ "$(grep '"loss"' "$T/hm2/metrics.jsonl" | tail -1 | sed 's/.*"loss":\([^,]*\).*/\1/')" = "$(grep '"loss"' "$T/hm2b/metrics.jsonl" | tail -1 | sed 's/.*"loss":\([^,]*\).*/\1/')" ] && ok "resumed H-Model run matches the straight run" || bad "resumed H-Model loss differs"
 grep -q '"source_config"' "$T/hm2/checkpoint/config.json" && ok "the composed config embeds its source config" || bad "no source_config in the saved config"
 sed 's/"layers": \[1, 0\]/"layers": [0, 1]/' "$T/hm_comp.json" > "$T/hm_comp_bad.json"
 expect_fail "composition with mismatched layer types" "source layer 0" "$BIN" "${MTRAIN[@]}" --config "$T/hm_comp_bad.json" --out "$T/hm3"
