@@ -101,6 +101,12 @@ TEST(HModelObjectives, UniformRoutingValuesAndGradient) {
   const double fd = (depth_at(1e-6) - depth_at(-1e-6)) / 2e-6;
   EXPECT_NEAR(b.grad()[2].item<double>(), fd, 1e-6);
   EXPECT_LT(b.grad()[2].item<double>(), 0.0);  // more mass to OUT at step 0: shallower
+  // the hard form of the self-loop regulariser: no self mass at all
+  auto ns = make_hmodel("f2", {{"T", 2}, {"routing", {{"allow_self", false}}}}, true);
+  AuxLossCollector a4;
+  ns->forward(x);
+  for (auto& t : a4.terms)
+    if (t.name.rfind("hmodel_self", 0) == 0) EXPECT_EQ(t.value.item<double>(), 0.0) << t.name;
   // no collector, eval or no-grad: nothing is computed
   m->eval();
   AuxLossCollector a3;
