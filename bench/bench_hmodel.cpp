@@ -45,6 +45,34 @@ json base_config(const std::string& layout, int d) {
               {"attn_cfg", {{"num_heads", {std::max(1, d / 32)}}, {"rotary_emb_dim", {16}}}}};
 }
 
+struct Variant {
+  std::string name;
+  int topk;
+  double threshold;
+  bool sparse;
+};
+
+// Times `fwd` under each hardening variant of `hm` (its config restored after); prints one
+// JSON line per variant: `row(output, output of the first variant)` plus time and row calls.
+void run_variants(HModel& hm, const std::vector<Variant>& vs, int reps, const std::function<at::Tensor()>& fwd,
+                  const std::function<json(const at::Tensor&, const at::Tensor&)>& row) {
+  const auto keep = hm.cfg;
+  at::Tensor base;
+  for (auto& v : vs) {
+    hm.cfg = keep;
+    hm.cfg.infer_topk = v.topk, hm.cfg.infer_threshold = v.threshold, hm.cfg.sparse = v.sparse;
+    hm.stats = {};
+    at::Tensor y;
+    const double t = median_ms(reps, [&] { y = fwd(); });
+    if (!base.defined()) base = y;
+    auto j = row(y, base);
+    j.update({{"variant", v.name}, {"T", hm.T}, {"L", hm.L}, {"ms", t},
+              {"row_calls_executed", (double)hm.stats.calls / std::max<int64_t>(hm.stats.calls_dense, 1)}});
+    std::cout << j.dump() << std::endl;
+  }
+  hm.cfg = keep;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -118,65 +146,33 @@ int main(int argc, char** argv) {
     auto* hm = find_hmodel(*m);
     check(hm, "bench_hmodel: --model has no H-Model");
     m->eval();
-    const auto keep = hm->cfg;
-    struct Variant {
-      std::string name;
-      int topk;
-      double threshold;
-      bool sparse;
-    };
-    std::vector<Variant> vs{{"dense soft (no skipping)", 0, 0.0, false}, {"sparse soft", 0, 0.0, true},
-                            {"top-2", 2, 0.0, true},  {"top-1", 1, 0.0, true},
-                            {"threshold 0.1", 0, 0.1, true}, {"threshold 0.25", 0, 0.25, true},
-                            {"top-2 + threshold 0.25", 2, 0.25, true}};
-    double base_bpb = 0;
-    at::Tensor base_logits;
-    for (auto& v : vs) {
-      hm->cfg = keep;
-      hm->cfg.infer_topk = v.topk, hm->cfg.infer_threshold = v.threshold, hm->cfg.sparse = v.sparse;
-      hm->stats = {};
-      at::Tensor logits;
-      const double t = median_ms(reps, [&] { logits = m->forward(inputs); });
-      const auto s = hm->stats;
+    const std::vector<Variant> vs{{"dense soft (no skipping)", 0, 0.0, false}, {"sparse soft", 0, 0.0, true},
+                                  {"top-2", 2, 0.0, true},  {"top-1", 1, 0.0, true},
+                                  {"threshold 0.1", 0, 0.1, true}, {"threshold 0.25", 0, 0.25, true},
+                                  {"top-2 + threshold 0.25", 2, 0.25, true}};
+    double bpb0 = -1;
+    run_variants(*hm, vs, reps, [&] { return m->forward(inputs); }, [&](const at::Tensor& logits, const at::Tensor& base) {
       const double bpb = lm_loss(logits, targets).item<double>() / std::log(2.0);
-      if (!base_logits.defined()) base_bpb = bpb, base_logits = logits;
-      std::cout << json{{"bench", "hardening"}, {"variant", v.name}, {"model", model_dir.empty() ? "random" : model_dir},
-                        {"T", hm->T}, {"L", hm->L}, {"ms", t}, {"bytes_per_s", bytes / t * 1e3},
-                        {"row_calls_executed", (double)s.calls / std::max<int64_t>(s.calls_dense, 1)},
-                        {"positionwise_positions_run", (double)s.positions / std::max<int64_t>(s.positions_dense, 1)},
-                        {"active_position_share", (double)s.active_positions / std::max<int64_t>(s.all_positions, 1)},
-                        {"bpb", bpb}, {"bpb_change", bpb - base_bpb},
-                        {"max_logit_change", (logits - base_logits).abs().max().item<double>()}}
-                       .dump()
-                << std::endl;
-    }
-    hm->cfg = keep;
+      if (bpb0 < 0) bpb0 = bpb;
+      const auto& s = hm->stats;
+      return json{{"bench", "hardening"}, {"model", model_dir.empty() ? "random" : model_dir},
+                  {"positionwise_positions_run", (double)s.positions / std::max<int64_t>(s.positions_dense, 1)},
+                  {"active_position_share", (double)s.active_positions / std::max<int64_t>(s.all_positions, 1)},
+                  {"bpb", bpb}, {"bpb_change", bpb - bpb0},
+                  {"max_logit_change", (logits - base).abs().max().item<double>()}};
+    });
     // Part 3: per_sequence routing (classification backbone, random init): whole examples skip nodes.
-    {
-      auto j = base_config(layout, d);
-      j["hmodel"] = {{"T", 4}, {"routing", {{"granularity", "per_sequence"}}}};
-      torch::manual_seed(0);
-      ByteLM c(ModelConfig::from_json(j, "per_sequence"));
-      c.eval();
-      auto* ch = find_hmodel(c);
-      const auto ckeep = ch->cfg;
-      auto emb = c.embeddings->forward(inputs);
-      at::Tensor base;
-      for (auto& v : vs) {
-        ch->cfg = ckeep;
-        ch->cfg.infer_topk = v.topk, ch->cfg.infer_threshold = v.threshold, ch->cfg.sparse = v.sparse;
-        ch->stats = {};
-        at::Tensor y;
-        const double t = median_ms(reps, [&] { y = c.backbone->forward(emb, {}, nullptr, nullptr); });
-        if (!base.defined()) base = y;
-        const auto s = ch->stats;
-        std::cout << json{{"bench", "hardening_per_sequence"}, {"variant", v.name}, {"T", ch->T}, {"L", ch->L},
-                          {"ms", t}, {"row_calls_executed", (double)s.calls / std::max<int64_t>(s.calls_dense, 1)},
-                          {"rel_output_change", ((y - base).norm() / base.norm()).item<double>()}}
-                         .dump()
-                  << std::endl;
-      }
-    }
+    auto j = base_config(layout, d);
+    j["hmodel"] = {{"T", 4}, {"routing", {{"granularity", "per_sequence"}}}};
+    torch::manual_seed(0);
+    ByteLM c(ModelConfig::from_json(j, "per_sequence"));
+    c.eval();
+    auto emb = c.embeddings->forward(inputs);
+    run_variants(*find_hmodel(c), vs, reps, [&] { return c.backbone->forward(emb, {}, nullptr, nullptr); },
+                 [&](const at::Tensor& y, const at::Tensor& base) {
+                   return json{{"bench", "hardening_per_sequence"},
+                               {"rel_output_change", ((y - base).norm() / base.norm()).item<double>()}};
+                 });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
