@@ -92,7 +92,6 @@ if /usr/bin/python3 -c "import torch" 2>/dev/null; then
 else
   bad "python3-torch missing: run scripts/setup.sh"
 fi
-expect_fail "not-yet-built command" "not available" "$BIN" routes
 # HC/mHC: a multi-stream model trains, logs its gains and reports its stability
 cat > "$T/mhc.json" <<'JSON'
 {"arch_layout": ["T1m1"], "d_model": [32], "d_intermediate": [64],
@@ -114,6 +113,46 @@ expect_ok "stability of a plain model" "$BIN" stability -m "$T/run" --file "$T/c
 grep -q "plain residual" "$T/out" && ok "plain model: all gains 1" || bad "plain model message"
 expect_fail "stability needs a file" "--file" "$BIN" stability -m "$T/mrun"
 expect_fail "stability of a missing file" "$T/none.txt" "$BIN" stability -m "$T/mrun" --file "$T/none.txt"
+# H-Model: training with objectives, routes exports and comparison, composition from the isotropic run
+cat > "$T/hm.json" <<'JSON'
+{"arch_layout": ["T1m1f1"], "d_model": [32], "d_intermediate": [64],
+ "ssm_cfg": {"d_state": 8, "chunk_size": 8, "headdim": 8},
+ "attn_cfg": {"num_heads": [2], "rotary_emb_dim": [8]},
+ "hmodel": {"T": 3, "routing": {"topk": 2}, "loss": {"lambda_self": 0.01, "lambda_depth": 0.01}}}
+JSON
+MTRAIN=(train --data "$T/corpus.txt" --steps 3 --batch 2 --seq-len 32 --eval-every 3 --eval-windows 2 --threads 1 --no-progress)
+expect_ok "train an H-Model LM" "$BIN" "${MTRAIN[@]}" --config "$T/hm.json" --out "$T/hm"
+expect_ok "generate with an H-Model (T x L decode slots)" "$BIN" generate -m "$T/hm" -p "the" -n 12 --seed 2
+grep -q '"hmodel_self"' "$T/hm/metrics.jsonl" && grep -q '"hmodel_depth"' "$T/hm/metrics.jsonl" && ok "metrics hold the H-Model objectives" || bad "no hmodel_* terms in metrics"
+expect_ok "routes of a text" "$BIN" routes -m "$T/hm" --text "the cat sat" --json "$T/r.json" --dot "$T/r.dot" --svg "$T/r.svg"
+grep -q "expected depth" "$T/out" && grep -q '"steps"' "$T/r.json" && grep -q "digraph trellis" "$T/r.dot" && grep -q "<svg" "$T/r.svg" && ok "routes prints the summary and writes JSON, DOT, SVG" || bad "routes exports"
+expect_ok "routes default outputs" "$BIN" routes -m "$T/hm" --file "$T/small.txt" --max-bytes 64
+[ -f "$T/hm/routes.json" ] && [ -f "$T/hm/routes.svg" ] && ok "routes writes RUN/routes.* by default" || bad "routes default files"
+printf 'the cat sat\nthe dog ran\n' > "$T/setA.txt"; printf '{"text": "int x = 0;"}\n{"theory": "Anne is big.", "question": "Anne is big?"}\n' > "$T/setB.jsonl"
+expect_ok "routes --compare" "$BIN" routes -m "$T/hm" --compare "$T/setA.txt" "$T/setB.jsonl" --json "$T/cmp.json"
+grep -q "JS divergence" "$T/out" && grep -q '"weighted"' "$T/cmp.json" && ok "routes --compare reports JS" || bad "routes --compare output"
+expect_fail "routes of an isotropic model" "no H-Model" "$BIN" routes -m "$T/run" --text "abc"
+expect_fail "routes without input" "exactly one of --text or --file" "$BIN" routes -m "$T/hm"
+printf '\n\n' > "$T/blank.txt"
+expect_fail "routes --compare of an empty set" "holds no inputs" "$BIN" routes -m "$T/hm" --compare "$T/setA.txt" "$T/blank.txt"
+sed 's/"T": 3/"T": 0/' "$T/hm.json" > "$T/hm_bad.json"
+expect_fail "hmodel.T < 1" "hmodel.T" "$BIN" "${MTRAIN[@]}" --config "$T/hm_bad.json" --out "$T/hm0"
+sed 's/"topk": 2/"granularity": "per_sequence"/' "$T/hm.json" > "$T/hm_seq.json"
+expect_fail "per_sequence routing for an LM" "per_sequence" "$BIN" "${MTRAIN[@]}" --config "$T/hm_seq.json" --out "$T/hm1"
+cat > "$T/hm_comp.json" <<JSON
+{"arch_layout": ["m1T1f1"], "d_model": [32], "d_intermediate": [64],
+ "ssm_cfg": {"d_state": 8, "chunk_size": 8, "headdim": 8},
+ "attn_cfg": {"num_heads": [2], "rotary_emb_dim": [8]},
+ "hmodel": {"T": 3, "head": {"init": "chain"},
+            "nodes": [{"at": [1, 2], "from": "$T/run", "layers": [1, 0], "freeze": true}]}}
+JSON
+expect_ok "compose an H-Model from a trained model's layers and train the rest" "$BIN" "${MTRAIN[@]}" --config "$T/hm_comp.json" --out "$T/hm2"
+expect_ok "composed H-Model: stop at step 1" "$BIN" "${MTRAIN[@]}" --config "$T/hm_comp.json" --out "$T/hm2b" --stop-at 1
+expect_ok "composed H-Model: resume (frozen nodes are not in the optimizer state)" "$BIN" train --resume "$T/hm2b" --threads 1 --no-progress
+[ "$(grep '"loss"' "$T/hm2/metrics.jsonl" | tail -1 | sed 's/.*"loss":\([^,]*\).*/\1/')" = "$(grep '"loss"' "$T/hm2b/metrics.jsonl" | tail -1 | sed 's/.*"loss":\([^,]*\).*/\1/')" ] && ok "resumed H-Model run matches the straight run" || bad "resumed H-Model loss differs"
+grep -q '"source_config"' "$T/hm2/checkpoint/config.json" && ok "the composed config embeds its source config" || bad "no source_config in the saved config"
+sed 's/"layers": \[1, 0\]/"layers": [0, 1]/' "$T/hm_comp.json" > "$T/hm_comp_bad.json"
+expect_fail "composition with mismatched layer types" "source layer 0" "$BIN" "${MTRAIN[@]}" --config "$T/hm_comp_bad.json" --out "$T/hm3"
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

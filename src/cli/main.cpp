@@ -17,6 +17,7 @@
 #include "infer/generate.h"
 #include "inspect/chunks.h"
 #include "inspect/stability.h"
+#include "inspect/routes.h"
 #include "io/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -163,10 +164,20 @@ int main(int argc, char** argv) {
   sb->add_option("--json", json_out, "write the metrics here (default: RUN/stability.json)");
   sb->add_option("--svg", svg_out, "write the figure here (default: RUN/stability.svg)");
 
-  for (auto [name, issue] : {std::pair{"routes", 5}}) {
-    auto* s = app.add_subcommand(name, std::string("(not in this build yet: issue #") + std::to_string(issue) + ")");
-    s->allow_extras();
-  }
+  // routes (H-Model)
+  auto* ro = app.add_subcommand("routes", "export and summarise an H-Model's routing (JSON, DOT, SVG; --compare: JS)");
+  RoutesOptions rto;
+  ro->add_option("-m,--model", rto.model, "run or checkpoint directory")->required();
+  ro->add_option("--text", rto.text, "input text");
+  ro->add_option("--file", rto.file, "input file (instead of --text)");
+  ro->add_option("--json", rto.json_out, "write the per-step JSON export here");
+  ro->add_option("--dot", rto.dot_out, "write the DOT graphs (collapsed + trellis) here");
+  ro->add_option("--svg", rto.svg_out, "write the SVG (trellis + heat maps) here");
+  ro->add_option("--max-bytes", rto.max_bytes, "use at most this many bytes of each input")->capture_default_str();
+  ro->add_option("--compare", rto.compare, "two input-set files (one input per line or .jsonl): JS divergence")
+      ->expected(2);
+  ro->add_option("--max-inputs", rto.max_inputs, "--compare: inputs read per set")->capture_default_str();
+
 
   try {
     app.parse(argc, argv);
@@ -291,6 +302,9 @@ int main(int argc, char** argv) {
         std::printf("(max over sub-layers; A = per token then mean, B = of the token-averaged maps)\n");
         std::fprintf(stderr, "metrics written to %s, figure to %s\n", json_out.c_str(), svg_out.c_str());
       }
+    } else if (ro->parsed()) {
+      set_threads(threads);
+      routes_command(rto);
     } else if (be->parsed()) {
       bo.threads = threads;
       bo.config = bench_config.empty() ? default_bench_config() : ModelConfig::from_file(bench_config);

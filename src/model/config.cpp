@@ -85,7 +85,7 @@ int ModelConfig::mlp_width(int stage) const {
 ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
   ModelConfig c;
   check_keys(j, {"arch_layout", "d_model", "d_intermediate", "vocab_size", "ssm_cfg", "attn_cfg",
-                 "tie_embeddings", "residual"},
+                 "tie_embeddings", "residual", "hmodel"},
              src);
   if (!j.contains("arch_layout")) fail(src + ": missing field \"arch_layout\"");
   c.arch_layout = j["arch_layout"];
@@ -182,6 +182,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
       if (c.attn.window_size[st] < -1) fail(w + ": attn_cfg.window_size must be -1 (global) or >= 0");
     }
   }
+  if (j.contains("hmodel"))
+    c.hmodel = HModelConfig::from_json(j["hmodel"], src + ": hmodel", c.stages.back().main, c.d_model.back());
   return c;
 }
 
@@ -226,6 +228,7 @@ json ModelConfig::to_json() const {
       for (auto& r : residual) j["residual"].push_back(r.to_json());
     }
   }
+  if (hmodel) j["hmodel"] = hmodel->to_json();
   return j;
 }
 

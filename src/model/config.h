@@ -3,9 +3,11 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "model/hmodel_config.h"
 #include "model/residual_config.h"
 
 namespace dynarch {
@@ -48,6 +50,8 @@ struct ModelConfig {
   // Extension: residual-stream policy per stage (mhc.md); JSON "residual" is one
   // object for every stage or a list with one per stage. Absent = plain.
   std::vector<ResidualConfig> residual;
+  // Extension: the innermost main network is an H-Model (hmodel.md); JSON "hmodel".
+  std::optional<HModelConfig> hmodel;
 
   // Stages outermost first; size = S + 1 where S = number of chunking stages.
   std::vector<StageLayout> stages;

@@ -32,6 +32,9 @@ ByteLM::ByteLM(const ModelConfig& c) : config(c) {
 }
 
 at::Tensor ByteLM::forward(const at::Tensor& ids, ModelState* state, std::vector<StageTrace>* traces) {
+  check(!config.hmodel || config.hmodel->granularity == "per_token",
+        "hmodel.routing.granularity: per_sequence routing is not causal and cannot be used for language modelling "
+        "(use per_token, or the classification task)");
   auto h = embeddings->forward(ids);
   if (embeddings->weight.scalar_type() == at::kDouble) h = h.to(at::kDouble);
   h = backbone->forward(h, {}, state, traces);
@@ -61,6 +64,7 @@ std::vector<ParamInfo> ByteLM::param_infos(const std::vector<double>& lr_mults) 
   std::vector<ParamInfo> out;
   for (auto& kv : named_parameters()) {
     const std::string& n = kv.key();
+    if (!kv.value().requires_grad()) continue;  // frozen (H-Model pretrained nodes): not optimised
     auto ends_with = [&](const std::string& s) {
       return n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0;
     };
@@ -116,7 +120,11 @@ double ByteLM::flops_per_byte(int64_t L, const std::vector<double>& ratios_in) c
   for (int s = 0; s <= S; ++s) {
     const auto& st = config.stages[s];
     if (st.innermost) {
-      f += per_byte * stack_flops(config, s, st.main, len);
+      // H-Model: every node may run in each of the T iterations (dense), plus the heads.
+      const auto& hm = config.hmodel;
+      const double K = st.main.size() + 1.0;
+      f += per_byte * (hm ? hm->T * stack_flops(config, s, st.main, len) + (hm->T + 1) * K * 2.0 * config.d_model[s] * K
+                          : stack_flops(config, s, st.main, len));
     } else {
       const double D = config.d_model[s];
       f += per_byte * (stack_flops(config, s, st.encoder, len) + stack_flops(config, s, st.decoder, len) +

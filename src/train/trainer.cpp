@@ -15,6 +15,8 @@
 #include "infer/evaluate.h"
 #include "inspect/stability.h"
 #include "io/atomic_file.h"
+#include "model/aux_loss.h"
+#include "model/hmodel.h"
 #include "model/lm.h"
 #include "model/routing.h"
 #include "train/adamw.h"
@@ -153,6 +155,8 @@ TrainResult run_session(Session& s, const RunControl& ctl) {
     auto t0 = std::chrono::steady_clock::now();
     const double lr = wsd_lr(s.step, o.steps, o.lr, o.warmup, o.decay, o.min_lr_ratio);
     s.opt->zero_grad();
+    set_hmodel_training_step(*s.model, s.step);  // H-Model alpha schedule
+    std::map<std::string, double> aux_log;      // extra objectives (model/aux_loss.h), logged per step
     double loss_sum = 0;
     std::vector<double> stage_F(targets.size()), stage_G(targets.size()), stage_L(targets.size());
     json gains;
@@ -160,6 +164,7 @@ TrainResult run_session(Session& s, const RunControl& ctl) {
       auto b = sample_batch(corpus.train, o.seed, s.step, m, o.batch, o.seq_len);
       at::Tensor loss, total;
       std::vector<StageTrace> traces;
+      AuxLossCollector aux;
       {
         // Stream-mixing maps of the first micro-batch feed the gain monitor.
         const bool watch = has_streams && m == 0 && o.gains_every > 0 && (s.step + 1) % o.gains_every == 0;
@@ -169,7 +174,8 @@ TrainResult run_session(Session& s, const RunControl& ctl) {
         loss = lm_loss(s.model->forward(b.inputs, nullptr, &traces), b.targets);
         if (watch) gains = stability_monitor(rec->traces);
       }
-      total = loss;
+      total = loss + aux.total();
+      for (auto& t : aux.terms) aux_log[t.name] += t.value.item<double>() / o.accum;
       for (size_t st = 0; st < traces.size(); ++st) {
         auto rs = ratio_loss(traces[st].p, traces[st].b, traces[st].mask, targets[st]);
         total = total + o.ratio_alpha * rs.loss;
@@ -190,6 +196,7 @@ TrainResult run_session(Session& s, const RunControl& ctl) {
     loss_ema = loss_ema < 0 ? loss : 0.9 * loss_ema + 0.1 * loss;
     json mline{{"step", s.step}, {"loss", loss}, {"bpb", loss / std::log(2.0)}, {"lr", lr},
                {"grad_norm", gnorm}, {"bytes_per_s", bytes_per_step / dt}};
+    for (auto& [k, v] : aux_log) mline[k] = v;
     std::string chunk_info;
     for (size_t st = 0; st < targets.size(); ++st) {
       const std::string k = "stage" + std::to_string(st);
@@ -249,6 +256,7 @@ TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const
   set_threads(ctl.threads);
   torch::manual_seed(opts.seed);
   s.model = std::make_shared<ByteLM>(config);
+  load_pretrained_nodes(*s.model);  // H-Model nodes from trained checkpoints (hmodel.nodes[*].from)
   AdamWOptions ao;
   ao.beta1 = opts.beta1; ao.beta2 = opts.beta2; ao.weight_decay = opts.weight_decay;
   s.opt = std::make_unique<AdamW>(s.model->param_infos(opts.lr_mults_for(config)), ao);
