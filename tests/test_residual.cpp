@@ -9,6 +9,8 @@
 #include "model/mlp.h"
 #include "model/residual.h"
 
+#include <set>
+
 using namespace dynarch;
 using nlohmann::json;
 
@@ -309,4 +311,29 @@ TEST(Residual, RecorderSeesEverySublayer) {
   EXPECT_EQ(rec.traces[0].name, "backbone.main_network.layers.0.hc_mixer");
   EXPECT_EQ(rec.traces[2].name, "backbone.main_network.layers.1.hc_mlp");
   EXPECT_EQ(rec.traces[1].res.sizes(), (at::IntArrayRef{10, 2, 2}));
+}
+
+TEST(Residual, HModelNodesUseTheStreamPolicy) {
+  // mhc.md: the residual policy applies to the H-Model's layers too (inside each node).
+  torch::manual_seed(9);
+  auto j = iso_config("T1m1f1", {{"type", "mhc"}, {"n", 2}, {"init", "zero"}});
+  j["hmodel"] = {{"T", 2}};
+  auto m = std::make_shared<ByteLM>(ModelConfig::from_json(j, "t"));
+  auto p = m->named_parameters();
+  EXPECT_TRUE(p.contains("backbone.main_network.nodes.1.layer.layers.0.hc_mixer.phi"));
+  EXPECT_TRUE(p.contains("backbone.main_network.nodes.3.layer.layers.0.hc_mlp.phi"));
+  m->eval();
+  torch::NoGradGuard ng;
+  auto ids = torch::randint(0, 256, {2, 9}, at::kLong);
+  auto full = m->forward(ids);
+  auto st = m->new_state(2);
+  for (int64_t t = 0; t < 9; ++t) EXPECT_LT(maxdiff(m->step(ids.select(1, t), st), full.select(1, t)), 1e-5) << t;
+  name_connections(*m);
+  ConnectionRecorder rec;
+  m->forward(ids);
+  // 2 iterations x (T: 2 + m: 1 + f: 1 sub-layers), recorded per node stack
+  EXPECT_EQ(rec.traces.size(), 8u);
+  std::set<std::string> stacks;
+  for (auto& t : rec.traces) stacks.insert(t.name.substr(0, t.name.rfind(".layers.")));
+  EXPECT_EQ(stacks.size(), 3u);
 }
