@@ -47,7 +47,8 @@ for v in VARIANTS:
         gain_t[f"{v} composite fwd (A, max token)"] = {"pts": gmax, "dash": True}
         st = json.load(open(os.path.join(out, v, "stability.json")))["stacks"][0]
         cf, cb = st["composite_forward"], st["composite_backward"]
-        row.update({"train_max_comp_fwd": max(y for _, y in g), "train_max_comp_fwd_token": max(y for _, y in gmax),
+        mx = lambda pts: max((y for _, y in pts), default=float("nan"))
+        row.update({"train_max_comp_fwd": mx(g), "train_max_comp_fwd_token": mx(gmax),
                     "comp_fwd_A": max(cf["gain"]["A_mean"]), "comp_fwd_A_max": max(cf["gain"]["A_max"]),
                     "comp_fwd_B": max(cf["gain"]["B"]), "comp_bwd_A": max(cb["gain"]["A_mean"]),
                     "comp_bwd_B": max(cb["gain"]["B"]), "single_fwd_A": max(st["single"]["forward_gain"]["A_mean"]),
@@ -68,11 +69,12 @@ for r in table:
 chart(layer_series, "Composite Amax gains after training, by sub-layer (val windows)", "sub-layer l", "Amax gain",
       os.path.join(doc, "mhc_gain_layers.svg"), log_y=True, hline=1.0)
 
+dtype = json.load(open(os.path.join(out, "plain", "checkpoint", "train_options.json")))["dtype"]
 f = lambda x: "–" if x is None or (isinstance(x, float) and math.isnan(x)) else (f"{x:.4g}" if isinstance(x, float) else str(x))
 md = [f"# Plain vs HC vs mHC on a deep byte Transformer (issue #4)", "",
       f"Command: `experiments/mhc_stability.sh {steps} {lr}`. Model `experiments/configs/deep_t12.json` (`T12`: 12 attention+MLP",
       "blocks = 24 sub-layers, d_model 128, d_int 384, 4 heads), n = 4 streams for HC and mHC (identity-like init, collapse",
-      f"mean), English corpus, {steps} steps x 8 x 256 bytes, AdamW lr {lr} (WSD), clip 1.0, bf16 autocast, seed 0 — the same",
+      f"mean), English corpus, {steps} steps x 8 x 256 bytes, AdamW lr {lr} (WSD), clip 1.0, {dtype} (`--dtype auto`), seed 0 — the same",
       "data order for all three. Gains: `dynarch stability` over 16 validation windows of 256 bytes after training, and the",
       "training-time monitor (every 10 steps) in metrics.jsonl. A = per token, then mean (max: over tokens); B = of the",
       "token-averaged maps (mhc.md §7).", "",
