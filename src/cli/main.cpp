@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "data/corpus.h"
+#include "data/reasoning.h"
 #include "infer/evaluate.h"
 #include "infer/generate.h"
 #include "inspect/chunks.h"
@@ -151,6 +152,18 @@ int main(int argc, char** argv) {
   int64_t max_bytes = 8192;
   ch->add_option("--max-bytes", max_bytes, "use at most this many bytes of the input")->capture_default_str();
 
+  // reasoning
+  auto* rs = app.add_subcommand("reasoning", "write the synthetic multi-hop rule-reasoning dataset (JSONL)");
+  std::string rs_out;
+  int64_t rs_train = 10000, rs_test = 1000;
+  reasoning::GenOptions rs_opt;
+  rs->add_option("--out", rs_out, "output directory (train.jsonl, test.jsonl, manifest.json)")->required();
+  rs->add_option("--train-per-depth", rs_train, "training items per depth")->capture_default_str();
+  rs->add_option("--test-per-depth", rs_test, "test items per depth")->capture_default_str();
+  rs->add_option("--max-depth", rs_opt.max_depth, "depths 0..D")->capture_default_str();
+  rs->add_option("--seed", rs_opt.seed)->capture_default_str();
+  rs->add_flag("--closed-world", rs_opt.closed_world, "True/False by negation as failure (default: open world)");
+
   for (auto [name, issue] : {std::pair{"routes", 5}, std::pair{"stability", 4}}) {
     auto* s = app.add_subcommand(name, std::string("(not in this build yet: issue #") + std::to_string(issue) + ")");
     s->allow_extras();
@@ -246,6 +259,17 @@ int main(int argc, char** argv) {
       io::write_file_atomic(html_out, chunks_html(view, "dynarch chunks: " + model_path));
       std::fputs(chunks_terminal(view, isatty(STDOUT_FILENO)).c_str(), stdout);
       std::fprintf(stderr, "HTML view written to %s\n", html_out.c_str());
+    } else if (rs->parsed()) {
+      check(rs_train >= 1, "--train-per-depth must be >= 1, got " + std::to_string(rs_train));
+      check(rs_test >= 1, "--test-per-depth must be >= 1, got " + std::to_string(rs_test));
+      check(rs_opt.max_depth >= 0 && rs_opt.max_depth <= reasoning::kMaxDepth,
+            "--max-depth must be in 0.." + std::to_string(reasoning::kMaxDepth) + ", got " +
+                std::to_string(rs_opt.max_depth));
+      auto m = reasoning::write_dataset(rs_out, rs_opt, rs_train, rs_test);
+      std::printf("%s: %lld training and %lld test items (%s world, depths 0..%d) -> %s/{train,test}.jsonl\n",
+                  rs_out.c_str(), (long long)m["counts"]["train"]["items"].get<int64_t>(),
+                  (long long)m["counts"]["test"]["items"].get<int64_t>(), rs_opt.closed_world ? "closed" : "open",
+                  rs_opt.max_depth, rs_out.c_str());
     } else if (be->parsed()) {
       bo.threads = threads;
       bo.config = bench_config.empty() ? default_bench_config() : ModelConfig::from_file(bench_config);
