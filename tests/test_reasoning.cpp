@@ -224,7 +224,9 @@ TEST_P(ReasoningModes, IndependentReaderAgrees) {
     EXPECT_EQ(a.label, it.label);
     // items whose label rests on a derivation carry its exact depth
     const bool derived = o.closed_world ? it.label == "True" : it.label != "Unknown";
-    if (derived) EXPECT_EQ(a.depth, it.depth);
+    if (derived) {
+      EXPECT_EQ(a.depth, it.depth);
+    }
     EXPECT_FALSE(it.proof.empty());
     ++counts[{it.label, it.depth}];
   }

@@ -14,6 +14,7 @@
 #include "core/runtime.h"
 #include "data/corpus.h"
 #include "data/reasoning.h"
+#include "infer/accuracy.h"
 #include "infer/evaluate.h"
 #include "infer/generate.h"
 #include "inspect/chunks.h"
@@ -55,7 +56,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-progress", no_progress, "no progress bar on stderr");
 
   // train
-  auto* tr = app.add_subcommand("train", "train a byte language model");
+  auto* tr = app.add_subcommand("train", "train a byte language model (or a classifier: config task)");
   TrainOptions to;
   std::string config_path, options_path, resume;
   int64_t stop_at = -1;
@@ -89,7 +90,7 @@ int main(int argc, char** argv) {
       ->delimiter(',');
 
   // eval
-  auto* ev = app.add_subcommand("eval", "bits per byte of a model on a file");
+  auto* ev = app.add_subcommand("eval", "bits per byte of a model on a file (classifiers: accuracy on JSONL)");
   std::string model_path, file, dtype = "fp32";
   int64_t seq_len = 0, batch = 8;
   ev->add_option("-m,--model", model_path, "run or checkpoint directory")->required();
@@ -97,6 +98,9 @@ int main(int argc, char** argv) {
   ev->add_option("--seq-len", seq_len, "window length (default: the training length)");
   ev->add_option("--batch", batch, "windows per forward pass")->capture_default_str();
   ev->add_option("--dtype", dtype, "fp32 or bf16")->capture_default_str();
+  std::string ev_json, ev_by = "depth";
+  ev->add_option("--json", ev_json, "classifier: also write the accuracy JSON here");
+  ev->add_option("--by", ev_by, "classifier: item field for the breakdown table")->capture_default_str();
 
   // score
   auto* sc = app.add_subcommand("score", "per-byte NLL (nats, float32 LE, after a BOS) of a file");
@@ -201,6 +205,10 @@ int main(int argc, char** argv) {
     } else if (ev->parsed()) {
       set_threads(threads);
       auto model = load_model(model_path);
+      if (model->config.task.classify()) {  // --file is labeled JSONL: accuracy overall, by label, by --by
+        report_classifier(*model, file, ev_by, ev_json, batch, want_bf16(dtype), !no_progress);
+        return 0;
+      }
       if (seq_len <= 0) seq_len = trained_seq_len(model_path, 512);
       check(batch >= 1, "--batch must be >= 1");
       MappedFile f(file);
