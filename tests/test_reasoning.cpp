@@ -215,6 +215,7 @@ TEST_P(ReasoningModes, IndependentReaderAgrees) {
   auto items = generate_split(o, Split::Train, per_depth);
   ASSERT_EQ(items.size(), (size_t)per_depth * 6);
   std::map<std::pair<std::string, int>, int> counts;
+  int both_polarities = 0, deep = 0;
   for (auto& it : items) {
     SCOPED_TRACE(it.to_json().dump());
     ASSERT_LE(it.input().size(), 1024u);
@@ -229,6 +230,18 @@ TEST_P(ReasoningModes, IndependentReaderAgrees) {
     }
     EXPECT_FALSE(it.proof.empty());
     ++counts[{it.label, it.depth}];
+    // no polarity cue: rules concluding the asked attribute of the asked entity come in both polarities
+    if (!o.closed_world && it.depth > 0) {
+      auto q = parse_literal(it.question);
+      std::set<bool> pols;
+      for (auto& r : parse_theory(it.theory).rules)
+        if (r.concl == q.attr && (r.ent.empty() || r.ent == q.ent)) pols.insert(r.pos);
+      both_polarities += pols.size() == 2;
+      ++deep;
+    }
+  }
+  if (deep) {
+    EXPECT_GT(both_polarities, 0.98 * deep);
   }
   // balanced: every (label, depth) cell equally full
   const auto labels = labels_for(o.closed_world);
@@ -247,9 +260,9 @@ TEST(Reasoning, DeterministicAndSplitsDisjoint) {
   EXPECT_EQ(ja, jb);
   // Pinned bytes: the same on every platform and standard library.
   EXPECT_EQ(a[0].theory,
-            "Sam is nice. Dave is not sleepy. Dave is rough. Gwen is not strong. Dave is nice. Sam is rough. If "
-            "someone is nice then they are fierce. All sleepy people are nice. If Sam is red then Sam is not rough.");
-  EXPECT_EQ(fnv1a(ja), 3870393182015271703ull) << "update the pinned hash only for an intended change of the generator";
+            "Dave is not sleepy. Gwen is not strong. Sam is rough. Dave is nice. Dave is rough. Sam is nice. All green "
+            "people are strong. All green people are not rough. If someone is round then they are nice.");
+  EXPECT_EQ(fnv1a(ja), 7258463802385389963ull) << "update the pinned hash only for an intended change of the generator";
   // an item depends only on (seed, split, index)
   EXPECT_EQ(generate_item(o, Split::Train, 17).to_json().dump(), a[17].to_json().dump());
   GenOptions o2 = o;

@@ -90,34 +90,39 @@ bool try_item(Rng& g, const GenOptions& o, int depth, Label label, Item& out) {
     proof[proof_of_fact[k]] = "(removed) " + proof[proof_of_fact[k]];
   }
 
-  // Distractors: facts about any entity, rules over the theory's attributes;
-  // the first rule concludes the asked attribute (a near miss unless it fires).
+  // Distractors: facts about any entity, rules over the theory's attributes.
+  // The first rule concludes the asked attribute with the polarity opposite to
+  // the backbone's (a near miss: it must not fire), so the polarity of rule
+  // conclusions alone does not give the label away; an item that lost a fact
+  // gets one more distractor fact, so the fact count does not either.
   auto stated = [&](int ent, int attr) {
     for (auto* v : {&facts, &kept})
       for (auto& f : *v)
         if (f.ent == ent && f.attr == attr) return true;
     return false;
   };
-  const int n_facts = g.range(1, 5), n_rules = g.range(2, 6);
-  for (int i = 0; i < n_facts; ++i) {
+  const int n_facts = g.range(1, 5) + (remove ? 1 : 0), n_rules = g.range(2, 6);
+  for (int added = 0, tries = 0; added < n_facts && tries < 50; ++tries) {
     Lit f{ents[g.below(ents.size())], attrs[g.below(attrs.size())], closed || !g.chance(1, 4)};
-    if (!stated(f.ent, f.attr)) kept.push_back(f);
+    if (!stated(f.ent, f.attr)) kept.push_back(f), ++added;
   }
   std::vector<std::string> rule_text;
   for (auto& r : rules) rule_text.push_back(sentence(r));
-  for (int i = 0; i < n_rules; ++i) {
+  for (int added = 0, tries = 0; added < n_rules && tries < 50; ++tries) {
+    const bool near_miss = added == 0;
     Rule r;
     r.kind = (RuleKind)g.below(4);
-    r.c = i == 0 ? asked.attr : attrs[g.below(attrs.size())];
-    r.pos = closed || !g.chance(1, i == 0 ? 2 : 4);
+    r.c = near_miss ? asked.attr : attrs[g.below(attrs.size())];
+    r.pos = closed || (near_miss ? !derived_pos : !g.chance(1, 4));
     r.a = attrs[g.below(attrs.size())];
     if (r.kind == RuleKind::IfAnd) r.b = attrs[g.below(attrs.size())];
-    if (r.kind == RuleKind::Specific) r.ent = ents[g.below(ents.size())];
+    if (r.kind == RuleKind::Specific) r.ent = near_miss ? e : ents[g.below(ents.size())];
     if (r.a == r.c || r.b == r.c || r.a == r.b) continue;
     auto s = sentence(r);
     if (std::find(rule_text.begin(), rule_text.end(), s) != rule_text.end()) continue;
     rules.push_back(r);
     rule_text.push_back(s);
+    ++added;
   }
 
   // Check the intent with the chainer: the full backbone proves `derived` at
