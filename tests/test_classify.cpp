@@ -12,6 +12,7 @@
 #include "infer/accuracy.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
+#include "test_util.h"
 
 using namespace dynarch;
 namespace fs = std::filesystem;
@@ -19,12 +20,7 @@ using nlohmann::json;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("dynarch_cls_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+using dynarch::testing::temp_dir;
 
 json classifier_json(const std::string& layout = R"(["T1m1"])") {
   auto j = json::parse(R"({"d_model": [32], "d_intermediate": [64],
@@ -152,7 +148,7 @@ TEST_P(ClassifyPadding, BatchOfMixedLengthsEqualsEachAlone) {
 INSTANTIATE_TEST_SUITE_P(IsotropicAndHNet, ClassifyPadding, ::testing::Values(false, true));
 
 TEST(Labeled, LoaderReadsItemsAndNamesBadLines) {
-  auto d = temp_dir("loader");
+  auto d = temp_dir("cls_loader");
   const std::vector<std::string> labels{"True", "False", "Unknown"};
   write(d / "ok.jsonl", R"({"theory": "Anne is big.", "question": "Anne is big.", "label": "True", "depth": 0}
 
@@ -224,23 +220,16 @@ TEST(Labeled, EpochSamplerIsAPureFunctionOfTheCounter) {
 }
 
 TEST(ClassifyTrain, LearnsResumesBitExactlyAndEvaluates) {
-  auto d = temp_dir("train");
+  auto d = temp_dir("cls_train");
   reasoning::GenOptions g;
   g.max_depth = 1;
   reasoning::write_dataset((d / "data").string(), g, 12, 4);
   auto cfg = ModelConfig::from_json(classifier_json(R"(["T1"])"), "c");
   auto opts = [&](const std::string& out) {
-    TrainOptions o;
-    o.data = (d / "data").string();
-    o.out = (d / out).string();
-    o.steps = 6;
-    o.batch = 4;
-    o.accum = 2;
-    o.seq_len = 1025;
-    o.lr = 3e-3;
-    o.eval_every = 3;
-    o.eval_windows = 5;
-    return o;
+    return TrainOptions::from_json({{"data", (d / "data").string()}, {"out", (d / out).string()}, {"steps", 6},
+                                    {"batch", 4}, {"accum", 2}, {"seq_len", 1025}, {"lr", 3e-3}, {"eval_every", 3},
+                                    {"eval_windows", 5}},
+                                   "test options");
   };
   RunControl quiet{1, false, -1};
   auto full = train_new(opts("a"), cfg, quiet);
