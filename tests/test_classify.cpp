@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "data/corpus.h"
 #include "data/labeled.h"
 #include "data/reasoning.h"
 #include "infer/accuracy.h"
@@ -280,4 +281,36 @@ TEST(ClassifyTrain, LearnsResumesBitExactlyAndEvaluates) {
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("train.jsonl:"), std::string::npos) << e.what();
   }
+}
+
+// The head learns: "does the text contain the word not?" over random short
+// word sequences (mean pooling must pick one word out of up to 13).
+TEST(ClassifyTrain, LearnsAnEasyTask) {
+  auto d = temp_dir("cls_easy");
+  fs::create_directories(d / "data");
+  const char* words[] = {"anne", "bob", "is", "big", "red", "cat", "the", "dog", "kind", "nice", "cold"};
+  uint64_t x = 11;
+  for (auto [split, n] : {std::pair{"train", 1000}, std::pair{"test", 200}}) {
+    std::ofstream f(d / "data" / (std::string(split) + ".jsonl"));
+    for (int i = 0; i < n; ++i) {
+      std::string text;
+      x = splitmix64(x);
+      const bool yes = x & 1;
+      const int len = 4 + (int)((x >> 8) % 9), at = (int)((x >> 20) % len);
+      for (int w = 0; w < len; ++w) {
+        x = splitmix64(x);
+        text += std::string(text.empty() ? "" : " ") + (yes && w == at ? "not" : words[x % 11]);
+      }
+      f << json{{"text", text}, {"label", yes ? "yes" : "no"}}.dump() << "\n";
+    }
+  }
+  auto j = classifier_json(R"(["T1"])");
+  j["task"] = {{"type", "classify"}, {"num_classes", 2}, {"labels", {"no", "yes"}}};
+  auto o = TrainOptions::from_json({{"data", (d / "data").string()}, {"out", (d / "run").string()}, {"steps", 100},
+                                    {"batch", 16}, {"seq_len", 128}, {"lr", 3e-3}, {"eval_every", 0},
+                                    {"eval_windows", 200}, {"save_every", 0}},
+                                   "test options");
+  auto r = train_new(o, ModelConfig::from_json(j, "c"), RunControl{1, false, -1});
+  EXPECT_LT(r.losses.back(), 0.6);
+  EXPECT_GT(r.val_acc, 0.75);
 }
