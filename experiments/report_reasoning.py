@@ -83,6 +83,9 @@ L.append("Accuracy on all test items (`dynarch eval -m RUN --file test.jsonl`); 
 for n, m in models.items():
     L.append(f"Validation accuracy of {n} (fixed 300 test items) by step: "
              + ", ".join(f"{s}: {a:.3f}" for s, a in m["val_curve"]) + ".\n")
+notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reasoning_baseline_notes.md")
+if os.path.exists(notes):  # hand-written reading of the committed run
+    L.append(open(notes).read().strip() + "\n")
 L.append("Raw numbers: [reasoning_baseline.json](reasoning_baseline.json). The H-Model entries (per_sequence "
          "routing over the same T4 layers, T ∈ {4, 8}) are added to `MODELS` in the script.\n")
 open(os.path.join(doc, "reasoning_baseline.md"), "w").write("\n".join(L))
