@@ -154,5 +154,37 @@ grep -q '"source_config"' "$T/hm2/checkpoint/config.json" && ok "the composed co
 sed 's/"layers": \[1, 0\]/"layers": [0, 1]/' "$T/hm_comp.json" > "$T/hm_comp_bad.json"
 expect_fail "composition with mismatched layer types" "source layer 0" "$BIN" "${MTRAIN[@]}" --config "$T/hm_comp_bad.json" --out "$T/hm3"
 
+# Reasoning dataset and a byte classifier on it
+expect_fail "reasoning: bad depth" "--max-depth" "$BIN" reasoning --out "$T/rs" --max-depth 9
+expect_fail "reasoning: bad size" "--train-per-depth" "$BIN" reasoning --out "$T/rs" --train-per-depth 0
+expect_ok "reasoning dataset" "$BIN" reasoning --out "$T/rs" --train-per-depth 9 --test-per-depth 3 --max-depth 2 --seed 5
+[ "$(wc -l < "$T/rs/train.jsonl")" = 27 ] && [ "$(wc -l < "$T/rs/test.jsonl")" = 9 ] && grep -q '"test_per_depth": 3' "$T/rs/manifest.json" \
+  && ok "reasoning writes 27 + 9 items and a manifest" || bad "reasoning output"
+"$BIN" reasoning --out "$T/rs2" --train-per-depth 9 --test-per-depth 3 --max-depth 2 --seed 5 >/dev/null
+cmp -s "$T/rs/train.jsonl" "$T/rs2/train.jsonl" && ok "same seed, same bytes" || bad "reasoning is not deterministic"
+cat > "$T/cls.json" <<'JSON'
+{"arch_layout": ["T1"], "d_model": [32], "d_intermediate": [64], "attn_cfg": {"num_heads": [2], "rotary_emb_dim": [8]},
+ "task": {"type": "classify", "num_classes": 3, "labels": ["True", "False", "Unknown"]}}
+JSON
+sed 's/"num_classes": 3/"num_classes": 1/' "$T/cls.json" > "$T/cls_bad1.json"
+expect_fail "classifier: num_classes < 2" "task.num_classes" "$BIN" train --config "$T/cls_bad1.json" --data "$T/rs" --out "$T/c0"
+sed 's/"num_classes": 3/"num_classes": 2/' "$T/cls.json" > "$T/cls_bad2.json"
+expect_fail "classifier: labels size mismatch" "task.labels" "$BIN" train --config "$T/cls_bad2.json" --data "$T/rs" --out "$T/c0"
+sed 's/"classify"/"rank"/' "$T/cls.json" > "$T/cls_bad3.json"
+expect_fail "classifier: unknown task type" "unknown task type" "$BIN" train --config "$T/cls_bad3.json" --data "$T/rs" --out "$T/c0"
+CTRAIN=(train --config "$T/cls.json" --steps 6 --batch 4 --eval-every 3 --eval-windows 6 --threads 1 --no-progress)
+expect_fail "classifier: input longer than --seq-len" "raise --seq-len" "$BIN" "${CTRAIN[@]}" --data "$T/rs" --out "$T/c0" --seq-len 100
+expect_fail "classifier: data must be the JSONL directory" "train.jsonl" "$BIN" "${CTRAIN[@]}" --out "$T/c0" --data "$T/corpus.txt" --seq-len 1025
+expect_ok "train a classifier, stopped at step 3" "$BIN" "${CTRAIN[@]}" --data "$T/rs" --out "$T/cls" --seq-len 1025 --stop-at 3
+expect_ok "resume the classifier" "$BIN" train --resume "$T/cls" --threads 1 --no-progress
+[ "$(grep -c '"acc"' "$T/cls/metrics.jsonl")" = 6 ] && [ "$(grep -c '"val_acc"' "$T/cls/metrics.jsonl")" = 2 ] \
+  && ok "classifier metrics: 6 steps, 2 validations" || bad "classifier metrics"
+expect_ok "eval a classifier" "$BIN" eval -m "$T/cls" --file "$T/rs/test.jsonl" --json "$T/acc.json" --no-progress
+grep -q "accuracy" "$T/out" && grep -q '"by_depth"' "$T/out" && grep -q '"by_label"' "$T/acc.json" \
+  && ok "eval prints accuracy by label and depth (table + JSON)" || bad "classifier eval output"
+echo '{"text": "x", "label": "Maybe"}' > "$T/badlabel.jsonl"
+expect_fail "eval: unknown label names file and line" "badlabel.jsonl:1" "$BIN" eval -m "$T/cls" --file "$T/badlabel.jsonl"
+expect_fail "generate from a classifier" "classifier" "$BIN" generate -m "$T/cls" -p x -n 3
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -13,18 +13,14 @@
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
+#include "test_util.h"
 
 using namespace dynarch;
 namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("dynarch_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+using dynarch::testing::temp_dir;
 
 // Deterministic pseudo-English bytes: words from a small vocabulary.
 std::string synthetic_text(size_t n, uint64_t seed) {

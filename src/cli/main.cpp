@@ -13,6 +13,8 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "data/corpus.h"
+#include "data/reasoning.h"
+#include "infer/accuracy.h"
 #include "infer/evaluate.h"
 #include "infer/generate.h"
 #include "inspect/chunks.h"
@@ -53,7 +55,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-progress", no_progress, "no progress bar on stderr");
 
   // train
-  auto* tr = app.add_subcommand("train", "train a byte language model");
+  auto* tr = app.add_subcommand("train", "train a byte language model (or a classifier: config task)");
   TrainOptions to;
   std::string config_path, options_path, resume;
   int64_t stop_at = -1;
@@ -89,7 +91,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   // eval
-  auto* ev = app.add_subcommand("eval", "bits per byte of a model on a file");
+  auto* ev = app.add_subcommand("eval", "bits per byte of a model on a file (classifiers: accuracy on JSONL)");
   std::string model_path, file, dtype = "fp32";
   int64_t seq_len = 0, batch = 8;
   ev->add_option("-m,--model", model_path, "run or checkpoint directory")->required();
@@ -97,6 +99,9 @@ int main(int argc, char** argv) {
   ev->add_option("--seq-len", seq_len, "window length (default: the training length)");
   ev->add_option("--batch", batch, "windows per forward pass")->capture_default_str();
   ev->add_option("--dtype", dtype, "fp32, bf16 or auto")->capture_default_str();
+  std::string ev_json, ev_by = "depth";
+  ev->add_option("--json", ev_json, "classifier: also write the accuracy JSON here");
+  ev->add_option("--by", ev_by, "classifier: item field for the breakdown table")->capture_default_str();
 
   // score
   auto* sc = app.add_subcommand("score", "per-byte NLL (nats, float32 LE, after a BOS) of a file");
@@ -178,6 +183,18 @@ int main(int argc, char** argv) {
       ->expected(2);
   ro->add_option("--max-inputs", rto.max_inputs, "--compare: inputs read per set")->capture_default_str();
 
+  // reasoning
+  auto* rs = app.add_subcommand("reasoning", "write the synthetic multi-hop rule-reasoning dataset (JSONL)");
+  std::string rs_out;
+  int64_t rs_train = 10000, rs_test = 1000;
+  reasoning::GenOptions rs_opt;
+  rs->add_option("--out", rs_out, "output directory (train.jsonl, test.jsonl, manifest.json)")->required();
+  rs->add_option("--train-per-depth", rs_train, "training items per depth")->capture_default_str();
+  rs->add_option("--test-per-depth", rs_test, "test items per depth")->capture_default_str();
+  rs->add_option("--max-depth", rs_opt.max_depth, "depths 0..D")->capture_default_str();
+  rs->add_option("--seed", rs_opt.seed)->capture_default_str();
+  rs->add_flag("--closed-world", rs_opt.closed_world, "True/False by negation as failure (default: open world)");
+
 
   try {
     app.parse(argc, argv);
@@ -211,6 +228,10 @@ int main(int argc, char** argv) {
     } else if (ev->parsed()) {
       set_threads(threads);
       auto model = load_model(model_path);
+      if (model->config.task.classify()) {  // --file is labeled JSONL: accuracy overall, by label, by --by
+        report_classifier(*model, file, ev_by, ev_json, batch, want_bf16(dtype), !no_progress);
+        return 0;
+      }
       if (seq_len <= 0) seq_len = trained_seq_len(model_path, 512);
       check(batch >= 1, "--batch must be >= 1");
       MappedFile f(file);
@@ -305,6 +326,17 @@ int main(int argc, char** argv) {
     } else if (ro->parsed()) {
       set_threads(threads);
       routes_command(rto);
+    } else if (rs->parsed()) {
+      check(rs_train >= 1, "--train-per-depth must be >= 1, got " + std::to_string(rs_train));
+      check(rs_test >= 1, "--test-per-depth must be >= 1, got " + std::to_string(rs_test));
+      check(rs_opt.max_depth >= 0 && rs_opt.max_depth <= reasoning::kMaxDepth,
+            "--max-depth must be in 0.." + std::to_string(reasoning::kMaxDepth) + ", got " +
+                std::to_string(rs_opt.max_depth));
+      auto m = reasoning::write_dataset(rs_out, rs_opt, rs_train, rs_test);
+      std::printf("%s: %lld training and %lld test items (%s world, depths 0..%d) -> %s/{train,test}.jsonl\n",
+                  rs_out.c_str(), (long long)m["counts"]["train"]["items"].get<int64_t>(),
+                  (long long)m["counts"]["test"]["items"].get<int64_t>(), rs_opt.closed_world ? "closed" : "open",
+                  rs_opt.max_depth, rs_out.c_str());
     } else if (be->parsed()) {
       bo.threads = threads;
       bo.config = bench_config.empty() ? default_bench_config() : ModelConfig::from_file(bench_config);

@@ -75,6 +75,31 @@ void check_keys(const json& j, const std::set<std::string>& allowed, const std::
     if (!allowed.count(k)) fail(where + ": unknown field \"" + k + "\"");
 }
 
+TaskConfig parse_task(const json& t, const std::string& w) {
+  check_keys(t, {"type", "num_classes", "labels"}, w);
+  TaskConfig k;
+  if (t.contains("type")) k.type = get_field<std::string>(t, "type", w);
+  if (k.type == "lm") {
+    if (t.contains("num_classes") || t.contains("labels"))
+      fail(w + ": num_classes/labels need \"type\": \"classify\"");
+    return k;
+  }
+  if (k.type != "classify") fail(w + ".type: unknown task type \"" + k.type + "\" (expected lm or classify)");
+  k.num_classes = get_field<int>(t, "num_classes", w);
+  if (k.num_classes < 2) fail(w + ".num_classes must be >= 2, got " + std::to_string(k.num_classes));
+  if (t.contains("labels")) {
+    k.labels = get_field<std::vector<std::string>>(t, "labels", w);
+    if ((int)k.labels.size() != k.num_classes)
+      fail(w + ".labels has " + std::to_string(k.labels.size()) + " names, num_classes is " +
+           std::to_string(k.num_classes));
+    if (std::set<std::string>(k.labels.begin(), k.labels.end()).size() != k.labels.size())
+      fail(w + ".labels: names must be distinct");
+  } else {
+    for (int i = 0; i < k.num_classes; ++i) k.labels.push_back(std::to_string(i));
+  }
+  return k;
+}
+
 }  // namespace
 
 int ModelConfig::mlp_width(int stage) const {
@@ -85,7 +110,7 @@ int ModelConfig::mlp_width(int stage) const {
 ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
   ModelConfig c;
   check_keys(j, {"arch_layout", "d_model", "d_intermediate", "vocab_size", "ssm_cfg", "attn_cfg",
-                 "tie_embeddings", "residual", "hmodel"},
+                 "tie_embeddings", "residual", "hmodel", "task"},
              src);
   if (!j.contains("arch_layout")) fail(src + ": missing field \"arch_layout\"");
   c.arch_layout = j["arch_layout"];
@@ -97,6 +122,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
                          : std::vector<int>(S1, 0);
   if (j.contains("vocab_size")) c.vocab_size = get_field<int>(j, "vocab_size", src);
   if (j.contains("tie_embeddings")) c.tie_embeddings = get_field<bool>(j, "tie_embeddings", src);
+  if (j.contains("task")) c.task = parse_task(j["task"], src + ": task");
   if (j.contains("ssm_cfg")) {
     const json& s = j["ssm_cfg"];
     std::string w = src + ": ssm_cfg";
@@ -229,6 +255,7 @@ json ModelConfig::to_json() const {
     }
   }
   if (hmodel) j["hmodel"] = hmodel->to_json();
+  if (task.classify()) j["task"] = {{"type", task.type}, {"num_classes", task.num_classes}, {"labels", task.labels}};
   return j;
 }
 

@@ -40,6 +40,14 @@ struct StageLayout {
   std::vector<LayerSpec> encoder, decoder, main;
 };
 
+// Extension section "task": what the head predicts. Absent = byte LM.
+struct TaskConfig {
+  std::string type = "lm";          // lm | classify
+  int num_classes = 0;              // classify: K >= 2
+  std::vector<std::string> labels;  // classify: K distinct names (default "0".."K-1")
+  bool classify() const { return type == "classify"; }
+};
+
 struct ModelConfig {
   nlohmann::json arch_layout;
   std::vector<int> d_model, d_intermediate;
@@ -52,6 +60,7 @@ struct ModelConfig {
   std::vector<ResidualConfig> residual;
   // Extension: the innermost main network is an H-Model (hmodel.md); JSON "hmodel".
   std::optional<HModelConfig> hmodel;
+  TaskConfig task;
 
   // Stages outermost first; size = S + 1 where S = number of chunking stages.
   std::vector<StageLayout> stages;

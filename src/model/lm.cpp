@@ -27,11 +27,22 @@ ByteLM::ByteLM(const ModelConfig& c) : config(c) {
   const int64_t D0 = c.d_model[0];
   embeddings = register_module("embeddings", torch::nn::Embedding(c.vocab_size, D0));
   backbone = register_module("backbone", std::make_shared<HNetStage>(c, 0, D0));
-  lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(D0, c.vocab_size).bias(false)));
+  if (c.task.classify())
+    cls_head = register_module("cls_head", torch::nn::Linear(torch::nn::LinearOptions(D0, c.task.num_classes)));
+  else
+    lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(D0, c.vocab_size).bias(false)));
   init_weights();
 }
 
+namespace {
+void check_lm(const ByteLM& m) {
+  check(!m.lm_head.is_empty(), "this model is a classifier (task.type = classify): it has no byte predictions; "
+                               "use dynarch eval --file ITEMS.jsonl");
+}
+}  // namespace
+
 at::Tensor ByteLM::forward(const at::Tensor& ids, ModelState* state, std::vector<StageTrace>* traces) {
+  check_lm(*this);
   check(!config.hmodel || config.hmodel->granularity == "per_token",
         "hmodel.routing.granularity: per_sequence routing is not causal and cannot be used for language modelling "
         "(use per_token, or the classification task)");
@@ -43,8 +54,22 @@ at::Tensor ByteLM::forward(const at::Tensor& ids, ModelState* state, std::vector
 }
 
 at::Tensor ByteLM::step(const at::Tensor& ids, ModelState& state) {
+  check_lm(*this);
   auto h = backbone->step(embeddings->forward(ids), state);
   auto logits = lm_head->forward(h);
+  return logits.scalar_type() == at::kDouble ? logits : logits.to(at::kFloat);
+}
+
+at::Tensor ByteLM::classify(const at::Tensor& ids, const at::Tensor& lengths, std::vector<StageTrace>* traces) {
+  check(!cls_head.is_empty(), "this model is a byte LM, not a classifier (config has no task.type = classify)");
+  auto h = embeddings->forward(ids);
+  if (embeddings->weight.scalar_type() == at::kDouble) h = h.to(at::kDouble);
+  h = backbone->forward(h, lengths, nullptr, traces);  // ends with RMSNorm; fp32 (fp64 in tests)
+  const int64_t B = ids.size(0), L = ids.size(1);
+  auto len = lengths.defined() ? lengths : at::full({B}, L, at::kLong);
+  auto mask = (at::arange(L, at::kLong).view({1, L}) < len.view({B, 1})).to(h.scalar_type());
+  auto pooled = (h * mask.unsqueeze(-1)).sum(1) / len.to(h.scalar_type()).clamp_min(1).unsqueeze(-1);
+  auto logits = cls_head->forward(pooled);
   return logits.scalar_type() == at::kDouble ? logits : logits.to(at::kFloat);
 }
 
@@ -55,7 +80,11 @@ ModelState ByteLM::new_state(int64_t batch) const {
 void ByteLM::init_weights() {
   torch::NoGradGuard ng;
   const double sigma = 0.02;
-  lm_head->weight.normal_(0.0, sigma);
+  if (lm_head) lm_head->weight.normal_(0.0, sigma);
+  if (cls_head) {
+    cls_head->weight.normal_(0.0, sigma);
+    cls_head->bias.zero_();
+  }
   embeddings->weight.normal_(0.0, 1.0);
   backbone->init_weights(0.0);
 }
@@ -72,7 +101,7 @@ std::vector<ParamInfo> ByteLM::param_infos(const std::vector<double>& lr_mults) 
     bool no_wd = ends_with(".bias") || is_norm || residual_no_decay(n);
     double mult = 1.0;
     if (!lr_mults.empty()) {
-      // embeddings and lm_head train with stage 0's multiplier
+      // embeddings and the head train with stage 0's multiplier
       const std::string prefix = "backbone.";
       int s = n.rfind(prefix, 0) == 0 ? backbone->stage_of(n.substr(prefix.size())) : 0;
       mult = lr_mults.at(s);
@@ -115,7 +144,7 @@ double ByteLM::flops_per_byte(int64_t L, const std::vector<double>& ratios_in) c
   // 2 FLOPs per multiply-accumulate; attention scores/values counted (causal: L/2 keys).
   const int S = config.num_stages();
   auto ratios = ratios_in.empty() ? default_ratio_targets(S) : ratios_in;
-  double f = 2.0 * config.d_model[0] * config.vocab_size;  // lm_head
+  double f = config.task.classify() ? 0.0 : 2.0 * config.d_model[0] * config.vocab_size;  // lm_head
   double per_byte = 1.0, len = L;
   for (int s = 0; s <= S; ++s) {
     const auto& st = config.stages[s];

@@ -1,5 +1,7 @@
 // Byte language model: embed(256) -> backbone -> lm_head (hnet.md §1).
-// Parameter names follow the official H-Net state dict.
+// Parameter names follow the official H-Net state dict. With config task
+// "classify" the head is cls_head instead: masked mean of the backbone output
+// over valid positions -> Linear(D0, K) with bias (hmodel.md §5).
 #pragma once
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
@@ -32,6 +34,9 @@ class ByteLM : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& ids, ModelState* state = nullptr, std::vector<StageTrace>* traces = nullptr);
   // ids (B) -> logits (B, 256); uses and advances the caches.
   at::Tensor step(const at::Tensor& ids, ModelState& state);
+  // Classifier: ids (B, L) int64 = BOS + bytes, right-padded; lengths (B) int64
+  // valid positions per row (undefined = all) -> logits (B, K) fp32.
+  at::Tensor classify(const at::Tensor& ids, const at::Tensor& lengths, std::vector<StageTrace>* traces = nullptr);
   ModelState new_state(int64_t batch) const;
   // Init rules of hnet.md §8 (seeded by the caller through torch::manual_seed).
   void init_weights();
@@ -46,7 +51,8 @@ class ByteLM : public torch::nn::Module {
   ModelConfig config;
   torch::nn::Embedding embeddings{nullptr};
   std::shared_ptr<HNetStage> backbone;
-  torch::nn::Linear lm_head{nullptr};
+  torch::nn::Linear lm_head{nullptr};   // task lm
+  torch::nn::Linear cls_head{nullptr};  // task classify
 };
 
 }  // namespace dynarch

@@ -21,6 +21,7 @@
 #include "model/routing.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
+#include "train/classify.h"
 
 namespace dynarch {
 namespace fs = std::filesystem;
@@ -264,6 +265,7 @@ TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const
     std::fprintf(stderr, "model: %lld parameters, layout %s, d_model %d | %s\n",
                  (long long)s.model->num_parameters(), config.arch_layout.dump().c_str(), config.d_model[0],
                  env_report(false).c_str());
+  if (config.task.classify()) return run_classifier(s.o, *s.model, *s.opt, 0, {}, ctl);
   return run_session(s, ctl);
 }
 
@@ -283,6 +285,7 @@ TrainResult train_resume(const std::string& run_dir, const RunControl& ctl) {
   rewrite_metrics_upto(fs::path(run_dir) / "metrics.jsonl", s.step);
   if (ctl.progress) std::fprintf(stderr, "resuming %s at step %lld of %lld\n", run_dir.c_str(), (long long)s.step,
                                  (long long)s.o.steps);
+  if (s.model->config.task.classify()) return run_classifier(s.o, *s.model, *s.opt, s.step, ck.trainer, ctl);
   return run_session(s, ctl);
 }
 

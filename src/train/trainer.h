@@ -40,6 +40,7 @@ struct RunControl {
 struct TrainResult {
   std::vector<double> losses;  // training loss per step run in this session
   double val_bpb = -1;         // last validation bpb
+  double val_acc = -1;         // classifiers: last validation accuracy
   int64_t last_step = 0;
 };
 

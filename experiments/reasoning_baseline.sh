@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# E1 (hmodel.md §13): multi-hop rule reasoning, the static-stack baseline.
+# Generates the reasoning dataset, trains each model entry below as a byte
+# classifier (True / False / Unknown), evaluates accuracy by proof depth and
+# writes docs/experiments/reasoning_baseline.{md,json}.
+# Usage: experiments/reasoning_baseline.sh
+#   env: TRAIN_PER_DEPTH (2000) TEST_PER_DEPTH (500) STEPS (600) BATCH (16) LR (1e-3)
+#        SEED (0) THREADS (0 = all cores) OUT (runs/exp_reasoning)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TRAIN_PER_DEPTH=${TRAIN_PER_DEPTH:-2000}
+TEST_PER_DEPTH=${TEST_PER_DEPTH:-500}
+STEPS=${STEPS:-600}
+BATCH=${BATCH:-16}
+LR=${LR:-1e-3}
+SEED=${SEED:-0}
+THREADS=${THREADS:-0}
+OUT=${OUT:-runs/exp_reasoning}
+DOC=docs/experiments
+BIN=./build/dynarch
+[ -x "$BIN" ] || bash scripts/build.sh
+
+# One entry per model: NAME CONFIG [extra train flags]. The H-Model (per_sequence
+# routing over the same T4 layers, T = 4 and 8) is added here as more entries.
+MODELS=(
+  "static_T4 experiments/configs/reasoning_t4.json"
+)
+
+DATA=$OUT/data
+if [ ! -f "$DATA/manifest.json" ] || ! grep -q "\"train_per_depth\": $TRAIN_PER_DEPTH," "$DATA/manifest.json" \
+   || ! grep -q "\"test_per_depth\": $TEST_PER_DEPTH" "$DATA/manifest.json" || ! grep -q "\"seed\": $SEED," "$DATA/manifest.json"; then
+  rm -rf "$DATA"
+  "$BIN" reasoning --out "$DATA" --train-per-depth "$TRAIN_PER_DEPTH" --test-per-depth "$TEST_PER_DEPTH" --seed "$SEED"
+fi
+
+COMMON=(--data "$DATA" --steps "$STEPS" --batch "$BATCH" --lr "$LR" --seq-len 1025 --seed "$SEED"
+        --eval-every 100 --eval-windows 300 --save-every 100 --threads "$THREADS" --no-progress)
+for entry in "${MODELS[@]}"; do
+  read -r name cfg extra <<< "$entry"
+  run=$OUT/$name
+  if [ -f "$run/checkpoint/model.safetensors" ] && grep -q "\"step\":$STEPS," "$run/metrics.jsonl"; then
+    echo "[exp] $run done already"
+  elif [ -f "$run/checkpoint/trainer.safetensors" ]; then
+    echo "[exp] resuming $name"
+    start=$(date +%s)
+    "$BIN" train --resume "$run" --threads "$THREADS" --no-progress
+    echo $(( $(cat "$run/train_seconds" 2>/dev/null || echo 0) + $(date +%s) - start )) > "$run/train_seconds"
+  else
+    rm -rf "$run"
+    echo "[exp] training $name ($STEPS steps x $BATCH items)"
+    start=$(date +%s)
+    # shellcheck disable=SC2086
+    "$BIN" train --config "$cfg" --out "$run" "${COMMON[@]}" $extra
+    echo $(( $(date +%s) - start )) > "$run/train_seconds"
+  fi
+  "$BIN" eval -m "$run" --file "$DATA/test.jsonl" --json "$run/eval.json" --threads "$THREADS" --no-progress \
+    | tee "$run/eval.txt"
+done
+python3 experiments/report_reasoning.py "$OUT" "$DOC" "${MODELS[@]%% *}"
+echo "[exp] report: $DOC/reasoning_baseline.md"
