@@ -3,10 +3,15 @@
 // isotropic Transformer of equal FLOPs per byte, as one JSON line.
 // Usage: bench_hnet [--config configs/hnet_bench.json] [--data data/en/val.bin]
 //                   [--batch 4] [--seq-len 1024] [--steps 3] [--decode-bytes 256] [--model RUN]
+//                   [--dtype fp32|bf16|both] [--train 1] [--decode 1] [--repeat 1]
 // --model RUN decodes with trained weights (its config replaces --config).
+// --repeat N runs the timings N times (interleaved H-Net / isotropic) and
+// reports the median; /proc/loadavg is recorded before and after.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <iostream>
 
 #include "bench/lm_bench.h"
@@ -20,12 +25,15 @@
 using namespace dynarch;
 using nlohmann::json;
 
+
 int main(int argc, char** argv) {
   maybe_reexec_for_blas(argc, argv);
   try {
     std::string cfg_path = "configs/hnet_bench.json", data = "data/en/val.bin", model_dir;
-    int64_t B = 4, L = 1024, steps = 3, dec = 256;
+    int64_t B = 4, L = 1024, steps = 3, dec = 256, repeat = 1;
     int threads = 0;
+    bool do_train = true, do_decode = true;
+    std::string dtypes = "both";
     for (int i = 1; i + 1 < argc; i += 2) {
       std::string k = argv[i], v = argv[i + 1];
       if (k == "--config") cfg_path = v;
@@ -36,6 +44,10 @@ int main(int argc, char** argv) {
       else if (k == "--decode-bytes") dec = std::stoll(v);
       else if (k == "--threads") threads = std::stoi(v);
       else if (k == "--model") model_dir = v;  // trained weights: boundaries as in use
+      else if (k == "--dtype") dtypes = v;
+      else if (k == "--train") do_train = v != "0";
+      else if (k == "--decode") do_decode = v != "0";
+      else if (k == "--repeat") repeat = std::stoll(v);
       else throw UserError("unknown option " + k);
     }
     set_threads(threads);
@@ -68,15 +80,35 @@ int main(int argc, char** argv) {
     out["isotropic_layout"] = "T" + std::to_string(n_iso);
     out["isotropic_flops_per_byte_fwd"] = iso.flops_per_byte(L);
     auto batch = windows(B, L);
+    out["loadavg_before"] = loadavg();
     for (bool bf16 : {false, true}) {
       const std::string tag = bf16 ? "bf16" : "fp32";
+      if (!do_train || (dtypes != "both" && dtypes != tag)) continue;
       torch::manual_seed(0);
       ByteLM h(cfg);
-      const double th = time_train_steps(h, batch.inputs, batch.targets, bf16, steps, 1);
-      const double ti = time_train_steps(iso, batch.inputs, batch.targets, bf16, steps, 1);
-      out["train_bytes_per_s_" + tag] = B * L / th;
-      out["isotropic_train_bytes_per_s_" + tag] = B * L / ti;
-      out["step_time_ratio_hnet_over_isotropic_" + tag] = th / ti;
+      std::vector<double> th, ti, ch, ci;
+      for (int64_t r = 0; r < repeat; ++r) {
+        double c = 0;
+        th.push_back(time_train_steps(h, batch.inputs, batch.targets, bf16, steps, 1, &c));
+        ch.push_back(c);
+        ti.push_back(time_train_steps(iso, batch.inputs, batch.targets, bf16, steps, 1, &c));
+        ci.push_back(c);
+      }
+      // CPU seconds per step: with --threads 1, the work itself (robust to load).
+      out["train_cpu_s_per_step_" + tag] = median(ch);
+      out["isotropic_train_cpu_s_per_step_" + tag] = median(ci);
+      out["train_bytes_per_s_" + tag] = B * L / median(th);
+      out["isotropic_train_bytes_per_s_" + tag] = B * L / median(ti);
+      // Per repetition (same-run pairs), then the median ratio.
+      std::vector<double> ratio;
+      for (int64_t r = 0; r < repeat; ++r) ratio.push_back(th[r] / ti[r]);
+      out["step_time_ratio_hnet_over_isotropic_" + tag] = median(ratio);
+      if (repeat > 1) out["step_time_ratios_" + tag] = ratio;
+    }
+    if (!do_decode) {
+      out["loadavg_after"] = loadavg();
+      std::cout << out.dump() << std::endl;
+      return 0;
     }
     torch::manual_seed(0);
     auto hp = model_dir.empty() ? std::make_shared<ByteLM>(cfg) : load_model(model_dir);
@@ -88,8 +120,14 @@ int main(int argc, char** argv) {
       h.forward(windows(1, dec).inputs, nullptr, &tr);
       out["decode_text_bytes_per_chunk"] = (double)tr[0].b.numel() / tr[0].b.sum().item<double>();
     }
-    out["decode_bytes_per_s_b1_fp32"] = time_decode(h, windows(1, dec).inputs, false);
-    out["decode_bytes_per_s_b16_fp32"] = time_decode(h, windows(16, dec / 2).inputs, false);
+    std::vector<double> d1, d16;
+    for (int64_t r = 0; r < repeat; ++r) {
+      d1.push_back(time_decode(h, windows(1, dec).inputs, false));
+      d16.push_back(time_decode(h, windows(16, dec / 2).inputs, false));
+    }
+    out["decode_bytes_per_s_b1_fp32"] = median(d1);
+    out["decode_bytes_per_s_b16_fp32"] = median(d16);
+    out["loadavg_after"] = loadavg();
     std::cout << out.dump() << std::endl;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "model/bmm.h"
+#include "model/fused_mamba.h"
 #include "model/fused_ops.h"
 
 namespace dynarch {
@@ -123,10 +124,38 @@ LayerCache Mamba2::new_cache(int64_t batch, at::ScalarType dtype) const {
   return c;
 }
 
+namespace {
+// The last d_conv pre-conv rows before each row's end (the decode conv cache).
+// xBC (B, L, C); left (B, C, K) the rows before position 0.
+at::Tensor conv_tail(const at::Tensor& xBC, const at::Tensor& left, const at::Tensor& lengths, int64_t K) {
+  const int64_t B = xBC.size(0), L = xBC.size(1), C = xBC.size(2);
+  auto xpad = at::cat({left.to(xBC.scalar_type()), xBC.transpose(1, 2)}, 2);  // column t + K holds position t
+  if (!lengths.defined()) return xpad.narrow(2, L, K).detach().contiguous();
+  auto idx = (lengths.view({B, 1, 1}) + at::arange(K, at::kLong).view({1, 1, K})).expand({B, C, K});
+  return xpad.gather(2, idx).detach().contiguous();
+}
+}  // namespace
+
 at::Tensor Mamba2::forward(const at::Tensor& u, LayerCache* cache, int64_t pos0, const at::Tensor& lengths) {
+  if (use_sequential) return forward_reference(u, cache, pos0, lengths);
+  const bool cont = cache && pos0 > 0;
+  auto zx = in_proj->forward(u);
+  auto r = mamba_core(zx, conv1d->weight, conv1d->bias, dt_bias, A_log, D, norm->weight,
+                      MambaDims{d_inner, d_state, nheads, headdim, d_conv}, lengths,
+                      cont ? cache->conv.narrow(2, 1, d_conv - 1).transpose(1, 2) : at::Tensor(),
+                      cont ? cache->ssm : at::Tensor());
+  if (cache) {
+    torch::NoGradGuard ng;
+    auto left = cont ? cache->conv : at::zeros({u.size(0), conv_dim, d_conv}, zx.options());
+    cache->conv = conv_tail(zx.narrow(-1, d_inner, conv_dim), left, lengths, d_conv);
+    cache->ssm = r.state.to(cache->ssm.scalar_type());
+  }
+  return out_proj->forward(r.g);
+}
+
+at::Tensor Mamba2::forward_reference(const at::Tensor& u, LayerCache* cache, int64_t pos0, const at::Tensor& lengths) {
   const int64_t B = u.size(0), L = u.size(1);
-  // Three products over row slices of in_proj.weight ([z | xBC | dt]): the
-  // backward of narrowing the activations would zero-fill full-size buffers.
+  // Three products over row slices of in_proj.weight ([z | xBC | dt]).
   const auto& W = in_proj->weight;
   auto z = at::linear(u, W.narrow(0, 0, d_inner));
   auto xBC = at::linear(u, W.narrow(0, d_inner, conv_dim));
@@ -137,15 +166,7 @@ at::Tensor Mamba2::forward(const at::Tensor& u, LayerCache* cache, int64_t pos0,
   at::Tensor left = (cache && pos0 > 0) ? cache->conv.to(xt.scalar_type())
                                         : at::zeros({B, conv_dim, d_conv}, xt.options());
   auto xpad = at::cat({left, xt}, 2);  // column t + d_conv holds position t
-  if (cache) {
-    if (lengths.defined()) {  // last d_conv rows before each row's end
-      auto idx = (lengths.view({B, 1, 1}) + at::arange(d_conv, at::kLong).view({1, 1, d_conv}))
-                     .expand({B, conv_dim, d_conv});
-      cache->conv = xpad.gather(2, idx).detach().contiguous();
-    } else {
-      cache->conv = xpad.narrow(2, L, d_conv).detach().contiguous();
-    }
-  }
+  if (cache) cache->conv = conv_tail(xBC, left, lengths, d_conv);
   auto xc = at::silu(at::conv1d(xpad.narrow(2, 1, L + d_conv - 1), conv1d->weight, conv1d->bias, at::IntArrayRef{1},
                                 at::IntArrayRef{0}, at::IntArrayRef{1}, conv_dim))
                 .transpose(1, 2);
