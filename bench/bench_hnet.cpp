@@ -120,13 +120,19 @@ int main(int argc, char** argv) {
       h.forward(windows(1, dec).inputs, nullptr, &tr);
       out["decode_text_bytes_per_chunk"] = (double)tr[0].b.numel() / tr[0].b.sum().item<double>();
     }
-    std::vector<double> d1, d16;
+    std::vector<double> d1, d16, c1, c16;
     for (int64_t r = 0; r < repeat; ++r) {
-      d1.push_back(time_decode(h, windows(1, dec).inputs, false));
-      d16.push_back(time_decode(h, windows(16, dec / 2).inputs, false));
+      double c = 0;
+      d1.push_back(time_decode(h, windows(1, dec).inputs, false, &c));
+      c1.push_back(c);
+      d16.push_back(time_decode(h, windows(16, dec / 2).inputs, false, &c));
+      c16.push_back(c);
     }
     out["decode_bytes_per_s_b1_fp32"] = median(d1);
     out["decode_bytes_per_s_b16_fp32"] = median(d16);
+    // Bytes per CPU second: with --threads 1, robust to load from other processes.
+    out["decode_bytes_per_cpu_s_b1_fp32"] = median(c1);
+    out["decode_bytes_per_cpu_s_b16_fp32"] = median(c16);
     out["loadavg_after"] = loadavg();
     std::cout << out.dump() << std::endl;
   } catch (const std::exception& e) {

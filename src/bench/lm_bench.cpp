@@ -77,7 +77,7 @@ double time_train_steps(ByteLM& model, const at::Tensor& ids, const at::Tensor& 
   return total / steps;
 }
 
-double time_decode(ByteLM& model, const at::Tensor& inputs, bool bf16) {
+double time_decode(ByteLM& model, const at::Tensor& inputs, bool bf16, double* cpu_bps) {
   torch::NoGradGuard ng;
   compat::AutocastScope ac(bf16);
   model.eval();
@@ -85,7 +85,9 @@ double time_decode(ByteLM& model, const at::Tensor& inputs, bool bf16) {
   auto state = model.new_state(B);
   model.step(inputs.select(1, 0), state);  // warm-up byte
   auto t0 = std::chrono::steady_clock::now();
+  const double c0 = cpu_seconds();
   for (int64_t t = 1; t < L; ++t) model.step(inputs.select(1, t), state);
+  if (cpu_bps) *cpu_bps = B * (L - 1) / (cpu_seconds() - c0);
   return B * (L - 1) / seconds_since(t0);
 }
 

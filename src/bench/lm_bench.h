@@ -40,6 +40,7 @@ double time_train_steps(ByteLM& model, const at::Tensor& inputs, const at::Tenso
 double cpu_seconds();
 // Bytes/s of teacher-forced decoding on the step path: row b is fed
 // inputs[b, t] at step t (so boundaries occur as in real use).
-double time_decode(ByteLM& model, const at::Tensor& inputs, bool bf16);
+// cpu_bps (optional): bytes per process CPU second.
+double time_decode(ByteLM& model, const at::Tensor& inputs, bool bf16, double* cpu_bps = nullptr);
 
 }  // namespace dynarch

@@ -4,6 +4,7 @@
 
 #include "core/compat.h"
 #include "core/error.h"
+#include "model/fused_decode.h"
 
 namespace dynarch {
 
@@ -121,7 +122,7 @@ at::Tensor HNetStage::step(const at::Tensor& x_in, ModelState& st) {
   {
     compat::AutocastScope fp32(false);
     auto ct = st.last.scalar_type();
-    r = at::linear(h.to(ct), residual_proj->weight.to(ct), residual_proj->bias.to(ct));
+    r = linear_rows(h.to(ct), residual_proj->weight.to(ct), residual_proj->bias.to(ct));
   }
   auto p = routing_module->step_p(h, st.last, st.seen);
   st.last = h.detach().to(st.last.scalar_type());

@@ -32,7 +32,8 @@ class Mamba2 : public Mixer {
   at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {}) override;
   // Op-by-op form (conv1d, SSD scan, gated norm): the reference of the fused core.
   at::Tensor forward_reference(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {});
-  // Fused decode step (one loop over conv + SSM); step_reference is the op-by-op form.
+  // Decode step: GEMV in_proj, fused conv + SSM + gated norm (fused_decode.h), GEMV
+  // out_proj; step_reference is the op-by-op form.
   at::Tensor step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) override;
   at::Tensor step_reference(const at::Tensor& x, LayerCache& cache);
   LayerCache new_cache(int64_t batch, at::ScalarType dtype) const override;
