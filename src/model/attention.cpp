@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <cstring>
+
 #include "core/compat.h"
 #include "model/fused_decode.h"
 
@@ -128,7 +130,20 @@ int64_t Attention::write_kv(const at::Tensor& qkv, LayerCache& cache, const std:
     grow(cache.v);
   }
   const bool same = std::all_of(pos.begin(), pos.end(), [&](int64_t x) { return x == pos[0]; });
-  if (same) {  // common case (batch-1 decode): one copy
+  if (cache.k.scalar_type() == qkv.scalar_type() && cache.k.is_contiguous() && cache.v.is_contiguous() &&
+      qkv.is_contiguous()) {  // decode: plain copies, no dispatcher calls
+    const int64_t H = qkv.size(2), hd = qkv.size(3), cap = cache.k.size(2);
+    const int64_t bytes = hd * qkv.element_size();
+    const char* src = static_cast<const char*>(qkv.data_ptr());
+    char* dk = static_cast<char*>(cache.k.data_ptr());
+    char* dv = static_cast<char*>(cache.v.data_ptr());
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t at = ((b * H + h) * cap + pos[b]) * bytes;
+        std::memcpy(dk + at, src + ((b * 3 + 1) * H + h) * bytes, bytes);
+        std::memcpy(dv + at, src + ((b * 3 + 2) * H + h) * bytes, bytes);
+      }
+  } else if (same) {  // one copy
     cache.k.narrow(2, maxpos, 1).copy_(k.unsqueeze(2));
     cache.v.narrow(2, maxpos, 1).copy_(v.unsqueeze(2));
   } else {

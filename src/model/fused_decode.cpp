@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
+#include <xmmintrin.h>
+
 #include "core/compat.h"
 #include "model/fused_kernels.h"
 
@@ -12,14 +14,21 @@ namespace {
 
 // y (M, out) = x (M, in) W^T + bias, four weight rows at a time: each weight
 // is read from memory once and reused from L1 for the M rows of x.
+// With `stream`, the next block's weights are prefetched non-temporally.
 template <class C>
-void gemv_kernel(const C* x, int64_t M, int64_t in, const C* W, const C* bias, int64_t out, C* y) {
+void gemv_kernel(const C* x, int64_t M, int64_t in, const C* W, const C* bias, int64_t out, C* y, bool stream) {
   constexpr int64_t R = 4;
   const int64_t nblk = (out + R - 1) / R;
   const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(in, 1));  // >= 32 K weights per task
+  constexpr int64_t kLine = 64 / sizeof(C);
   at::parallel_for(0, nblk, grain, [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t r0 = blk * R;
+      if (stream && blk + 1 < b1) {
+        const C* next = W + (r0 + R) * in;
+        const int64_t n = std::min(R, out - r0 - R) * in;
+        for (int64_t i = 0; i < n; i += kLine) _mm_prefetch(reinterpret_cast<const char*>(next + i), _MM_HINT_NTA);
+      }
       if (r0 + R <= out) {
         const C *w0 = W + r0 * in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;
         for (int64_t m = 0; m < M; ++m) {
@@ -141,7 +150,12 @@ void attention_kernel(const C* qkv, const C* K, const C* V, int64_t B, int64_t H
   });
 }
 
+thread_local bool stream_weights = false;
+
 }  // namespace
+
+StreamWeightsScope::StreamWeightsScope() : prev(stream_weights) { stream_weights = true; }
+StreamWeightsScope::~StreamWeightsScope() { stream_weights = prev; }
 
 at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& W, const at::Tensor& bias) {
   const auto t = x.scalar_type();
@@ -157,7 +171,7 @@ at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& W, const at::Tenso
   AT_DISPATCH_FLOATING_TYPES(t, "linear_rows", [&] {
     gemv_kernel<scalar_t>(xc.data_ptr<scalar_t>(), M, in, Wc.data_ptr<scalar_t>(),
                           bias.defined() ? bias.contiguous().data_ptr<scalar_t>() : nullptr, out,
-                          y.data_ptr<scalar_t>());
+                          y.data_ptr<scalar_t>(), stream_weights);
   });
   return y;
 }

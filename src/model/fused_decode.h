@@ -17,6 +17,20 @@ namespace dynarch {
 constexpr int64_t kGemvMaxRows = 16;
 at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& W, const at::Tensor& bias = {});
 
+// While alive (on this thread), linear_rows reads weights with non-temporal
+// prefetches. H-Net decode sets it around the inner network, whose weights are
+// read on boundary bytes only, so that they do not push the outer stages'
+// weights (read every byte) out of the last-level cache. Numerics unchanged.
+struct StreamWeightsScope {
+  StreamWeightsScope();
+  ~StreamWeightsScope();
+  StreamWeightsScope(const StreamWeightsScope&) = delete;
+  StreamWeightsScope& operator=(const StreamWeightsScope&) = delete;
+
+ private:
+  bool prev;
+};
+
 // One Mamba-2 step after in_proj, in place on the caches: causal conv + SiLU,
 // SSM update, y = S C + D x, gated norm. zx (B, 2 Di + 2N + H); conv (B, Cd, K);
 // ssm (B, H, P, N); all in the compute type (fp32/fp64) of ssm. Returns g (B, Di).

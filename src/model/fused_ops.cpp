@@ -3,6 +3,7 @@
 #include "model/fused_kernels.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
@@ -49,7 +50,7 @@ struct SwiGLUFn : torch::autograd::Function<SwiGLUFn> {
         }
       });
     });
-    ctx->save_for_backward({h});
+    if (ctx) ctx->save_for_backward({h});
     return out;
   }
 
@@ -121,7 +122,7 @@ struct RMSNormFn : torch::autograd::Function<RMSNormFn> {
         }
       });
     });
-    ctx->save_for_backward({x, w, rstd});
+    if (ctx) ctx->save_for_backward({x, w, rstd});
     return out;
   }
 
@@ -186,8 +187,10 @@ struct GatedNormFn : torch::autograd::Function<GatedNormFn> {
           pr[r] = fused::gated_norm_row(py + r * d, pz + r * d, pw, po + r * d, zb.data(), d, (C)eps);
       });
     });
-    ctx->save_for_backward({y, z, w, rstd});
-    ctx->saved_data["z_dtype"] = (int64_t)z_in.scalar_type();
+    if (ctx) {
+      ctx->save_for_backward({y, z, w, rstd});
+      ctx->saved_data["z_dtype"] = (int64_t)z_in.scalar_type();
+    }
     return out;
   }
 
@@ -219,11 +222,17 @@ struct GatedNormFn : torch::autograd::Function<GatedNormFn> {
 
 }  // namespace
 
+// Without autograd (decode steps) the kernels run without the custom-function
+// machinery (a node, a context and saved tensors per call).
 at::Tensor gated_rms_norm_fused(const at::Tensor& y, const at::Tensor& z, const at::Tensor& w, double eps) {
+  if (!at::GradMode::is_enabled()) return GatedNormFn::forward(nullptr, y, z, w, eps);
   return GatedNormFn::apply(y, z, w, eps);
 }
 
-at::Tensor swiglu_fused(const at::Tensor& h) { return SwiGLUFn::apply(h); }
+at::Tensor swiglu_fused(const at::Tensor& h) {
+  if (!at::GradMode::is_enabled()) return SwiGLUFn::forward(nullptr, h);
+  return SwiGLUFn::apply(h);
+}
 
 at::Tensor swiglu_reference(const at::Tensor& h) {
   auto vg = h.chunk(2, -1);
@@ -231,6 +240,7 @@ at::Tensor swiglu_reference(const at::Tensor& h) {
 }
 
 at::Tensor rms_norm_fused(const at::Tensor& x, const at::Tensor& w, double eps) {
+  if (!at::GradMode::is_enabled()) return RMSNormFn::forward(nullptr, x, w, eps);
   return RMSNormFn::apply(x, w, eps);
 }
 

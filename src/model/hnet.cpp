@@ -136,10 +136,12 @@ at::Tensor HNetStage::step(const at::Tensor& x_in, ModelState& st) {
   const int64_t nb = rows.size();
   at::Tensor zhat;
   if (nb == B) {
+    StreamWeightsScope stream;  // inner weights are read once per chunk: keep the outer ones cached
     zhat = inner->step(h, *st.inner).to(st.last_zbar.scalar_type());
   } else if (nb > 0) {  // inner network only on boundary rows, with their own positions
     auto ri = at::tensor(rows, at::kLong);
     auto sub = select_rows(*st.inner, ri);
+    StreamWeightsScope stream;
     auto zr = inner->step(h.index_select(0, ri), sub);
     scatter_rows(*st.inner, ri, sub);
     zhat = at::zeros_like(st.last_zbar).index_copy_(0, ri, zr.to(st.last_zbar.scalar_type()));
