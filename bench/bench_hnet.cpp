@@ -21,6 +21,7 @@
 #include "core/runtime.h"
 #include "data/corpus.h"
 #include "infer/evaluate.h"
+#include "model/fused_decode.h"
 #include "model/lm.h"
 #include "train/checkpoint.h"
 
@@ -145,6 +146,12 @@ int main(int argc, char** argv) {
       d16.push_back(time_decode(h, windows(16, dec / 2).inputs, false, &c));
       c16.push_back(c);
     }
+    std::vector<double> d1w;  // bf16 weight copies (numerics change): reported apart
+    for (int64_t r = 0; r < repeat; ++r) {
+      Bf16WeightsScope bf16_weights;
+      d1w.push_back(time_decode(h, windows(1, dec).inputs, false));
+    }
+    out["decode_bytes_per_s_b1_bf16_weights"] = median(d1w);
     out["decode_bytes_per_s_b1_fp32"] = median(d1);
     out["decode_bytes_per_s_b16_fp32"] = median(d16);
     // Bytes per CPU second: with --threads 1, robust to load from other processes.

@@ -83,3 +83,17 @@ TEST(FusedDecode, MambaStepEqualsReferenceFp64) {
   EXPECT_LT(maxdiff(cm.ssm, cr.ssm), 1e-12);
   EXPECT_LT(maxdiff(cm.conv, cr.conv), 1e-12);
 }
+
+TEST(FusedDecode, Bf16WeightsScopeRoundsWeightsOnly) {
+  torch::manual_seed(34);
+  auto W = torch::randn({9, 40}), x = torch::randn({2, 40}), b = torch::randn({9});
+  torch::NoGradGuard ng;
+  auto want = at::linear(x, W.to(at::kBFloat16).to(at::kFloat), b);  // fp32 arithmetic on rounded weights
+  {
+    Bf16WeightsScope bf16;
+    EXPECT_LT(maxdiff(linear_rows(x, W, b), want), 1e-5);
+    W.mul_(2.0);  // an in-place update is seen (version counter)
+    EXPECT_LT(maxdiff(linear_rows(x, W, b), at::linear(x, W.to(at::kBFloat16).to(at::kFloat), b)), 1e-5);
+  }
+  EXPECT_LT(maxdiff(linear_rows(x, W, b), at::linear(x, W, b)), 1e-5);  // scope ended: fp32 weights
+}

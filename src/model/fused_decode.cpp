@@ -5,6 +5,9 @@
 
 #include <xmmintrin.h>
 
+#include <mutex>
+#include <unordered_map>
+
 #include "core/compat.h"
 #include "model/fused_kernels.h"
 
@@ -12,34 +15,47 @@ namespace dynarch {
 
 namespace {
 
+// Weight element as the compute type: bf16 weights are stored as raw bits.
+template <class C, class WT>
+inline C wval(WT w) {
+  if constexpr (std::is_same_v<WT, uint16_t>) {
+    const uint32_t bits = (uint32_t)w << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  } else {
+    return (C)w;
+  }
+}
+
 // y (M, out) = x (M, in) W^T + bias, four weight rows at a time: each weight
-// is read from memory once and reused from L1 for the M rows of x.
-// With `stream`, the next block's weights are prefetched non-temporally.
-template <class C>
-void gemv_kernel(const C* x, int64_t M, int64_t in, const C* W, const C* bias, int64_t out, C* y, bool stream) {
+// is read from memory once and reused from L1 for the M rows of x. With
+// `stream`, the next block's weights are prefetched non-temporally.
+template <class C, class WT>
+void gemv_kernel(const C* x, int64_t M, int64_t in, const WT* W, const C* bias, int64_t out, C* y, bool stream) {
   constexpr int64_t R = 4;
   const int64_t nblk = (out + R - 1) / R;
   const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(in, 1));  // >= 32 K weights per task
-  constexpr int64_t kLine = 64 / sizeof(C);
+  constexpr int64_t kLine = 64 / sizeof(WT);
   at::parallel_for(0, nblk, grain, [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t r0 = blk * R;
       if (stream && blk + 1 < b1) {
-        const C* next = W + (r0 + R) * in;
+        const WT* next = W + (r0 + R) * in;
         const int64_t n = std::min(R, out - r0 - R) * in;
         for (int64_t i = 0; i < n; i += kLine) _mm_prefetch(reinterpret_cast<const char*>(next + i), _MM_HINT_NTA);
       }
       if (r0 + R <= out) {
-        const C *w0 = W + r0 * in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;
+        const WT *w0 = W + r0 * in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;
         for (int64_t m = 0; m < M; ++m) {
           const C* xm = x + m * in;
           C a0 = 0, a1 = 0, a2 = 0, a3 = 0;
           for (int64_t i = 0; i < in; ++i) {
             const C xi = xm[i];
-            a0 += w0[i] * xi;
-            a1 += w1[i] * xi;
-            a2 += w2[i] * xi;
-            a3 += w3[i] * xi;
+            a0 += wval<C>(w0[i]) * xi;
+            a1 += wval<C>(w1[i]) * xi;
+            a2 += wval<C>(w2[i]) * xi;
+            a3 += wval<C>(w3[i]) * xi;
           }
           C* ym = y + m * out + r0;
           ym[0] = a0 + (bias ? bias[r0] : C(0));
@@ -51,7 +67,7 @@ void gemv_kernel(const C* x, int64_t M, int64_t in, const C* W, const C* bias, i
         for (int64_t r = r0; r < out; ++r)
           for (int64_t m = 0; m < M; ++m) {
             C a = 0;
-            for (int64_t i = 0; i < in; ++i) a += W[r * in + i] * x[m * in + i];
+            for (int64_t i = 0; i < in; ++i) a += wval<C>(W[r * in + i]) * x[m * in + i];
             y[m * out + r] = a + (bias ? bias[r] : C(0));
           }
       }
@@ -151,11 +167,38 @@ void attention_kernel(const C* qkv, const C* K, const C* V, int64_t B, int64_t H
 }
 
 thread_local bool stream_weights = false;
+thread_local bool bf16_weights = false;
+
+// bf16 copies of fp32 weights, made on first use and remade when the weight
+// changes (version counter) or is freed (weak reference).
+struct Bf16Copy {
+  c10::weak_intrusive_ptr<c10::TensorImpl> src;
+  uint32_t version;
+  at::Tensor copy;
+};
+std::mutex bf16_mutex;
+std::unordered_map<const c10::TensorImpl*, Bf16Copy> bf16_cache;
+
+at::Tensor bf16_copy(const at::Tensor& W) {
+  std::lock_guard<std::mutex> lock(bf16_mutex);
+  const uint32_t version = W.unsafeGetTensorImpl()->version_counter().current_version();
+  auto it = bf16_cache.find(W.unsafeGetTensorImpl());
+  if (it != bf16_cache.end() && !it->second.src.expired() && it->second.version == version) return it->second.copy;
+  for (auto i = bf16_cache.begin(); i != bf16_cache.end();)  // drop copies of freed weights
+    i = i->second.src.expired() ? bf16_cache.erase(i) : std::next(i);
+  auto copy = W.to(at::kBFloat16).contiguous();
+  bf16_cache.erase(W.unsafeGetTensorImpl());
+  bf16_cache.emplace(W.unsafeGetTensorImpl(),
+                     Bf16Copy{c10::weak_intrusive_ptr<c10::TensorImpl>(W.getIntrusivePtr()), version, copy});
+  return copy;
+}
 
 }  // namespace
 
 StreamWeightsScope::StreamWeightsScope() : prev(stream_weights) { stream_weights = true; }
 StreamWeightsScope::~StreamWeightsScope() { stream_weights = prev; }
+Bf16WeightsScope::Bf16WeightsScope() : prev(bf16_weights) { bf16_weights = true; }
+Bf16WeightsScope::~Bf16WeightsScope() { bf16_weights = prev; }
 
 at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& W, const at::Tensor& bias) {
   const auto t = x.scalar_type();
@@ -168,10 +211,18 @@ at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& W, const at::Tenso
   auto sizes = x.sizes().vec();
   sizes.back() = out;
   auto y = at::empty(sizes, x.options());
+  at::Tensor bc = bias.defined() ? bias.contiguous() : bias;
+  if (bf16_weights && t == at::kFloat) {
+    auto W16 = bf16_copy(W);
+    gemv_kernel<float, uint16_t>(xc.data_ptr<float>(), M, in, reinterpret_cast<const uint16_t*>(W16.data_ptr()),
+                                 bc.defined() ? bc.data_ptr<float>() : nullptr, out, y.data_ptr<float>(),
+                                 stream_weights);
+    return y;
+  }
   AT_DISPATCH_FLOATING_TYPES(t, "linear_rows", [&] {
-    gemv_kernel<scalar_t>(xc.data_ptr<scalar_t>(), M, in, Wc.data_ptr<scalar_t>(),
-                          bias.defined() ? bias.contiguous().data_ptr<scalar_t>() : nullptr, out,
-                          y.data_ptr<scalar_t>(), stream_weights);
+    gemv_kernel<scalar_t, scalar_t>(xc.data_ptr<scalar_t>(), M, in, Wc.data_ptr<scalar_t>(),
+                                    bc.defined() ? bc.data_ptr<scalar_t>() : nullptr, out, y.data_ptr<scalar_t>(),
+                                    stream_weights);
   });
   return y;
 }

@@ -31,6 +31,20 @@ struct StreamWeightsScope {
   bool prev;
 };
 
+// While alive (on this thread), fp32 linear_rows multiply by a bf16 copy of
+// the weight (made once per weight and kept until the weight changes) with
+// fp32 accumulation: half the weight traffic of decode. Changes numerics
+// (weights rounded to bf16): an opt-in, reported apart from fp32 decode.
+struct Bf16WeightsScope {
+  Bf16WeightsScope();
+  ~Bf16WeightsScope();
+  Bf16WeightsScope(const Bf16WeightsScope&) = delete;
+  Bf16WeightsScope& operator=(const Bf16WeightsScope&) = delete;
+
+ private:
+  bool prev;
+};
+
 // One Mamba-2 step after in_proj, in place on the caches: causal conv + SiLU,
 // SSM update, y = S C + D x, gated norm. zx (B, 2 Di + 2N + H); conv (B, Cd, K);
 // ssm (B, H, P, N); all in the compute type (fp32/fp64) of ssm. Returns g (B, Di).
