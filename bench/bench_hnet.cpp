@@ -104,7 +104,12 @@ int main(int argc, char** argv) {
         auto src = trained->named_parameters();
         for (auto& kv : h.named_parameters()) kv.value().copy_(src[kv.key()]);
       }
-      out["train_batch_bytes_per_chunk"] = bytes_per_chunk(h, batch.inputs);
+      const double bpc = bytes_per_chunk(h, batch.inputs);
+      out["train_batch_bytes_per_chunk"] = bpc;
+      // FLOPs/byte with the compression this router actually gives on the batch
+      // (flops_per_byte_fwd assumes the target N = 6).
+      const double fpb_actual = cfg.num_stages() == 1 ? h.flops_per_byte(L, {bpc}) : fpb;  // (stage 0 measured)
+      out["flops_per_byte_fwd_at_batch_ratio"] = fpb_actual;
       std::vector<double> th, ti, ch, ci;
       for (int64_t r = 0; r < repeat; ++r) {
         double c = 0;
@@ -127,6 +132,7 @@ int main(int argc, char** argv) {
       // The same per forward FLOP per byte (the isotropic model has the largest
       // depth with FLOPs/byte <= the H-Net's, so it does up to one layer less).
       out["step_time_ratio_per_flop_" + tag] = median(ratio) * iso.flops_per_byte(L) / fpb;
+      out["step_time_ratio_per_actual_flop_" + tag] = median(ratio) * iso.flops_per_byte(L) / fpb_actual;
       if (repeat > 1) out["step_time_ratios_" + tag] = ratio;
     }
     if (!do_decode) {
