@@ -2,7 +2,7 @@
 // legacy autograd profiler and prints the ops that take the most self time.
 // Usage: profile_step [--config FILE] [--batch B] [--seq-len L] [--dtype fp32|bf16] [--decode N]
 //                     [--data FILE (real text instead of random bytes)] [--threads N]
-//                     [--model RUN (trained weights; give its config with --config)]
+//                     [--model RUN (trained weights and their config)]
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
@@ -35,7 +35,10 @@ int main(int argc, char** argv) {
     else if (k == "--dtype") dtype = v;
     else if (k == "--decode") decode = std::stoll(v);
     else if (k == "--data") data = v;
-    else if (k == "--model") model_dir = v;
+    else if (k == "--model") {
+      model_dir = v;
+      cfg = ModelConfig::from_file(resolve_model_dir(v) + "/config.json");
+    }
     else if (k == "--threads") threads = std::stoi(v);
   }
   set_threads(threads);

@@ -99,24 +99,26 @@ struct RMSNormFn : torch::autograd::Function<RMSNormFn> {
     auto x = x_in.contiguous();
     const bool dbl = x.scalar_type() == at::kDouble;
     auto ct = dbl ? at::kDouble : at::kFloat;
-    auto w = w_in.to(ct).contiguous();
+    // (no dispatcher calls or saved statistics beyond what is needed: decode
+    // steps call this ~20 times per byte)
+    auto w = w_in.scalar_type() == ct && w_in.is_contiguous() ? w_in : w_in.to(ct).contiguous();
     const int64_t d = x.size(-1), rows = x.numel() / d;
     auto out = at::empty(x.sizes(), x.options().dtype(ct));
-    auto rstd = at::empty({rows}, x.options().dtype(ct));
+    auto rstd = ctx ? at::empty({rows}, x.options().dtype(ct)) : at::Tensor();
     dispatch(x.scalar_type(), [&](auto T0, auto C0) {
       using T = decltype(T0);
       using C = decltype(C0);
       const T* px = x.data_ptr<T>();
       const C* pw = w.data_ptr<C>();
       C* po = out.data_ptr<C>();
-      C* pr = rstd.data_ptr<C>();
+      C* pr = ctx ? rstd.data_ptr<C>() : nullptr;
       at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
           const T* xr = px + r * d;
           C ss = 0;
           for (int64_t i = 0; i < d; ++i) ss += (C)xr[i] * (C)xr[i];
           C inv = C(1) / std::sqrt(ss / d + (C)eps);
-          pr[r] = inv;
+          if (pr) pr[r] = inv;
           C* o = po + r * d;
           for (int64_t i = 0; i < d; ++i) o[i] = (C)xr[i] * inv * pw[i];
         }
