@@ -4,6 +4,7 @@
 // Usage: bench_hnet [--config configs/hnet_bench.json] [--data data/en/val.bin]
 //                   [--batch 4] [--seq-len 1024] [--steps 3] [--decode-bytes 256] [--model RUN]
 //                   [--dtype fp32|bf16|both] [--train 1] [--decode 1] [--isotropic 1] [--repeat 1]
+//                   [--decode-b16 1] [--decode-bf16-weights 1]
 // --model RUN: trained weights (its config replaces --config) for decode and,
 // copied into the trained H-Net, for the training timing (so that the main
 // network sees as many chunks as in use; an initialised router cuts ~2x more).
@@ -35,7 +36,7 @@ int main(int argc, char** argv) {
     std::string cfg_path = "configs/hnet_bench.json", data = "data/en/val.bin", model_dir;
     int64_t B = 4, L = 1024, steps = 3, dec = 256, repeat = 1;
     int threads = 0;
-    bool do_train = true, do_decode = true, do_iso = true;
+    bool do_train = true, do_decode = true, do_iso = true, do_b16 = true, do_bf16w = true;
     std::string dtypes = "both";
     for (int i = 1; i + 1 < argc; i += 2) {
       std::string k = argv[i], v = argv[i + 1];
@@ -51,6 +52,8 @@ int main(int argc, char** argv) {
       else if (k == "--train") do_train = v != "0";
       else if (k == "--decode") do_decode = v != "0";
       else if (k == "--isotropic") do_iso = v != "0";  // 0: H-Net only (for profilers)
+      else if (k == "--decode-b16") do_b16 = v != "0";
+      else if (k == "--decode-bf16-weights") do_bf16w = v != "0";
       else if (k == "--repeat") repeat = std::stoll(v);
       else throw UserError("unknown option " + k);
     }
@@ -149,20 +152,21 @@ int main(int argc, char** argv) {
       double c = 0;
       d1.push_back(time_decode(h, windows(1, dec).inputs, false, &c));
       c1.push_back(c);
+      if (!do_b16) continue;
       d16.push_back(time_decode(h, windows(16, dec / 2).inputs, false, &c));
       c16.push_back(c);
     }
     std::vector<double> d1w;  // bf16 weight copies (numerics change): reported apart
-    for (int64_t r = 0; r < repeat; ++r) {
+    for (int64_t r = 0; r < repeat && do_bf16w; ++r) {
       Bf16WeightsScope bf16_weights;
       d1w.push_back(time_decode(h, windows(1, dec).inputs, false));
     }
-    out["decode_bytes_per_s_b1_bf16_weights"] = median(d1w);
+    if (do_bf16w) out["decode_bytes_per_s_b1_bf16_weights"] = median(d1w);
     out["decode_bytes_per_s_b1_fp32"] = median(d1);
-    out["decode_bytes_per_s_b16_fp32"] = median(d16);
+    if (do_b16) out["decode_bytes_per_s_b16_fp32"] = median(d16);
     // Bytes per CPU second: with --threads 1, robust to load from other processes.
     out["decode_bytes_per_cpu_s_b1_fp32"] = median(c1);
-    out["decode_bytes_per_cpu_s_b16_fp32"] = median(c16);
+    if (do_b16) out["decode_bytes_per_cpu_s_b16_fp32"] = median(c16);
     out["loadavg_after"] = loadavg();
     std::cout << out.dump() << std::endl;
   } catch (const std::exception& e) {
