@@ -3,10 +3,18 @@
 // isotropic Transformer of equal FLOPs per byte, as one JSON line.
 // Usage: bench_hnet [--config configs/hnet_bench.json] [--data data/en/val.bin]
 //                   [--batch 4] [--seq-len 1024] [--steps 3] [--decode-bytes 256] [--model RUN]
-// --model RUN decodes with trained weights (its config replaces --config).
+//                   [--dtype fp32|bf16|both] [--train 1] [--decode 1] [--isotropic 1] [--repeat 1]
+//                   [--decode-b16 1] [--decode-bf16-weights 1]
+// --model RUN: trained weights (its config replaces --config) for decode and,
+// copied into the trained H-Net, for the training timing (so that the main
+// network sees as many chunks as in use; an initialised router cuts ~2x more).
+// --repeat N runs the timings N times (interleaved H-Net / isotropic) and
+// reports the median; /proc/loadavg is recorded before and after.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <iostream>
 
 #include "bench/lm_bench.h"
@@ -14,18 +22,22 @@
 #include "core/runtime.h"
 #include "data/corpus.h"
 #include "infer/evaluate.h"
+#include "model/fused_decode.h"
 #include "model/lm.h"
 #include "train/checkpoint.h"
 
 using namespace dynarch;
 using nlohmann::json;
 
+
 int main(int argc, char** argv) {
   maybe_reexec_for_blas(argc, argv);
   try {
     std::string cfg_path = "configs/hnet_bench.json", data = "data/en/val.bin", model_dir;
-    int64_t B = 4, L = 1024, steps = 3, dec = 256;
+    int64_t B = 4, L = 1024, steps = 3, dec = 256, repeat = 1;
     int threads = 0;
+    bool do_train = true, do_decode = true, do_iso = true, do_b16 = true, do_bf16w = true;
+    std::string dtypes = "both";
     for (int i = 1; i + 1 < argc; i += 2) {
       std::string k = argv[i], v = argv[i + 1];
       if (k == "--config") cfg_path = v;
@@ -36,6 +48,13 @@ int main(int argc, char** argv) {
       else if (k == "--decode-bytes") dec = std::stoll(v);
       else if (k == "--threads") threads = std::stoi(v);
       else if (k == "--model") model_dir = v;  // trained weights: boundaries as in use
+      else if (k == "--dtype") dtypes = v;
+      else if (k == "--train") do_train = v != "0";
+      else if (k == "--decode") do_decode = v != "0";
+      else if (k == "--isotropic") do_iso = v != "0";  // 0: H-Net only (for profilers)
+      else if (k == "--decode-b16") do_b16 = v != "0";
+      else if (k == "--decode-bf16-weights") do_bf16w = v != "0";
+      else if (k == "--repeat") repeat = std::stoll(v);
       else throw UserError("unknown option " + k);
     }
     set_threads(threads);
@@ -68,28 +87,87 @@ int main(int argc, char** argv) {
     out["isotropic_layout"] = "T" + std::to_string(n_iso);
     out["isotropic_flops_per_byte_fwd"] = iso.flops_per_byte(L);
     auto batch = windows(B, L);
-    for (bool bf16 : {false, true}) {
-      const std::string tag = bf16 ? "bf16" : "fp32";
-      torch::manual_seed(0);
-      ByteLM h(cfg);
-      const double th = time_train_steps(h, batch.inputs, batch.targets, bf16, steps, 1);
-      const double ti = time_train_steps(iso, batch.inputs, batch.targets, bf16, steps, 1);
-      out["train_bytes_per_s_" + tag] = B * L / th;
-      out["isotropic_train_bytes_per_s_" + tag] = B * L / ti;
-      out["step_time_ratio_hnet_over_isotropic_" + tag] = th / ti;
-    }
+    out["loadavg_before"] = loadavg();
     torch::manual_seed(0);
-    auto hp = model_dir.empty() ? std::make_shared<ByteLM>(cfg) : load_model(model_dir);
-    auto& h = *hp;
+    std::shared_ptr<ByteLM> trained = model_dir.empty() ? nullptr : load_model(model_dir);
     out["model"] = model_dir.empty() ? "initialisation" : model_dir;
-    {  // bytes per chunk of this model on the decode text
+    auto bytes_per_chunk = [](ByteLM& m, const at::Tensor& ids) {  // of this model on this text
       torch::NoGradGuard ng;
       std::vector<StageTrace> tr;
-      h.forward(windows(1, dec).inputs, nullptr, &tr);
-      out["decode_text_bytes_per_chunk"] = (double)tr[0].b.numel() / tr[0].b.sum().item<double>();
+      m.forward(ids, nullptr, &tr);
+      return (double)tr[0].b.numel() / tr[0].b.sum().item<double>();
+    };
+    for (bool bf16 : {false, true}) {
+      const std::string tag = bf16 ? "bf16" : "fp32";
+      if (!do_train || (dtypes != "both" && dtypes != tag)) continue;
+      torch::manual_seed(0);
+      ByteLM h(cfg);
+      if (trained) {  // trained routing: the main network sees chunks as in use
+        torch::NoGradGuard ng;
+        auto src = trained->named_parameters();
+        for (auto& kv : h.named_parameters()) kv.value().copy_(src[kv.key()]);
+      }
+      const double bpc = bytes_per_chunk(h, batch.inputs);
+      out["train_batch_bytes_per_chunk"] = bpc;
+      // FLOPs/byte with the compression this router actually gives on the batch
+      // (flops_per_byte_fwd assumes the target N = 6).
+      const double fpb_actual = cfg.num_stages() == 1 ? h.flops_per_byte(L, {bpc}) : fpb;  // (stage 0 measured)
+      out["flops_per_byte_fwd_at_batch_ratio"] = fpb_actual;
+      std::vector<double> th, ti, ch, ci;
+      for (int64_t r = 0; r < repeat; ++r) {
+        double c = 0;
+        th.push_back(time_train_steps(h, batch.inputs, batch.targets, bf16, steps, 1, &c));
+        ch.push_back(c);
+        if (!do_iso) continue;
+        ti.push_back(time_train_steps(iso, batch.inputs, batch.targets, bf16, steps, 1, &c));
+        ci.push_back(c);
+      }
+      // CPU seconds per step: with --threads 1, the work itself (robust to load).
+      out["train_cpu_s_per_step_" + tag] = median(ch);
+      out["train_bytes_per_s_" + tag] = B * L / median(th);
+      if (!do_iso) continue;
+      out["isotropic_train_cpu_s_per_step_" + tag] = median(ci);
+      out["isotropic_train_bytes_per_s_" + tag] = B * L / median(ti);
+      // Per repetition (same-run pairs), then the median ratio.
+      std::vector<double> ratio;
+      for (int64_t r = 0; r < repeat; ++r) ratio.push_back(th[r] / ti[r]);
+      out["step_time_ratio_hnet_over_isotropic_" + tag] = median(ratio);
+      // The same per forward FLOP per byte (the isotropic model has the largest
+      // depth with FLOPs/byte <= the H-Net's, so it does up to one layer less).
+      out["step_time_ratio_per_flop_" + tag] = median(ratio) * iso.flops_per_byte(L) / fpb;
+      out["step_time_ratio_per_actual_flop_" + tag] = median(ratio) * iso.flops_per_byte(L) / fpb_actual;
+      if (repeat > 1) out["step_time_ratios_" + tag] = ratio;
     }
-    out["decode_bytes_per_s_b1_fp32"] = time_decode(h, windows(1, dec).inputs, false);
-    out["decode_bytes_per_s_b16_fp32"] = time_decode(h, windows(16, dec / 2).inputs, false);
+    if (!do_decode) {
+      out["loadavg_after"] = loadavg();
+      std::cout << out.dump() << std::endl;
+      return 0;
+    }
+    torch::manual_seed(0);
+    auto h_fresh = trained ? nullptr : std::make_shared<ByteLM>(cfg);
+    auto& h = trained ? *trained : *h_fresh;
+    out["decode_text_bytes_per_chunk"] = bytes_per_chunk(h, windows(1, dec).inputs);
+    std::vector<double> d1, d16, c1, c16;
+    for (int64_t r = 0; r < repeat; ++r) {
+      double c = 0;
+      d1.push_back(time_decode(h, windows(1, dec).inputs, false, &c));
+      c1.push_back(c);
+      if (!do_b16) continue;
+      d16.push_back(time_decode(h, windows(16, dec / 2).inputs, false, &c));
+      c16.push_back(c);
+    }
+    std::vector<double> d1w;  // bf16 weight copies (numerics change): reported apart
+    for (int64_t r = 0; r < repeat && do_bf16w; ++r) {
+      Bf16WeightsScope bf16_weights;
+      d1w.push_back(time_decode(h, windows(1, dec).inputs, false));
+    }
+    if (do_bf16w) out["decode_bytes_per_s_b1_bf16_weights"] = median(d1w);
+    out["decode_bytes_per_s_b1_fp32"] = median(d1);
+    if (do_b16) out["decode_bytes_per_s_b16_fp32"] = median(d16);
+    // Bytes per CPU second: with --threads 1, robust to load from other processes.
+    out["decode_bytes_per_cpu_s_b1_fp32"] = median(c1);
+    if (do_b16) out["decode_bytes_per_cpu_s_b16_fp32"] = median(c16);
+    out["loadavg_after"] = loadavg();
     std::cout << out.dump() << std::endl;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -1,6 +1,8 @@
 // Per-op profile of one training step (and optionally decode steps): runs the
 // legacy autograd profiler and prints the ops that take the most self time.
 // Usage: profile_step [--config FILE] [--batch B] [--seq-len L] [--dtype fp32|bf16] [--decode N]
+//                     [--data FILE (real text instead of random bytes)] [--threads N]
+//                     [--model RUN (trained weights and their config)]
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
@@ -12,8 +14,10 @@
 #include "bench/lm_bench.h"
 #include "core/compat.h"
 #include "core/runtime.h"
+#include "data/corpus.h"
 #include "infer/evaluate.h"
 #include "model/lm.h"
+#include "train/checkpoint.h"
 
 using namespace dynarch;
 
@@ -21,7 +25,8 @@ int main(int argc, char** argv) {
   maybe_reexec_for_blas(argc, argv);
   ModelConfig cfg = default_bench_config();
   int64_t B = 8, L = 512, decode = 0;
-  std::string dtype = "bf16";
+  std::string dtype = "bf16", data, model_dir;
+  int threads = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--config") cfg = ModelConfig::from_file(v);
@@ -29,17 +34,36 @@ int main(int argc, char** argv) {
     else if (k == "--seq-len") L = std::stoll(v);
     else if (k == "--dtype") dtype = v;
     else if (k == "--decode") decode = std::stoll(v);
+    else if (k == "--data") data = v;
+    else if (k == "--model") {
+      model_dir = v;
+      cfg = ModelConfig::from_file(resolve_model_dir(v) + "/config.json");
+    }
+    else if (k == "--threads") threads = std::stoi(v);
   }
-  set_threads(0);
+  set_threads(threads);
   torch::manual_seed(0);
   ByteLM model(cfg);
   auto ids = torch::randint(0, 256, {B, L}, at::kLong), tg = torch::randint(0, 256, {B, L}, at::kLong);
+  if (!data.empty()) {  // real text: H-Net boundaries as in use
+    auto f = std::make_shared<MappedFile>(data);
+    ByteSpan span{f, 0, f->size(), data};
+    auto batch = windows_at(span, spread_offsets(span.size, L, B), L);
+    ids = batch.inputs;
+    tg = batch.targets;
+  }
   auto step = [&] {
     compat::AutocastScope ac(dtype == "bf16");
     auto loss = lm_loss(model.forward(ids), tg);
     loss.backward();
   };
-  step();  // warm-up
+  if (decode == 0) step();  // warm-up
+  if (!model_dir.empty()) {  // trained weights
+    auto loaded = load_model(model_dir);
+    torch::NoGradGuard ng;
+    auto src = loaded->named_parameters();
+    for (auto& kv : model.named_parameters()) kv.value().copy_(src[kv.key()]);
+  }
   std::stringstream trace;
   {
     torch::autograd::profiler::RecordProfile guard(trace);
@@ -48,7 +72,10 @@ int main(int argc, char** argv) {
       compat::AutocastScope ac(dtype == "bf16");
       auto st = model.new_state(1);
       auto tok = at::tensor({kBOS}, at::kLong);
-      for (int64_t i = 0; i < decode; ++i) tok = model.step(tok, st).argmax(-1);
+      for (int64_t i = 0; i < decode; ++i) {  // teacher-forced on --data, else greedy
+        auto next = model.step(tok, st).argmax(-1);
+        tok = data.empty() ? next : ids.select(0, 0).narrow(0, i % L, 1);
+      }
     } else {
       step();
     }

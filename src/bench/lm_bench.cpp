@@ -2,7 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
+#include <ctime>
+#include <fstream>
 
 #include "core/compat.h"
 #include "core/runtime.h"
@@ -27,14 +30,33 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+std::string loadavg() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
 double time_train_steps(ByteLM& model, const at::Tensor& ids, const at::Tensor& tg, bool bf16, int64_t steps,
-                        int64_t warmup) {
+                        int64_t warmup, double* cpu_s) {
   AdamW opt(model.param_infos(), AdamWOptions{});
   const auto targets = default_ratio_targets(model.config.num_stages());
-  double total = 0;
+  double total = 0, cpu = 0;
   model.train();
   for (int64_t s = 0; s < warmup + steps; ++s) {
     auto t0 = std::chrono::steady_clock::now();
+    const double c0 = cpu_seconds();
     opt.zero_grad();
     at::Tensor loss;
     std::vector<StageTrace> tr;
@@ -46,12 +68,16 @@ double time_train_steps(ByteLM& model, const at::Tensor& ids, const at::Tensor& 
     loss.backward();
     clip_grad_norm(opt.params(), 1.0);
     opt.step(1e-4);
-    if (s >= warmup) total += seconds_since(t0);
+    if (s >= warmup) {
+      total += seconds_since(t0);
+      cpu += cpu_seconds() - c0;
+    }
   }
+  if (cpu_s) *cpu_s = cpu / steps;
   return total / steps;
 }
 
-double time_decode(ByteLM& model, const at::Tensor& inputs, bool bf16) {
+double time_decode(ByteLM& model, const at::Tensor& inputs, bool bf16, double* cpu_bps) {
   torch::NoGradGuard ng;
   compat::AutocastScope ac(bf16);
   model.eval();
@@ -59,7 +85,9 @@ double time_decode(ByteLM& model, const at::Tensor& inputs, bool bf16) {
   auto state = model.new_state(B);
   model.step(inputs.select(1, 0), state);  // warm-up byte
   auto t0 = std::chrono::steady_clock::now();
+  const double c0 = cpu_seconds();
   for (int64_t t = 1; t < L; ++t) model.step(inputs.select(1, t), state);
+  if (cpu_bps) *cpu_bps = B * (L - 1) / (cpu_seconds() - c0);
   return B * (L - 1) / seconds_since(t0);
 }
 

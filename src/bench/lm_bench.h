@@ -5,6 +5,9 @@
 
 #include <ATen/ATen.h>
 
+#include <string>
+#include <vector>
+
 #include "model/config.h"
 
 namespace dynarch {
@@ -21,13 +24,23 @@ ModelConfig default_bench_config();
 
 nlohmann::json run_lm_bench(const LmBenchOptions& o);
 
+// Median of a non-empty list; /proc/loadavg's first three fields (timings on
+// this shared machine are reported with the load they ran under).
+double median(std::vector<double> v);
+std::string loadavg();
+
 class ByteLM;
 // Mean seconds per training step (forward, loss incl. H-Net ratio terms,
 // backward, clipping, AdamW) over `steps` after `warmup` untimed steps.
+// cpu_s (optional): mean process CPU seconds per step, which with one thread
+// is robust to time slicing by other processes.
 double time_train_steps(ByteLM& model, const at::Tensor& inputs, const at::Tensor& targets, bool bf16,
-                        int64_t steps, int64_t warmup);
+                        int64_t steps, int64_t warmup, double* cpu_s = nullptr);
+// Process CPU time in seconds.
+double cpu_seconds();
 // Bytes/s of teacher-forced decoding on the step path: row b is fed
 // inputs[b, t] at step t (so boundaries occur as in real use).
-double time_decode(ByteLM& model, const at::Tensor& inputs, bool bf16);
+// cpu_bps (optional): bytes per process CPU second.
+double time_decode(ByteLM& model, const at::Tensor& inputs, bool bf16, double* cpu_bps = nullptr);
 
 }  // namespace dynarch

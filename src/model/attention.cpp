@@ -2,7 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <cstring>
+
 #include "core/compat.h"
+#include "model/fused_decode.h"
 
 namespace dynarch {
 
@@ -112,13 +115,9 @@ at::Tensor Attention::forward(const at::Tensor& x, LayerCache* cache, int64_t po
   return out_proj->forward(y.transpose(1, 2).reshape({B, L, d_model}));
 }
 
-at::Tensor Attention::step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) {
-  const int64_t B = x.size(0);
-  auto ct = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  auto qkv = Wqkv->forward(x).to(ct).contiguous().view({B, 3, num_heads, head_dim});
-  auto p = at::tensor(pos, at::kLong);
-  rotary_step_inplace(qkv, pos, rotary_dim);  // q and k of every row at its own position
-  auto q = qkv.select(1, 0), k = qkv.select(1, 1), v = qkv.select(1, 2);
+int64_t Attention::write_kv(const at::Tensor& qkv, LayerCache& cache, const std::vector<int64_t>& pos) const {
+  const int64_t B = qkv.size(0);
+  auto k = qkv.select(1, 1), v = qkv.select(1, 2);
   int64_t maxpos = *std::max_element(pos.begin(), pos.end());
   if (cache.k.size(2) <= maxpos) {  // grow geometrically
     int64_t cap = std::max<int64_t>(maxpos + 1, 2 * cache.k.size(2));
@@ -131,7 +130,20 @@ at::Tensor Attention::step(const at::Tensor& x, LayerCache& cache, const std::ve
     grow(cache.v);
   }
   const bool same = std::all_of(pos.begin(), pos.end(), [&](int64_t x) { return x == pos[0]; });
-  if (same) {  // common case (batch-1 decode): one copy, no mask
+  if (cache.k.scalar_type() == qkv.scalar_type() && cache.k.is_contiguous() && cache.v.is_contiguous() &&
+      qkv.is_contiguous()) {  // decode: plain copies, no dispatcher calls
+    const int64_t H = qkv.size(2), hd = qkv.size(3), cap = cache.k.size(2);
+    const int64_t bytes = hd * qkv.element_size();
+    const char* src = static_cast<const char*>(qkv.data_ptr());
+    char* dk = static_cast<char*>(cache.k.data_ptr());
+    char* dv = static_cast<char*>(cache.v.data_ptr());
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t at = ((b * H + h) * cap + pos[b]) * bytes;
+        std::memcpy(dk + at, src + ((b * 3 + 1) * H + h) * bytes, bytes);
+        std::memcpy(dv + at, src + ((b * 3 + 2) * H + h) * bytes, bytes);
+      }
+  } else if (same) {  // one copy
     cache.k.narrow(2, maxpos, 1).copy_(k.unsqueeze(2));
     cache.v.narrow(2, maxpos, 1).copy_(v.unsqueeze(2));
   } else {
@@ -140,6 +152,31 @@ at::Tensor Attention::step(const at::Tensor& x, LayerCache& cache, const std::ve
       cache.v.select(0, b).select(1, pos[b]).copy_(v.select(0, b));
     }
   }
+  return maxpos;
+}
+
+at::Tensor Attention::step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) {
+  if (use_reference_step) return step_reference(x, cache, pos);
+  const int64_t B = x.size(0);
+  auto ct = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  auto qkv = linear_rows(x, Wqkv->weight).to(ct).contiguous().view({B, 3, num_heads, head_dim});
+  rotary_step_inplace(qkv, pos, rotary_dim);  // q and k of every row at its own position
+  write_kv(qkv, cache, pos);
+  if (cache.k.scalar_type() != ct || !cache.k.is_contiguous()) {
+    cache.k = cache.k.to(ct).contiguous();
+    cache.v = cache.v.to(ct).contiguous();
+  }
+  return linear_rows(attention_step_core(qkv, cache.k, cache.v, pos, window), out_proj->weight);
+}
+
+at::Tensor Attention::step_reference(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) {
+  const int64_t B = x.size(0);
+  auto ct = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  auto qkv = Wqkv->forward(x).to(ct).contiguous().view({B, 3, num_heads, head_dim});
+  rotary_step_inplace(qkv, pos, rotary_dim);
+  const int64_t maxpos = write_kv(qkv, cache, pos);
+  const bool same = std::all_of(pos.begin(), pos.end(), [&](int64_t x) { return x == pos[0]; });
+  auto q = qkv.select(1, 0);
   // Only keys a query may see: the window (if any) bounds the slice for equal positions.
   const int64_t lo = (same && window >= 0) ? std::max<int64_t>(0, maxpos - window) : 0;
   const int64_t Lk = maxpos + 1 - lo;
@@ -148,7 +185,7 @@ at::Tensor Attention::step(const at::Tensor& x, LayerCache& cache, const std::ve
                 (1.0 / std::sqrt((double)head_dim));  // (B, H, 1, Lk)
   if (!same) {
     auto j = at::arange(Lk, at::kLong).unsqueeze(0);
-    auto pp = p.unsqueeze(1);
+    auto pp = at::tensor(pos, at::kLong).unsqueeze(1);
     auto masked = j > pp;
     if (window >= 0) masked = masked.logical_or(j < pp - window);
     scores = scores.masked_fill(masked.view({B, 1, 1, Lk}), -std::numeric_limits<float>::infinity());

@@ -1,6 +1,9 @@
 #include "model/fused_ops.h"
 
+#include "model/fused_kernels.h"
+
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
@@ -13,44 +16,11 @@ using torch::autograd::tensor_list;
 
 namespace {
 
-// This file is compiled with -ffast-math so that GCC vectorises expf through
-// glibc's libmvec; inputs to exp are clamped so no inf/NaN arises.
-constexpr int64_t kBlk = 256;
-
-template <class C>
-inline C sigmoid(C x) {
-  x = std::min(std::max(x, C(-80)), C(80));
-  return C(1) / (C(1) + std::exp(-x));
-}
-
-// Block conversion to/from the compute type (bf16 <-> fp32 is a 16-bit shift).
-template <class T, class C>
-inline void load(const T* src, C* dst, int64_t n) {
-  if constexpr (std::is_same_v<T, c10::BFloat16>) {
-    const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
-    for (int64_t i = 0; i < n; ++i) {
-      uint32_t bits = (uint32_t)s[i] << 16;
-      std::memcpy(&dst[i], &bits, 4);
-    }
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = (C)src[i];
-  }
-}
-template <class C, class T>
-inline void store(const C* src, T* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = (T)src[i];  // bf16: round to nearest even
-}
-
-// Dispatch over the element types we support; C = compute type.
-template <class F>
-void dispatch(at::ScalarType t, F&& f) {
-  switch (t) {
-    case at::kFloat: f(float{}, float{}); break;
-    case at::kBFloat16: f(c10::BFloat16{}, float{}); break;
-    case at::kDouble: f(double{}, double{}); break;
-    default: TORCH_CHECK(false, "fused op: unsupported dtype ", t);
-  }
-}
+using fused::dispatch;
+using fused::kBlk;
+using fused::load;
+using fused::sigmoid;
+using fused::store;
 
 struct SwiGLUFn : torch::autograd::Function<SwiGLUFn> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h_in) {
@@ -80,7 +50,7 @@ struct SwiGLUFn : torch::autograd::Function<SwiGLUFn> {
         }
       });
     });
-    ctx->save_for_backward({h});
+    if (ctx) ctx->save_for_backward({h});
     return out;
   }
 
@@ -129,30 +99,32 @@ struct RMSNormFn : torch::autograd::Function<RMSNormFn> {
     auto x = x_in.contiguous();
     const bool dbl = x.scalar_type() == at::kDouble;
     auto ct = dbl ? at::kDouble : at::kFloat;
-    auto w = w_in.to(ct).contiguous();
+    // (no dispatcher calls or saved statistics beyond what is needed: decode
+    // steps call this ~20 times per byte)
+    auto w = w_in.scalar_type() == ct && w_in.is_contiguous() ? w_in : w_in.to(ct).contiguous();
     const int64_t d = x.size(-1), rows = x.numel() / d;
     auto out = at::empty(x.sizes(), x.options().dtype(ct));
-    auto rstd = at::empty({rows}, x.options().dtype(ct));
+    auto rstd = ctx ? at::empty({rows}, x.options().dtype(ct)) : at::Tensor();
     dispatch(x.scalar_type(), [&](auto T0, auto C0) {
       using T = decltype(T0);
       using C = decltype(C0);
       const T* px = x.data_ptr<T>();
       const C* pw = w.data_ptr<C>();
       C* po = out.data_ptr<C>();
-      C* pr = rstd.data_ptr<C>();
+      C* pr = ctx ? rstd.data_ptr<C>() : nullptr;
       at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
           const T* xr = px + r * d;
           C ss = 0;
           for (int64_t i = 0; i < d; ++i) ss += (C)xr[i] * (C)xr[i];
           C inv = C(1) / std::sqrt(ss / d + (C)eps);
-          pr[r] = inv;
+          if (pr) pr[r] = inv;
           C* o = po + r * d;
           for (int64_t i = 0; i < d; ++i) o[i] = (C)xr[i] * inv * pw[i];
         }
       });
     });
-    ctx->save_for_backward({x, w, rstd});
+    if (ctx) ctx->save_for_backward({x, w, rstd});
     return out;
   }
 
@@ -212,23 +184,15 @@ struct GatedNormFn : torch::autograd::Function<GatedNormFn> {
       const C *py = y.data_ptr<C>(), *pz = z.data_ptr<C>(), *pw = w.data_ptr<C>();
       C *po = out.data_ptr<C>(), *pr = rstd.data_ptr<C>();
       at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-          C* o = po + r * d;
-          C ss = 0;
-          for (int64_t i = 0; i < d; ++i) {
-            C zi = pz[r * d + i];
-            C g = py[r * d + i] * zi * sigmoid(zi);
-            o[i] = g;
-            ss += g * g;
-          }
-          C inv = C(1) / std::sqrt(ss / d + (C)eps);
-          pr[r] = inv;
-          for (int64_t i = 0; i < d; ++i) o[i] = o[i] * inv * pw[i];
-        }
+        std::vector<C> zb(d);
+        for (int64_t r = r0; r < r1; ++r)
+          pr[r] = fused::gated_norm_row(py + r * d, pz + r * d, pw, po + r * d, zb.data(), d, (C)eps);
       });
     });
-    ctx->save_for_backward({y, z, w, rstd});
-    ctx->saved_data["z_dtype"] = (int64_t)z_in.scalar_type();
+    if (ctx) {
+      ctx->save_for_backward({y, z, w, rstd});
+      ctx->saved_data["z_dtype"] = (int64_t)z_in.scalar_type();
+    }
     return out;
   }
 
@@ -247,24 +211,10 @@ struct GatedNormFn : torch::autograd::Function<GatedNormFn> {
       C *pgy = gy.data_ptr<C>(), *pgz = gz.data_ptr<C>(), *pgw = gw_part.data_ptr<C>();
       at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) {
         C* acc = pgw + at::get_thread_num() * d;
-        std::vector<C> g(d);
-        for (int64_t r = r0; r < r1; ++r) {
-          const C inv = pr[r];
-          C dot = 0;
-          for (int64_t i = 0; i < d; ++i) {
-            C zi = pz[r * d + i];
-            g[i] = py[r * d + i] * zi * sigmoid(zi);
-            dot += pg[r * d + i] * pw[i] * g[i];
-            acc[i] += pg[r * d + i] * g[i] * inv;
-          }
-          const C k = dot * inv * inv * inv / d;
-          for (int64_t i = 0; i < d; ++i) {
-            const C dg = pg[r * d + i] * pw[i] * inv - g[i] * k;  // through the norm
-            const C zi = pz[r * d + i], sg = sigmoid(zi);
-            pgy[r * d + i] = dg * zi * sg;
-            pgz[r * d + i] = dg * py[r * d + i] * sg * (C(1) + zi * (C(1) - sg));
-          }
-        }
+        std::vector<C> zb(d), g(d);
+        for (int64_t r = r0; r < r1; ++r)
+          fused::gated_norm_row_backward(py + r * d, pz + r * d, pw, pg + r * d, pr[r], pgy + r * d, pgz + r * d, acc,
+                                         zb.data(), g.data(), d);
       });
     });
     auto zt = (at::ScalarType)ctx->saved_data["z_dtype"].toInt();
@@ -274,11 +224,17 @@ struct GatedNormFn : torch::autograd::Function<GatedNormFn> {
 
 }  // namespace
 
+// Without autograd (decode steps) the kernels run without the custom-function
+// machinery (a node, a context and saved tensors per call).
 at::Tensor gated_rms_norm_fused(const at::Tensor& y, const at::Tensor& z, const at::Tensor& w, double eps) {
+  if (!at::GradMode::is_enabled()) return GatedNormFn::forward(nullptr, y, z, w, eps);
   return GatedNormFn::apply(y, z, w, eps);
 }
 
-at::Tensor swiglu_fused(const at::Tensor& h) { return SwiGLUFn::apply(h); }
+at::Tensor swiglu_fused(const at::Tensor& h) {
+  if (!at::GradMode::is_enabled()) return SwiGLUFn::forward(nullptr, h);
+  return SwiGLUFn::apply(h);
+}
 
 at::Tensor swiglu_reference(const at::Tensor& h) {
   auto vg = h.chunk(2, -1);
@@ -286,6 +242,7 @@ at::Tensor swiglu_reference(const at::Tensor& h) {
 }
 
 at::Tensor rms_norm_fused(const at::Tensor& x, const at::Tensor& w, double eps) {
+  if (!at::GradMode::is_enabled()) return RMSNormFn::forward(nullptr, x, w, eps);
   return RMSNormFn::apply(x, w, eps);
 }
 

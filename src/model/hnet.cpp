@@ -4,6 +4,7 @@
 
 #include "core/compat.h"
 #include "core/error.h"
+#include "model/fused_decode.h"
 
 namespace dynarch {
 
@@ -121,7 +122,7 @@ at::Tensor HNetStage::step(const at::Tensor& x_in, ModelState& st) {
   {
     compat::AutocastScope fp32(false);
     auto ct = st.last.scalar_type();
-    r = at::linear(h.to(ct), residual_proj->weight.to(ct), residual_proj->bias.to(ct));
+    r = linear_rows(h.to(ct), residual_proj->weight.to(ct), residual_proj->bias.to(ct));
   }
   auto p = routing_module->step_p(h, st.last, st.seen);
   st.last = h.detach().to(st.last.scalar_type());
@@ -135,10 +136,12 @@ at::Tensor HNetStage::step(const at::Tensor& x_in, ModelState& st) {
   const int64_t nb = rows.size();
   at::Tensor zhat;
   if (nb == B) {
+    StreamWeightsScope stream;  // inner weights are read once per chunk: keep the outer ones cached
     zhat = inner->step(h, *st.inner).to(st.last_zbar.scalar_type());
   } else if (nb > 0) {  // inner network only on boundary rows, with their own positions
     auto ri = at::tensor(rows, at::kLong);
     auto sub = select_rows(*st.inner, ri);
+    StreamWeightsScope stream;
     auto zr = inner->step(h.index_select(0, ri), sub);
     scatter_rows(*st.inner, ri, sub);
     zhat = at::zeros_like(st.last_zbar).index_copy_(0, ri, zr.to(st.last_zbar.scalar_type()));

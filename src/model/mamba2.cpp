@@ -1,9 +1,10 @@
 #include "model/mamba2.h"
 
-#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include "model/bmm.h"
+#include "model/fused_decode.h"
+#include "model/fused_mamba.h"
 #include "model/fused_ops.h"
 
 namespace dynarch {
@@ -123,10 +124,38 @@ LayerCache Mamba2::new_cache(int64_t batch, at::ScalarType dtype) const {
   return c;
 }
 
+namespace {
+// The last d_conv pre-conv rows before each row's end (the decode conv cache).
+// xBC (B, L, C); left (B, C, K) the rows before position 0.
+at::Tensor conv_tail(const at::Tensor& xBC, const at::Tensor& left, const at::Tensor& lengths, int64_t K) {
+  const int64_t B = xBC.size(0), L = xBC.size(1), C = xBC.size(2);
+  auto xpad = at::cat({left.to(xBC.scalar_type()), xBC.transpose(1, 2)}, 2);  // column t + K holds position t
+  if (!lengths.defined()) return xpad.narrow(2, L, K).detach().contiguous();
+  auto idx = (lengths.view({B, 1, 1}) + at::arange(K, at::kLong).view({1, 1, K})).expand({B, C, K});
+  return xpad.gather(2, idx).detach().contiguous();
+}
+}  // namespace
+
 at::Tensor Mamba2::forward(const at::Tensor& u, LayerCache* cache, int64_t pos0, const at::Tensor& lengths) {
+  if (use_sequential) return forward_reference(u, cache, pos0, lengths);
+  const bool cont = cache && pos0 > 0;
+  auto zx = in_proj->forward(u);
+  auto r = mamba_core(zx, conv1d->weight, conv1d->bias, dt_bias, A_log, D, norm->weight,
+                      MambaDims{d_inner, d_state, nheads, headdim, d_conv}, lengths,
+                      cont ? cache->conv.narrow(2, 1, d_conv - 1).transpose(1, 2) : at::Tensor(),
+                      cont ? cache->ssm : at::Tensor());
+  if (cache) {
+    torch::NoGradGuard ng;
+    auto left = cont ? cache->conv : at::zeros({u.size(0), conv_dim, d_conv}, zx.options());
+    cache->conv = conv_tail(zx.narrow(-1, d_inner, conv_dim), left, lengths, d_conv);
+    cache->ssm = r.state.to(cache->ssm.scalar_type());
+  }
+  return out_proj->forward(r.g);
+}
+
+at::Tensor Mamba2::forward_reference(const at::Tensor& u, LayerCache* cache, int64_t pos0, const at::Tensor& lengths) {
   const int64_t B = u.size(0), L = u.size(1);
-  // Three products over row slices of in_proj.weight ([z | xBC | dt]): the
-  // backward of narrowing the activations would zero-fill full-size buffers.
+  // Three products over row slices of in_proj.weight ([z | xBC | dt]).
   const auto& W = in_proj->weight;
   auto z = at::linear(u, W.narrow(0, 0, d_inner));
   auto xBC = at::linear(u, W.narrow(0, d_inner, conv_dim));
@@ -137,15 +166,7 @@ at::Tensor Mamba2::forward(const at::Tensor& u, LayerCache* cache, int64_t pos0,
   at::Tensor left = (cache && pos0 > 0) ? cache->conv.to(xt.scalar_type())
                                         : at::zeros({B, conv_dim, d_conv}, xt.options());
   auto xpad = at::cat({left, xt}, 2);  // column t + d_conv holds position t
-  if (cache) {
-    if (lengths.defined()) {  // last d_conv rows before each row's end
-      auto idx = (lengths.view({B, 1, 1}) + at::arange(d_conv, at::kLong).view({1, 1, d_conv}))
-                     .expand({B, conv_dim, d_conv});
-      cache->conv = xpad.gather(2, idx).detach().contiguous();
-    } else {
-      cache->conv = xpad.narrow(2, L, d_conv).detach().contiguous();
-    }
-  }
+  if (cache) cache->conv = conv_tail(xBC, left, lengths, d_conv);
   auto xc = at::silu(at::conv1d(xpad.narrow(2, 1, L + d_conv - 1), conv1d->weight, conv1d->bias, at::IntArrayRef{1},
                                 at::IntArrayRef{0}, at::IntArrayRef{1}, conv_dim))
                 .transpose(1, 2);
@@ -189,71 +210,12 @@ at::Tensor Mamba2::step_reference(const at::Tensor& u, LayerCache& cache) {
   return out_proj->forward(g);
 }
 
-namespace {
-
-// One decode step of conv + SSM for all rows, in place on the caches: the
-// per-byte path is dominated by op overhead, not arithmetic, at these sizes.
-template <class T>
-void mamba_step_kernel(const T* zx, T* conv, const T* cw, const T* cb, const T* dt_bias, const T* A_log, const T* Dp,
-                       T* ssm, T* y, int64_t B, int64_t d_inner, int64_t conv_dim, int64_t K, int64_t H, int64_t P,
-                       int64_t N, int64_t row_stride) {
-  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<T> xc(conv_dim);
-    for (int64_t b = b0; b < b1; ++b) {
-      const T* xBC = zx + b * row_stride + d_inner;
-      const T* dt = xBC + conv_dim;
-      T* cs = conv + b * conv_dim * K;
-      for (int64_t c = 0; c < conv_dim; ++c) {
-        T* w = cs + c * K;
-        T acc = cb[c];
-        for (int64_t k = 0; k + 1 < K; ++k) {
-          w[k] = w[k + 1];
-          acc += w[k] * cw[c * K + k];
-        }
-        w[K - 1] = xBC[c];
-        acc += w[K - 1] * cw[c * K + K - 1];
-        xc[c] = acc / (T(1) + std::exp(-acc));  // SiLU
-      }
-      const T* Bv = xc.data() + d_inner;
-      const T* Cv = Bv + N;
-      for (int64_t h = 0; h < H; ++h) {
-        const T v = dt[h] + dt_bias[h];
-        const T delta = v > T(20) ? v : std::log1p(std::exp(v));  // softplus (torch's threshold)
-        const T dA = std::exp(-delta * std::exp(A_log[h]));
-        for (int64_t p = 0; p < P; ++p) {
-          const T x = xc[h * P + p];
-          T* S = ssm + ((b * H + h) * P + p) * N;
-          T out = 0;
-          for (int64_t n = 0; n < N; ++n) {
-            S[n] = dA * S[n] + delta * x * Bv[n];
-            out += S[n] * Cv[n];
-          }
-          y[b * d_inner + h * P + p] = out + Dp[h] * x;
-        }
-      }
-    }
-  });
-}
-
-}  // namespace
-
 at::Tensor Mamba2::step(const at::Tensor& u, LayerCache& cache, const std::vector<int64_t>&) {
   if (use_sequential) return step_reference(u, cache);
-  const int64_t B = u.size(0);
-  auto T = cache.ssm.scalar_type();
-  auto zxbcdt = in_proj->forward(u).to(T).contiguous();
-  cache.conv = cache.conv.to(T).contiguous();
-  auto y = at::empty({B, d_inner}, zxbcdt.options());
-  auto cw = conv1d->weight.to(T).contiguous(), cb = conv1d->bias.to(T).contiguous();
-  auto dtb = dt_bias.to(T).contiguous(), al = A_log.to(T).contiguous(), dd = D.to(T).contiguous();
-  AT_DISPATCH_FLOATING_TYPES(T, "mamba_step", [&] {
-    mamba_step_kernel<scalar_t>(zxbcdt.data_ptr<scalar_t>(), cache.conv.data_ptr<scalar_t>(), cw.data_ptr<scalar_t>(),
-                                cb.data_ptr<scalar_t>(), dtb.data_ptr<scalar_t>(), al.data_ptr<scalar_t>(),
-                                dd.data_ptr<scalar_t>(), cache.ssm.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), B,
-                                d_inner, conv_dim, d_conv, nheads, headdim, d_state, zxbcdt.size(1));
-  });
-  auto g = gated_rms_norm_fused(y, zxbcdt.narrow(-1, 0, d_inner), norm->weight);
-  return out_proj->forward(g);
+  auto zx = linear_rows(u, in_proj->weight);
+  auto g = mamba_step_core(zx, cache.conv, cache.ssm, conv1d->weight, conv1d->bias, dt_bias, A_log, D, norm->weight,
+                           d_inner, d_state);
+  return linear_rows(g, out_proj->weight);
 }
 
 }  // namespace dynarch

@@ -28,8 +28,12 @@ class Mamba2 : public Mixer {
  public:
   Mamba2(int64_t d_model, int64_t d_state, int64_t d_conv, int64_t expand, int64_t headdim,
          int64_t chunk_size);
+  // Training/prefill: in_proj, the fused core (fused_mamba.h), out_proj.
   at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {}) override;
-  // Fused decode step (one loop over conv + SSM); step_reference is the op-by-op form.
+  // Op-by-op form (conv1d, SSD scan, gated norm): the reference of the fused core.
+  at::Tensor forward_reference(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {});
+  // Decode step: GEMV in_proj, fused conv + SSM + gated norm (fused_decode.h), GEMV
+  // out_proj; step_reference is the op-by-op form.
   at::Tensor step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) override;
   at::Tensor step_reference(const at::Tensor& x, LayerCache& cache);
   LayerCache new_cache(int64_t batch, at::ScalarType dtype) const override;
@@ -41,7 +45,7 @@ class Mamba2 : public Mixer {
   at::Tensor dt_bias, A_log, D;
   std::shared_ptr<RMSNorm> norm;
   int64_t d_model, d_state, d_conv, d_inner, headdim, nheads, conv_dim, chunk_size;
-  bool use_sequential = false;  // tests: force the reference scan and the reference step
+  bool use_sequential = false;  // tests: op-by-op reference forward (sequential scan) and step
 };
 
 }  // namespace dynarch

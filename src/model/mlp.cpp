@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "model/fused_decode.h"
 #include "model/fused_ops.h"
 
 namespace dynarch {
@@ -12,7 +13,8 @@ SwiGLU::SwiGLU(int64_t d_model, int64_t d_int) {
 }
 
 at::Tensor SwiGLU::forward(const at::Tensor& x) {
-  return fc2->forward(swiglu_fused(fc1->forward(x)));
+  // linear_rows: a GEMV for decode steps (few rows, no autograd), else at::linear.
+  return linear_rows(swiglu_fused(linear_rows(x, fc1->weight)), fc2->weight);
 }
 
 }  // namespace dynarch

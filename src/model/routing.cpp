@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "core/compat.h"
+#include "model/fused_decode.h"
 
 namespace dynarch {
 using torch::autograd::AutogradContext;
@@ -58,8 +59,8 @@ Routing RoutingModule::forward(const at::Tensor& x_in, const at::Tensor& mask, c
 at::Tensor RoutingModule::step_p(const at::Tensor& x, const at::Tensor& prev, const at::Tensor& seen) {
   compat::AutocastScope no_autocast(false);
   auto ct = compute_type(x);
-  auto q = at::linear(prev.to(ct), q_proj_layer->weight.to(ct)).contiguous();
-  auto k = at::linear(x.to(ct), k_proj_layer->weight.to(ct)).contiguous();
+  auto q = linear_rows(prev.to(ct), q_proj_layer->weight.to(ct)).contiguous();
+  auto k = linear_rows(x.to(ct), k_proj_layer->weight.to(ct)).contiguous();
   const int64_t B = q.size(0), D = q.size(1);
   auto p = at::empty({B}, q.options());
   auto sv = seen.to(at::kBool).contiguous();

@@ -1,0 +1,265 @@
+#include "model/fused_decode.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+
+#include <xmmintrin.h>
+
+#include <mutex>
+#include <unordered_map>
+
+#include "core/compat.h"
+#include "model/fused_kernels.h"
+
+namespace dynarch {
+
+namespace {
+
+// Weight element as the compute type: bf16 weights are stored as raw bits.
+template <class C, class WT>
+inline C wval(WT w) {
+  if constexpr (std::is_same_v<WT, uint16_t>) {
+    const uint32_t bits = (uint32_t)w << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  } else {
+    return (C)w;
+  }
+}
+
+// y (M, out) = x (M, in) W^T + bias, four weight rows at a time: each weight
+// is read from memory once and reused from L1 for the M rows of x. With
+// `stream`, the next block's weights are prefetched non-temporally.
+template <class C, class WT>
+void gemv_kernel(const C* x, int64_t M, int64_t in, const WT* W, const C* bias, int64_t out, C* y, bool stream) {
+  constexpr int64_t R = 4;
+  const int64_t nblk = (out + R - 1) / R;
+  const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(in, 1));  // >= 32 K weights per task
+  constexpr int64_t kLine = 64 / sizeof(WT);
+  at::parallel_for(0, nblk, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t r0 = blk * R;
+      if (stream && blk + 1 < b1) {
+        const WT* next = W + (r0 + R) * in;
+        const int64_t n = std::min(R, out - r0 - R) * in;
+        for (int64_t i = 0; i < n; i += kLine) _mm_prefetch(reinterpret_cast<const char*>(next + i), _MM_HINT_NTA);
+      }
+      if (r0 + R <= out) {
+        const WT *w0 = W + r0 * in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;
+        for (int64_t m = 0; m < M; ++m) {
+          const C* xm = x + m * in;
+          C a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+          for (int64_t i = 0; i < in; ++i) {
+            const C xi = xm[i];
+            a0 += wval<C>(w0[i]) * xi;
+            a1 += wval<C>(w1[i]) * xi;
+            a2 += wval<C>(w2[i]) * xi;
+            a3 += wval<C>(w3[i]) * xi;
+          }
+          C* ym = y + m * out + r0;
+          ym[0] = a0 + (bias ? bias[r0] : C(0));
+          ym[1] = a1 + (bias ? bias[r0 + 1] : C(0));
+          ym[2] = a2 + (bias ? bias[r0 + 2] : C(0));
+          ym[3] = a3 + (bias ? bias[r0 + 3] : C(0));
+        }
+      } else {
+        for (int64_t r = r0; r < out; ++r)
+          for (int64_t m = 0; m < M; ++m) {
+            C a = 0;
+            for (int64_t i = 0; i < in; ++i) a += wval<C>(W[r * in + i]) * x[m * in + i];
+            y[m * out + r] = a + (bias ? bias[r] : C(0));
+          }
+      }
+    }
+  });
+}
+
+// The tensor's data in dtype C if it already is C and contiguous (no copy, no
+// dispatcher call), else a converted copy kept alive in `hold`.
+template <class C>
+const C* as(const at::Tensor& t, at::Tensor& hold) {
+  if (t.scalar_type() == c10::CppTypeToScalarType<C>::value && t.is_contiguous()) return t.data_ptr<C>();
+  hold = t.to(c10::CppTypeToScalarType<C>::value).contiguous();
+  return hold.data_ptr<C>();
+}
+
+template <class C>
+void mamba_step_kernel(const C* zx, C* conv, const C* cw, const C* cb, const C* dt_bias, const C* A_log, const C* Dp,
+                       C* ssm, const C* nw, C* g, int64_t B, int64_t Di, int64_t N, int64_t H, int64_t K, C eps) {
+  const int64_t Cd = Di + 2 * N, P = Di / H, W = 2 * Di + 2 * N + H;
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<C> xc(Cd), y(Di), zb(Di);
+    for (int64_t b = b0; b < b1; ++b) {
+      const C* z = zx + b * W;
+      const C* xBC = z + Di;
+      const C* dt = xBC + Cd;
+      C* cs = conv + b * Cd * K;
+      for (int64_t c = 0; c < Cd; ++c) {  // shift the window, append this step, convolve
+        C* w = cs + c * K;
+        C acc = cb[c];
+        for (int64_t k = 0; k + 1 < K; ++k) {
+          w[k] = w[k + 1];
+          acc += w[k] * cw[c * K + k];
+        }
+        w[K - 1] = xBC[c];
+        acc += w[K - 1] * cw[c * K + K - 1];
+        xc[c] = acc * fused::sigmoid(acc);
+      }
+      const C* Bv = xc.data() + Di;
+      const C* Cv = Bv + N;
+      for (int64_t h = 0; h < H; ++h) {
+        const C v = dt[h] + dt_bias[h];
+        const C delta = v > C(20) ? v : std::log1p(std::exp(v));  // softplus (torch's threshold)
+        const C dA = std::exp(-delta * std::exp(A_log[h]));
+        for (int64_t p = 0; p < P; ++p) {
+          const C x = xc[h * P + p], u = delta * x;
+          C* S = ssm + ((b * H + h) * P + p) * N;
+          C out = 0;
+          for (int64_t n = 0; n < N; ++n) {
+            S[n] = dA * S[n] + u * Bv[n];
+            out += S[n] * Cv[n];
+          }
+          y[h * P + p] = out + Dp[h] * x;
+        }
+      }
+      fused::gated_norm_row(y.data(), z, nw, g + b * Di, zb.data(), Di, eps);
+    }
+  });
+}
+
+template <class C>
+void attention_kernel(const C* qkv, const C* K, const C* V, int64_t B, int64_t H, int64_t hd, int64_t cap,
+                      const std::vector<int64_t>& pos, int64_t window, C* y) {
+  using F = std::conditional_t<std::is_same_v<C, double>, double, float>;  // softmax in fp32 or better
+  const F scale = F(1) / std::sqrt((F)hd);
+  int64_t keys = 0;
+  for (auto p : pos) keys = std::max(keys, p + 1);
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(keys * hd, 1));
+  at::parallel_for(0, B * H, grain, [&](int64_t i0, int64_t i1) {
+    std::vector<F> s(keys);
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t b = i / H, h = i % H;
+      const int64_t hi = pos[b], lo = window >= 0 ? std::max<int64_t>(0, hi - window) : 0;
+      const C* q = qkv + (b * 3 * H + h) * hd;
+      const C* Kh = K + (b * H + h) * cap * hd;
+      const C* Vh = V + (b * H + h) * cap * hd;
+      F mx = -std::numeric_limits<F>::infinity();
+      for (int64_t j = lo; j <= hi; ++j) {
+        C dot = 0;
+        for (int64_t d = 0; d < hd; ++d) dot += q[d] * Kh[j * hd + d];
+        s[j] = (F)dot * scale;
+        mx = std::max(mx, s[j]);
+      }
+      F Z = 0;
+      for (int64_t j = lo; j <= hi; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        Z += s[j];
+      }
+      C* o = y + (b * H + h) * hd;
+      std::fill(o, o + hd, C(0));
+      for (int64_t j = lo; j <= hi; ++j) {
+        const C pj = (C)(s[j] / Z);
+        for (int64_t d = 0; d < hd; ++d) o[d] += pj * Vh[j * hd + d];
+      }
+    }
+  });
+}
+
+thread_local bool stream_weights = false;
+thread_local bool bf16_weights = false;
+
+// bf16 copies of fp32 weights, made on first use and remade when the weight
+// changes (version counter) or is freed (weak reference).
+struct Bf16Copy {
+  c10::weak_intrusive_ptr<c10::TensorImpl> src;
+  uint32_t version;
+  at::Tensor copy;
+};
+std::mutex bf16_mutex;
+std::unordered_map<const c10::TensorImpl*, Bf16Copy> bf16_cache;
+
+at::Tensor bf16_copy(const at::Tensor& W) {
+  std::lock_guard<std::mutex> lock(bf16_mutex);
+  const uint32_t version = W.unsafeGetTensorImpl()->version_counter().current_version();
+  auto it = bf16_cache.find(W.unsafeGetTensorImpl());
+  if (it != bf16_cache.end() && !it->second.src.expired() && it->second.version == version) return it->second.copy;
+  for (auto i = bf16_cache.begin(); i != bf16_cache.end();)  // drop copies of freed weights
+    i = i->second.src.expired() ? bf16_cache.erase(i) : std::next(i);
+  auto copy = W.to(at::kBFloat16).contiguous();
+  bf16_cache.erase(W.unsafeGetTensorImpl());
+  bf16_cache.emplace(W.unsafeGetTensorImpl(),
+                     Bf16Copy{c10::weak_intrusive_ptr<c10::TensorImpl>(W.getIntrusivePtr()), version, copy});
+  return copy;
+}
+
+}  // namespace
+
+StreamWeightsScope::StreamWeightsScope() : prev(stream_weights) { stream_weights = true; }
+StreamWeightsScope::~StreamWeightsScope() { stream_weights = prev; }
+Bf16WeightsScope::Bf16WeightsScope() : prev(bf16_weights) { bf16_weights = true; }
+Bf16WeightsScope::~Bf16WeightsScope() { bf16_weights = prev; }
+
+at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& W, const at::Tensor& bias) {
+  const auto t = x.scalar_type();
+  const int64_t in = W.size(1), out = W.size(0);
+  const int64_t M = x.numel() / std::max<int64_t>(in, 1);
+  if ((t != at::kFloat && t != at::kDouble) || W.scalar_type() != t || (bias.defined() && bias.scalar_type() != t) ||
+      M > kGemvMaxRows || x.size(-1) != in || at::GradMode::is_enabled() || compat::cpu_autocast_enabled())
+    return at::linear(x, W, bias);
+  auto xc = x.contiguous(), Wc = W.contiguous();
+  auto sizes = x.sizes().vec();
+  sizes.back() = out;
+  auto y = at::empty(sizes, x.options());
+  at::Tensor bc = bias.defined() ? bias.contiguous() : bias;
+  if (bf16_weights && t == at::kFloat) {
+    auto W16 = bf16_copy(W);
+    gemv_kernel<float, uint16_t>(xc.data_ptr<float>(), M, in, reinterpret_cast<const uint16_t*>(W16.data_ptr()),
+                                 bc.defined() ? bc.data_ptr<float>() : nullptr, out, y.data_ptr<float>(),
+                                 stream_weights);
+    return y;
+  }
+  AT_DISPATCH_FLOATING_TYPES(t, "linear_rows", [&] {
+    gemv_kernel<scalar_t, scalar_t>(xc.data_ptr<scalar_t>(), M, in, Wc.data_ptr<scalar_t>(),
+                                    bc.defined() ? bc.data_ptr<scalar_t>() : nullptr, out, y.data_ptr<scalar_t>(),
+                                    stream_weights);
+  });
+  return y;
+}
+
+at::Tensor mamba_step_core(const at::Tensor& zx_in, at::Tensor& conv, at::Tensor& ssm, const at::Tensor& conv_w,
+                           const at::Tensor& conv_b, const at::Tensor& dt_bias, const at::Tensor& A_log,
+                           const at::Tensor& D, const at::Tensor& norm_w, int64_t d_inner, int64_t d_state,
+                           double eps) {
+  const auto T = ssm.scalar_type();
+  TORCH_CHECK(T == at::kFloat || T == at::kDouble, "mamba_step_core: ssm cache must be fp32 or fp64");
+  if (conv.scalar_type() != T || !conv.is_contiguous()) conv = conv.to(T).contiguous();
+  TORCH_CHECK(ssm.is_contiguous(), "mamba_step_core: ssm cache must be contiguous");
+  const int64_t B = zx_in.size(0), H = dt_bias.size(0), K = conv.size(2);
+  auto g = at::empty({B, d_inner}, ssm.options());
+  AT_DISPATCH_FLOATING_TYPES(T, "mamba_step_core", [&] {
+    using C = scalar_t;
+    at::Tensor h[7];
+    mamba_step_kernel<C>(as<C>(zx_in, h[0]), conv.data_ptr<C>(), as<C>(conv_w, h[1]), as<C>(conv_b, h[2]),
+                         as<C>(dt_bias, h[3]), as<C>(A_log, h[4]), as<C>(D, h[5]), ssm.data_ptr<C>(),
+                         as<C>(norm_w, h[6]), g.data_ptr<C>(), B, d_inner, d_state, H, K, (C)eps);
+  });
+  return g;
+}
+
+at::Tensor attention_step_core(const at::Tensor& qkv, const at::Tensor& K, const at::Tensor& V,
+                               const std::vector<int64_t>& pos, int64_t window) {
+  const auto T = K.scalar_type();
+  TORCH_CHECK((T == at::kFloat || T == at::kDouble) && V.scalar_type() == T && K.is_contiguous() && V.is_contiguous(),
+              "attention_step_core: contiguous fp32/fp64 caches expected");
+  const int64_t B = qkv.size(0), H = qkv.size(2), hd = qkv.size(3);
+  auto y = at::empty({B, H * hd}, K.options());
+  AT_DISPATCH_FLOATING_TYPES(T, "attention_step_core", [&] {
+    at::Tensor hold;
+    attention_kernel<scalar_t>(as<scalar_t>(qkv, hold), K.data_ptr<scalar_t>(), V.data_ptr<scalar_t>(), B, H, hd,
+                               K.size(2), pos, window, y.data_ptr<scalar_t>());
+  });
+  return y;
+}
+
+}  // namespace dynarch

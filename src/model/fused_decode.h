@@ -1,0 +1,63 @@
+// Decode-step kernels (one token per row, no autograd). At batch 1 the step
+// is bound by op overhead and weight traffic, not arithmetic: LibTorch's
+// at::linear on one row runs a GEMM that first packs (copies) the weight
+// matrix, and every small op costs a dispatcher round trip. References: the
+// op-by-op forms they replace (at::linear, Mamba2::step_reference, the
+// matmul/softmax attention step); tests in tests/test_fused_decode.cpp.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <vector>
+
+namespace dynarch {
+
+// x (..., in) @ W (out, in)^T + bias. fp32/fp64 rows without autograd or
+// autocast and at most kGemvMaxRows rows take a GEMV that reads each weight
+// once; anything else is at::linear.
+constexpr int64_t kGemvMaxRows = 16;
+at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& W, const at::Tensor& bias = {});
+
+// While alive (on this thread), linear_rows reads weights with non-temporal
+// prefetches. H-Net decode sets it around the inner network, whose weights are
+// read on boundary bytes only, so that they do not push the outer stages'
+// weights (read every byte) out of the last-level cache. Numerics unchanged.
+struct StreamWeightsScope {
+  StreamWeightsScope();
+  ~StreamWeightsScope();
+  StreamWeightsScope(const StreamWeightsScope&) = delete;
+  StreamWeightsScope& operator=(const StreamWeightsScope&) = delete;
+
+ private:
+  bool prev;
+};
+
+// While alive (on this thread), fp32 linear_rows multiply by a bf16 copy of
+// the weight (made once per weight and kept until the weight changes) with
+// fp32 accumulation: half the weight traffic of decode. Changes numerics
+// (weights rounded to bf16): an opt-in, reported apart from fp32 decode.
+struct Bf16WeightsScope {
+  Bf16WeightsScope();
+  ~Bf16WeightsScope();
+  Bf16WeightsScope(const Bf16WeightsScope&) = delete;
+  Bf16WeightsScope& operator=(const Bf16WeightsScope&) = delete;
+
+ private:
+  bool prev;
+};
+
+// One Mamba-2 step after in_proj, in place on the caches: causal conv + SiLU,
+// SSM update, y = S C + D x, gated norm. zx (B, 2 Di + 2N + H); conv (B, Cd, K);
+// ssm (B, H, P, N); all in the compute type (fp32/fp64) of ssm. Returns g (B, Di).
+at::Tensor mamba_step_core(const at::Tensor& zx, at::Tensor& conv, at::Tensor& ssm, const at::Tensor& conv_w,
+                           const at::Tensor& conv_b, const at::Tensor& dt_bias, const at::Tensor& A_log,
+                           const at::Tensor& D, const at::Tensor& norm_w, int64_t d_inner, int64_t d_state,
+                           double eps = 1e-5);
+
+// Attention of one query per row over its cached keys: qkv (B, 3, H, hd)
+// (q and k already rotated), K/V caches (B, H, capacity, hd) holding this
+// step's key; row b sees keys j <= pos[b] (and j >= pos[b] - window if
+// window >= 0). Scores and softmax in fp32 or better. Returns (B, H * hd).
+at::Tensor attention_step_core(const at::Tensor& qkv, const at::Tensor& K, const at::Tensor& V,
+                               const std::vector<int64_t>& pos, int64_t window);
+
+}  // namespace dynarch

@@ -1,0 +1,99 @@
+// Decode-step kernels (fused_decode.h) against the op-by-op forms.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "model/attention.h"
+#include "model/fused_decode.h"
+#include "model/mamba2.h"
+
+using namespace dynarch;
+
+namespace {
+double maxdiff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+}  // namespace
+
+TEST(FusedDecode, LinearRowsEqualsLinear) {
+  torch::manual_seed(31);
+  for (auto dt : {torch::kFloat, torch::kDouble}) {
+    // out = 10 is not a multiple of the 4-row blocks; in = 37 not of the vector width.
+    auto W = torch::randn({10, 37}, dt), b = torch::randn({10}, dt);
+    for (auto shape : std::vector<std::vector<int64_t>>{{1, 37}, {5, 37}, {2, 3, 37}, {16, 37}}) {
+      auto x = torch::randn(shape, dt);
+      torch::NoGradGuard ng;
+      const double tol = dt == torch::kFloat ? 1e-5 : 1e-12;
+      EXPECT_LT(maxdiff(linear_rows(x, W), at::linear(x, W)), tol);
+      EXPECT_LT(maxdiff(linear_rows(x, W, b), at::linear(x, W, b)), tol);
+      EXPECT_EQ(linear_rows(x, W).sizes(), at::linear(x, W).sizes());
+    }
+  }
+  // With autograd on it is at::linear (differentiable).
+  auto W = torch::randn({4, 8}).requires_grad_(true);
+  auto y = linear_rows(torch::randn({1, 8}), W);
+  EXPECT_TRUE(y.requires_grad());
+}
+
+TEST(FusedDecode, AttentionStepEqualsReference) {
+  // Rows at different positions (masking by position) with and without a window.
+  torch::manual_seed(32);
+  for (int64_t window : {-1, 3}) {
+    Attention a(24, 3, 4, window), r(24, 3, 4, window);
+    r.to(torch::kDouble);
+    a.to(torch::kDouble);
+    {
+      torch::NoGradGuard ng;
+      r.Wqkv->weight.copy_(a.Wqkv->weight);
+      r.out_proj->weight.copy_(a.out_proj->weight);
+    }
+    r.use_reference_step = true;
+    torch::NoGradGuard ng;
+    const int64_t B = 3;
+    auto ca = a.new_cache(B, at::kDouble), cr = r.new_cache(B, at::kDouble);
+    std::vector<int64_t> pos{0, 4, 9};
+    for (int t = 0; t < 12; ++t) {
+      auto x = torch::randn({B, 24}, torch::kDouble);
+      EXPECT_LT(maxdiff(a.step(x, ca, pos), r.step(x, cr, pos)), 1e-6) << "window " << window << " t " << t;
+      for (auto& p : pos) p += 1;
+    }
+    EXPECT_LT(maxdiff(ca.k, cr.k), 1e-12);
+  }
+}
+
+TEST(FusedDecode, MambaStepEqualsReferenceFp64) {
+  torch::manual_seed(33);
+  Mamba2 m(32, 8, 4, 2, 8, 4), r(32, 8, 4, 2, 8, 4);
+  m.to(torch::kDouble);
+  r.to(torch::kDouble);
+  {
+    torch::NoGradGuard ng;
+    auto src = m.named_parameters();
+    for (auto& kv : r.named_parameters()) kv.value().copy_(src[kv.key()]);
+    m.conv1d->bias.normal_();
+    r.conv1d->bias.copy_(m.conv1d->bias);
+  }
+  r.use_sequential = true;
+  torch::NoGradGuard ng;
+  const int64_t B = 2;
+  auto cm = m.new_cache(B, at::kDouble), cr = r.new_cache(B, at::kDouble);
+  for (int t = 0; t < 7; ++t) {
+    auto x = torch::randn({B, 32}, torch::kDouble);
+    EXPECT_LT(maxdiff(m.step(x, cm, {}), r.step(x, cr, {})), 1e-12) << t;
+  }
+  EXPECT_LT(maxdiff(cm.ssm, cr.ssm), 1e-12);
+  EXPECT_LT(maxdiff(cm.conv, cr.conv), 1e-12);
+}
+
+TEST(FusedDecode, Bf16WeightsScopeRoundsWeightsOnly) {
+  torch::manual_seed(34);
+  auto W = torch::randn({9, 40}), x = torch::randn({2, 40}), b = torch::randn({9});
+  torch::NoGradGuard ng;
+  auto want = at::linear(x, W.to(at::kBFloat16).to(at::kFloat), b);  // fp32 arithmetic on rounded weights
+  {
+    Bf16WeightsScope bf16;
+    EXPECT_LT(maxdiff(linear_rows(x, W, b), want), 1e-5);
+    W.mul_(2.0);  // an in-place update is seen (version counter)
+    EXPECT_LT(maxdiff(linear_rows(x, W, b), at::linear(x, W.to(at::kBFloat16).to(at::kFloat), b)), 1e-5);
+  }
+  EXPECT_LT(maxdiff(linear_rows(x, W, b), at::linear(x, W, b)), 1e-5);  // scope ended: fp32 weights
+}
