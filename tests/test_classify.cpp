@@ -94,6 +94,37 @@ TEST(ClassifyConfig, ParsesValidatesAndRoundTrips) {
   bad = classifier_json();
   bad["task"] = {{"type", "lm"}, {"num_classes", 3}};
   expect_config_error(bad, "classify");
+  bad = classifier_json();
+  bad["task"]["pool"] = "max";
+  expect_config_error(bad, "task.pool: unknown pooling \"max\"");
+  EXPECT_EQ(c.task.pool, "mean");
+  auto last = classifier_json();
+  last["task"]["pool"] = "last";
+  EXPECT_EQ(ModelConfig::from_json(ModelConfig::from_json(last, "l").to_json(), "rt").task.pool, "last");
+}
+
+// pool = last: the logits come from the last valid position only, with padding too.
+TEST(ClassifyHead, LastPoolingReadsTheLastValidPosition) {
+  torch::manual_seed(4);
+  auto j = classifier_json();
+  j["task"]["pool"] = "last";
+  ByteLM m(ModelConfig::from_json(j, "c"));
+  m.to(at::kDouble);
+  m.eval();
+  torch::NoGradGuard ng;
+  const std::vector<int64_t> lens{5, 12, 1};
+  auto ids = torch::randint(0, 256, {3, 12}, at::kLong);
+  auto batch = m.classify(ids, torch::tensor(lens, at::kLong));
+  for (int64_t r = 0; r < 3; ++r) {
+    auto x = ids.narrow(0, r, 1).narrow(1, 0, lens[r]);
+    auto h = m.backbone->forward(m.embeddings->forward(x).to(at::kDouble), {}, nullptr, nullptr);
+    auto ref = m.cls_head->forward(h.select(1, lens[r] - 1));
+    EXPECT_LT(maxdiff(ref, batch.narrow(0, r, 1)), 1e-12) << "row " << r;
+  }
+  // and differs from the mean pooling of the same weights
+  j["task"]["pool"] = "mean";
+  m.config = ModelConfig::from_json(j, "c");
+  EXPECT_GT(maxdiff(m.classify(ids, torch::tensor(lens, at::kLong)), batch), 1e-6);
 }
 
 TEST(ClassifyHead, ShapesNamesAndNoLmPath) {

@@ -62,6 +62,10 @@ void maybe_reexec_for_blas(int argc, char** argv) {
 }
 
 void set_threads(int threads) {
+  // DYNARCH_THREADS: default for runs that do not pass --threads (e.g. experiment
+  // scripts run side by side, one thread each, instead of oversubscribing the cores).
+  if (threads <= 0)
+    if (const char* e = std::getenv("DYNARCH_THREADS")) threads = std::atoi(e);
   if (threads <= 0) threads = (int)std::max(1u, std::thread::hardware_concurrency());
   at::set_num_threads(threads);
 }

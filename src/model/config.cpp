@@ -76,16 +76,19 @@ void check_keys(const json& j, const std::set<std::string>& allowed, const std::
 }
 
 TaskConfig parse_task(const json& t, const std::string& w) {
-  check_keys(t, {"type", "num_classes", "labels"}, w);
+  check_keys(t, {"type", "num_classes", "labels", "pool"}, w);
   TaskConfig k;
   if (t.contains("type")) k.type = get_field<std::string>(t, "type", w);
   if (k.type == "lm") {
-    if (t.contains("num_classes") || t.contains("labels"))
-      fail(w + ": num_classes/labels need \"type\": \"classify\"");
+    if (t.contains("num_classes") || t.contains("labels") || t.contains("pool"))
+      fail(w + ": num_classes/labels/pool need \"type\": \"classify\"");
     return k;
   }
   if (k.type != "classify") fail(w + ".type: unknown task type \"" + k.type + "\" (expected lm or classify)");
   k.num_classes = get_field<int>(t, "num_classes", w);
+  if (t.contains("pool")) k.pool = get_field<std::string>(t, "pool", w);
+  if (k.pool != "mean" && k.pool != "last")
+    fail(w + ".pool: unknown pooling \"" + k.pool + "\" (expected mean or last)");
   if (k.num_classes < 2) fail(w + ".num_classes must be >= 2, got " + std::to_string(k.num_classes));
   if (t.contains("labels")) {
     k.labels = get_field<std::vector<std::string>>(t, "labels", w);
@@ -255,7 +258,7 @@ json ModelConfig::to_json() const {
     }
   }
   if (hmodel) j["hmodel"] = hmodel->to_json();
-  if (task.classify()) j["task"] = {{"type", task.type}, {"num_classes", task.num_classes}, {"labels", task.labels}};
+  if (task.classify()) j["task"] = {{"type", task.type}, {"num_classes", task.num_classes}, {"labels", task.labels}, {"pool", task.pool}};
   return j;
 }
 

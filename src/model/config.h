@@ -45,6 +45,9 @@ struct TaskConfig {
   std::string type = "lm";          // lm | classify
   int num_classes = 0;              // classify: K >= 2
   std::vector<std::string> labels;  // classify: K distinct names (default "0".."K-1")
+  // classify: how the sequence becomes one vector. "mean" over valid positions, or
+  // "last" valid position (for causal models only the last byte has read the whole input).
+  std::string pool = "mean";
   bool classify() const { return type == "classify"; }
 };
 
