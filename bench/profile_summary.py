@@ -1,21 +1,36 @@
 #!/usr/bin/env python3
-"""Summarise a chrome trace from bench/profile_step: self time per op name."""
-import json, sys, collections
-ev = json.load(sys.stdin)
-ev = ev["traceEvents"] if isinstance(ev, dict) else ev
-ev = [e for e in ev if e.get("ph") == "X"]
-# self time = duration minus durations of direct children on the same thread
-ev.sort(key=lambda e: (e.get("tid"), e["ts"], -e["dur"]))
-self_t = collections.Counter(); count = collections.Counter()
-stack = []
-for e in ev:
-    while stack and (stack[-1]["tid"] != e.get("tid") or e["ts"] >= stack[-1]["ts"] + stack[-1]["dur"]):
-        stack.pop()
-    if stack:
-        self_t[stack[-1]["name"]] -= e["dur"]
-    self_t[e["name"]] += e["dur"]; count[e["name"]] += 1
-    stack.append(e)
-total = sum(self_t.values())
-print(f"total self time {total/1e3:.1f} ms")
-for name, t in self_t.most_common(int(sys.argv[1]) if len(sys.argv) > 1 else 25):
-    print(f"{t/1e3:9.2f} ms {100*t/total:5.1f}%  {count[name]:6d}x  {name}")
+"""Per-op self-time table from the Chrome trace that profile_step prints.
+Self time = an event's duration minus its direct children's (events nested by time
+on the same thread); custom autograd ops' backward loops appear as CppNode<...>.
+Usage: ./build/profile_step [options] 2>/dev/null > trace.json
+       bench/profile_summary.py trace.json [TOP=25]"""
+import collections
+import json
+import sys
+
+if len(sys.argv) < 2:
+    sys.exit(__doc__)
+events = [e for e in json.load(open(sys.argv[1])) if e.get("ph") == "X"]
+by_thread = collections.defaultdict(list)
+for e in events:
+    by_thread[e["tid"]].append(e)
+self_us, calls, total = collections.Counter(), collections.Counter(), 0.0
+for evs in by_thread.values():
+    evs.sort(key=lambda e: (e["ts"], -e["dur"]))
+    stack = []
+    for e in evs:
+        while stack and stack[-1]["ts"] + stack[-1]["dur"] <= e["ts"]:
+            stack.pop()
+        if stack:
+            stack[-1]["children"] = stack[-1].get("children", 0.0) + e["dur"]
+        else:
+            total += e["dur"]
+        stack.append(e)
+    for e in evs:
+        self_us[e["name"]] += e["dur"] - e.get("children", 0.0)
+        calls[e["name"]] += 1
+top = int(sys.argv[2]) if len(sys.argv) > 2 else 25
+print(f"recorded op time: {total / 1e3:.1f} ms (forward loops of custom ops are outside any op)")
+print("| op | self ms | share | calls |\n|---|---|---|---|")
+for name, us in self_us.most_common(top):
+    print(f"| `{name}` | {us / 1e3:.1f} | {100 * us / total:.1f} % | {calls[name]} |")

@@ -5,7 +5,10 @@
 # writes docs/experiments/reasoning_baseline.{md,json}.
 # Usage: experiments/reasoning_baseline.sh
 #   env: TRAIN_PER_DEPTH (2000) TEST_PER_DEPTH (500) STEPS (600) BATCH (16) LR (1e-3)
-#        SEED (0) THREADS (0 = all cores) OUT (runs/exp_reasoning)
+#        SEED (0) THREADS (0 = all cores) OUT (runs/exp_reasoning) MAX_DEPTH (5)
+#        CLOSED_WORLD (0; 1 = True/False only) REPORT (reasoning_baseline: docs/experiments/REPORT.{md,json})
+#        MODELS_SPEC ("NAME CONFIG [flags];NAME CONFIG ..." replaces the MODELS list below)
+# experiments/hmodel_reasoning.sh runs E1 proper (H-Model vs static stack) through this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TRAIN_PER_DEPTH=${TRAIN_PER_DEPTH:-2000}
@@ -16,6 +19,9 @@ LR=${LR:-1e-3}
 SEED=${SEED:-0}
 THREADS=${THREADS:-0}
 OUT=${OUT:-runs/exp_reasoning}
+MAX_DEPTH=${MAX_DEPTH:-5}
+CLOSED_WORLD=${CLOSED_WORLD:-0}
+REPORT=${REPORT:-reasoning_baseline}
 DOC=docs/experiments
 BIN=./build/dynarch
 [ -x "$BIN" ] || bash scripts/build.sh
@@ -25,12 +31,18 @@ BIN=./build/dynarch
 MODELS=(
   "static_T4 experiments/configs/reasoning_t4.json"
 )
+if [ -n "${MODELS_SPEC:-}" ]; then IFS=';' read -r -a MODELS <<< "$MODELS_SPEC"; fi
+MODE=open
+CW_FLAG=()
+[ "$CLOSED_WORLD" = 1 ] && MODE=closed && CW_FLAG=(--closed-world)
 
 DATA=$OUT/data
 if [ ! -f "$DATA/manifest.json" ] || ! grep -q "\"train_per_depth\": $TRAIN_PER_DEPTH," "$DATA/manifest.json" \
-   || ! grep -q "\"test_per_depth\": $TEST_PER_DEPTH" "$DATA/manifest.json" || ! grep -q "\"seed\": $SEED," "$DATA/manifest.json"; then
+   || ! grep -q "\"test_per_depth\": $TEST_PER_DEPTH" "$DATA/manifest.json" || ! grep -q "\"seed\": $SEED," "$DATA/manifest.json" \
+   || ! grep -q "\"max_depth\": $MAX_DEPTH," "$DATA/manifest.json" || ! grep -q "\"mode\": \"$MODE\"" "$DATA/manifest.json"; then
   rm -rf "$DATA"
-  "$BIN" reasoning --out "$DATA" --train-per-depth "$TRAIN_PER_DEPTH" --test-per-depth "$TEST_PER_DEPTH" --seed "$SEED"
+  "$BIN" reasoning --out "$DATA" --train-per-depth "$TRAIN_PER_DEPTH" --test-per-depth "$TEST_PER_DEPTH" --seed "$SEED" \
+    --max-depth "$MAX_DEPTH" "${CW_FLAG[@]}"
 fi
 
 COMMON=(--data "$DATA" --steps "$STEPS" --batch "$BATCH" --lr "$LR" --seq-len 1025 --seed "$SEED"
@@ -56,5 +68,5 @@ for entry in "${MODELS[@]}"; do
   "$BIN" eval -m "$run" --file "$DATA/test.jsonl" --json "$run/eval.json" --threads "$THREADS" --no-progress \
     | tee "$run/eval.txt"
 done
-python3 experiments/report_reasoning.py "$OUT" "$DOC" "${MODELS[@]%% *}"
-echo "[exp] report: $DOC/reasoning_baseline.md"
+REPORT=$REPORT python3 experiments/report_reasoning.py "$OUT" "$DOC" "${MODELS[@]%% *}"
+echo "[exp] report: $DOC/$REPORT.md"

@@ -7,6 +7,8 @@ import os
 import sys
 
 out, doc, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+report = os.environ.get("REPORT", "reasoning_baseline")
+e1 = report != "reasoning_baseline"
 manifest = json.load(open(os.path.join(out, "data", "manifest.json")))
 test = [json.loads(l) for l in open(os.path.join(out, "data", "test.jsonl"))]
 depths = sorted({x["depth"] for x in test})
@@ -22,6 +24,8 @@ def lookup(x):
     negation is, else Unknown. Solves depth 0; shows what surface matching gives deeper."""
     facts = set(s.strip() + "." for s in x["theory"].split(".") if s.strip() and not s.strip().startswith(("If ", "All ")))
     q = x["question"]
+    if manifest["mode"] == "closed":  # negation as failure: not stated -> False
+        return "True" if q in facts else "False"
     return "True" if q in facts else "False" if negate(q) in facts else "Unknown"
 
 
@@ -50,18 +54,23 @@ for n in names:
 result = {"dataset": {k: manifest[k] for k in ("seed", "mode", "max_depth", "train_per_depth", "test_per_depth")},
           "test_items": len(test), "lookup_reference": ref, "models": models}
 os.makedirs(doc, exist_ok=True)
-json.dump(result, open(os.path.join(doc, "reasoning_baseline.json"), "w"), indent=2)
+json.dump(result, open(os.path.join(doc, report + ".json"), "w"), indent=2)
 
 L = []
-L.append("# E1 multi-hop rule reasoning: static-stack baseline\n")
-L.append(f"Command: `experiments/reasoning_baseline.sh` (defaults). Dataset: `dynarch reasoning --train-per-depth "
-         f"{manifest['train_per_depth']} --test-per-depth {manifest['test_per_depth']} --seed {manifest['seed']}` "
+L.append("# E1 multi-hop rule reasoning: H-Model vs static stack\n" if e1 else
+         "# E1 multi-hop rule reasoning: static-stack baseline\n")
+L.append(f"Command: `{'experiments/hmodel_reasoning.sh' if e1 else 'experiments/reasoning_baseline.sh'}` (defaults). Dataset: `dynarch reasoning --train-per-depth "
+         f"{manifest['train_per_depth']} --test-per-depth {manifest['test_per_depth']} --seed {manifest['seed']} "
+         f"--max-depth {manifest['max_depth']}{' --closed-world' if manifest['mode'] == 'closed' else ''}` "
          f"({manifest['mode']} world, depths 0–{manifest['max_depth']}, labels {', '.join(labels)}, balanced; "
          f"{manifest['counts']['train']['items']} training and {len(test)} test items). Chance = 1/{len(labels)}.\n")
 for n, m in models.items():
     c = m["config"]
     mins = f"{m['train_seconds'] / 60:.1f} min" if m["train_seconds"] is not None else "?"
-    L.append(f"- **{n}**: `{json.dumps(c['arch_layout'])}`, d_model {c['d_model'][0]}, d_intermediate "
+    hm = c.get("hmodel")
+    routed = (f" as an H-Model pool: T = {hm['T']} iterations, {hm['routing']['granularity']} routing, "
+              f"head init {hm['head']['init']}," if hm else " static stack,")
+    L.append(f"- **{n}**: `{json.dumps(c['arch_layout'])}`{routed} pooling `{c.get('task', {}).get('pool', 'mean')}`, d_model {c['d_model'][0]}, d_intermediate "
              f"{c['d_intermediate'][0]}, {c['attn_cfg']['num_heads'][0]} heads; {m['steps']} steps × {m['batch']} "
              f"items ({m['items_seen']} items seen, {m['items_seen'] / manifest['counts']['train']['items']:.2f} epochs), "
              f"AdamW lr {m['lr']} (WSD), fp32, {mins} of training on the shared 2-core machine; "
@@ -83,9 +92,9 @@ L.append("Accuracy on all test items (`dynarch eval -m RUN --file test.jsonl`); 
 for n, m in models.items():
     L.append(f"Validation accuracy of {n} (fixed 300 test items) by step: "
              + ", ".join(f"{s}: {a:.3f}" for s, a in m["val_curve"]) + ".\n")
-notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reasoning_baseline_notes.md")
+notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), report + "_notes.md")
 if os.path.exists(notes):  # hand-written reading of the committed run
     L.append(open(notes).read().strip() + "\n")
-L.append("Raw numbers: [reasoning_baseline.json](reasoning_baseline.json). The H-Model entries (per_sequence "
-         "routing over the same T4 layers, T ∈ {4, 8}) are added to `MODELS` in the script.\n")
-open(os.path.join(doc, "reasoning_baseline.md"), "w").write("\n".join(L))
+L.append(f"Raw numbers: [{report}.json]({report}.json)." + ("" if e1 else " The H-Model comparison (E1 proper) is "
+         "[hmodel_reasoning.md](hmodel_reasoning.md).") + "\n")
+open(os.path.join(doc, report + ".md"), "w").write("\n".join(L))
