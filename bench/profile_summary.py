@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-op self-time table from the Chrome trace that profile_step prints.
 Self time = an event's duration minus its direct children's (events nested by time
-on the same thread); custom autograd ops' backward loops appear as CppNode<...>.
+on the same thread); a custom op appears as dynarch::NAME (forward) and CppNode<...Fn> (backward).
 Usage: ./build/profile_step [options] 2>/dev/null > trace.json
        bench/profile_summary.py trace.json [TOP=25]"""
 import collections
@@ -30,7 +30,7 @@ for evs in by_thread.values():
         self_us[e["name"]] += e["dur"] - e.get("children", 0.0)
         calls[e["name"]] += 1
 top = int(sys.argv[2]) if len(sys.argv) > 2 else 25
-print(f"recorded op time: {total / 1e3:.1f} ms (forward loops of custom ops are outside any op)")
+print(f"recorded op time: {total / 1e3:.1f} ms (custom ops: forward = dynarch::NAME, backward = CppNode<...Fn>)")
 print("| op | self ms | share | calls |\n|---|---|---|---|")
 for name, us in self_us.most_common(top):
     print(f"| `{name}` | {us / 1e3:.1f} | {100 * us / total:.1f} % | {calls[name]} |")

@@ -1,5 +1,6 @@
 #include "model/fused_mamba.h"
 
+#include <ATen/record_function.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -282,6 +283,7 @@ MambaCoreResult mamba_core(const at::Tensor& zxbcdt, const at::Tensor& conv_w, c
                            const at::Tensor& conv_init, const at::Tensor& ssm_init) {
   // 1.13's custom functions take no undefined inputs: absent ones are empty.
   auto none = at::empty({0}, zxbcdt.options().dtype(at::kFloat));
+  RECORD_USER_SCOPE("dynarch::mamba_core");  // names the forward loops in profiles
   auto r = MambaCoreFn::apply(zxbcdt, conv_w, conv_b, dt_bias, A_log, D, norm_w,
                               lengths.defined() ? lengths : none.to(at::kLong), conv_init.defined() ? conv_init : none,
                               ssm_init.defined() ? ssm_init : none, dims);

@@ -2,6 +2,7 @@
 
 #include "model/fused_kernels.h"
 
+#include <ATen/record_function.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -233,6 +234,7 @@ at::Tensor gated_rms_norm_fused(const at::Tensor& y, const at::Tensor& z, const 
 
 at::Tensor swiglu_fused(const at::Tensor& h) {
   if (!at::GradMode::is_enabled()) return SwiGLUFn::forward(nullptr, h);
+  RECORD_USER_SCOPE("dynarch::swiglu");  // names the forward loops in profiles
   return SwiGLUFn::apply(h);
 }
 

@@ -1,6 +1,7 @@
 #include "model/hc_ops.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
@@ -225,6 +226,7 @@ void check_project(const at::Tensor& X, const at::Tensor& phi, double eps) {
 at::Tensor hc_pre_mix(const at::Tensor& X, const at::Tensor& pre) {
   check_state("hc_pre_mix", X);
   check_like("hc_pre_mix", "pre", pre, {X.size(0), X.size(1)}, X);
+  RECORD_USER_SCOPE("dynarch::hc_pre_mix");  // names the forward loops in profiles
   return PreMixFn::apply(X, pre);
 }
 
@@ -245,6 +247,7 @@ void check_post_res(const at::Tensor& X, const at::Tensor& R, const at::Tensor& 
 }  // namespace
 
 at::Tensor hc_post_res(const at::Tensor& X, const at::Tensor& R, const at::Tensor& post, const at::Tensor& y) {
+  RECORD_USER_SCOPE("dynarch::hc_post_res");  // names the forward loops in profiles
   check_post_res(X, R, post, y);
   return PostResFn::apply(X, R, post, y);
 }

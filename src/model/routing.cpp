@@ -1,5 +1,6 @@
 #include "model/routing.h"
 
+#include <ATen/record_function.h>
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
@@ -192,6 +193,7 @@ struct SteFn : torch::autograd::Function<SteFn> {
 
 at::Tensor ema_scan(const at::Tensor& z, const at::Tensor& P, const at::Tensor& h0) {
   // Custom functions in 1.13 cannot take undefined inputs: a zero h0 is the same recurrence.
+  RECORD_USER_SCOPE("dynarch::ema_scan");  // names the forward loops in profiles
   return EmaFn::apply(z, P, h0.defined() ? h0 : at::zeros({z.size(0), z.size(2)}, z.options()));
 }
 
