@@ -4,9 +4,13 @@
 //  2. sparse execution with inference hardening (top-k / threshold) vs dense
 //     soft routing on a fixed input: layer calls executed, active (iteration,
 //     node, position) share, wall time, bpb change;
-//  3. the same for a per_sequence (classification) backbone, where whole examples skip nodes.
+//  3. the same for a per_sequence (classification) backbone, where whole examples skip nodes;
+//  4. with --classifier RUN --items FILE: a trained per_sequence classifier (E1) evaluated
+//     under each variant: accuracy (overall and by depth), layer calls and time, so the
+//     savings are read at equal (or stated) accuracy.
 // Usage: bench_hmodel [--layout T1m1f1g1] [--d 128] [--batch 4] [--seq-len 256] [--reps 3]
 //                     [--data FILE] [--model RUN] [--threads N] [--skip-sweep 1]
+//                     [--classifier RUN --items test.jsonl [--max-items 400]] [--only-classifier 1]
 // --model RUN: part 2 uses trained weights (per_token LM); otherwise a random T = 4 model.
 #include <torch/torch.h>
 
@@ -17,6 +21,8 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "data/corpus.h"
+#include "data/labeled.h"
+#include "infer/accuracy.h"
 #include "infer/evaluate.h"
 #include "model/hmodel.h"
 #include "model/lm.h"
@@ -78,7 +84,9 @@ void run_variants(HModel& hm, const std::vector<Variant>& vs, int reps, const st
 int main(int argc, char** argv) {
   maybe_reexec_for_blas(argc, argv);
   try {
-    std::string layout = "T1m1f1g1", data, model_dir;
+    std::string layout = "T1m1f1g1", data, model_dir, cls_dir, items_path;
+    int64_t max_items = 400;
+    bool only_cls = false;
     int d = 128, threads = 0, reps = 3;
     int64_t B = 4, S = 256;
     bool sweep = true;
@@ -93,10 +101,50 @@ int main(int argc, char** argv) {
       else if (k == "--model") model_dir = v;
       else if (k == "--threads") threads = std::stoi(v);
       else if (k == "--skip-sweep") sweep = v == "0";
+      else if (k == "--classifier") cls_dir = v;
+      else if (k == "--items") items_path = v;
+      else if (k == "--max-items") max_items = std::stoll(v);
+      else if (k == "--only-classifier") only_cls = v != "0";
       else throw UserError("unknown option " + k);
     }
     set_threads(threads);
     torch::NoGradGuard ng;
+    check(cls_dir.empty() == items_path.empty(), "bench_hmodel: --classifier and --items go together");
+    const std::vector<Variant> vs{{"dense soft (no skipping)", 0, 0.0, false}, {"sparse soft", 0, 0.0, true},
+                                  {"top-2", 2, 0.0, true},  {"top-1", 1, 0.0, true},
+                                  {"threshold 0.1", 0, 0.1, true}, {"threshold 0.25", 0, 0.25, true},
+                                  {"top-2 + threshold 0.25", 2, 0.25, true}};
+    if (!cls_dir.empty()) {  // Part 4: trained classifier, accuracy per variant
+      auto cm = load_model(cls_dir);
+      auto* chm = find_hmodel(*cm);
+      check(chm && cm->config.task.classify(), "bench_hmodel: --classifier must be an H-Model classifier run");
+      cm->eval();
+      auto set = load_labeled(items_path, cm->config.task.labels);
+      std::vector<int64_t> idx;
+      for (int64_t i = 0; i < (int64_t)set.items.size() && i < max_items; ++i) idx.push_back(i);
+      const auto keep = chm->cfg;
+      double acc0 = -1;
+      for (auto& v : vs) {
+        chm->cfg = keep;
+        chm->cfg.infer_topk = v.topk, chm->cfg.infer_threshold = v.threshold, chm->cfg.sparse = v.sparse;
+        chm->stats = {};
+        auto t0 = std::chrono::steady_clock::now();
+        auto ev = evaluate_classifier(*cm, set, idx, 16, false);
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        if (acc0 < 0) acc0 = ev.accuracy();
+        auto ej = ev.to_json();
+        std::cout << json{{"bench", "classifier_sparse"}, {"model", cls_dir}, {"variant", v.name},
+                          {"items", (int64_t)idx.size()}, {"T", chm->T}, {"L", chm->L}, {"ms", ms},
+                          {"row_calls_executed", (double)chm->stats.calls / std::max<int64_t>(chm->stats.calls_dense, 1)},
+                          {"accuracy", ev.accuracy()}, {"accuracy_change", ev.accuracy() - acc0},
+                          {"by_depth", ej.contains("by_depth") ? json(ej["by_depth"]) : json()},
+                          {"threads", num_threads()}}
+                         .dump()
+                  << std::endl;
+      }
+      chm->cfg = keep;
+      if (only_cls) return 0;
+    }
     // Fixed input: windows of --data, else synthetic text.
     at::Tensor inputs, targets;
     if (!data.empty()) {
@@ -146,10 +194,6 @@ int main(int argc, char** argv) {
     auto* hm = find_hmodel(*m);
     check(hm, "bench_hmodel: --model has no H-Model");
     m->eval();
-    const std::vector<Variant> vs{{"dense soft (no skipping)", 0, 0.0, false}, {"sparse soft", 0, 0.0, true},
-                                  {"top-2", 2, 0.0, true},  {"top-1", 1, 0.0, true},
-                                  {"threshold 0.1", 0, 0.1, true}, {"threshold 0.25", 0, 0.25, true},
-                                  {"top-2 + threshold 0.25", 2, 0.25, true}};
     double bpb0 = -1;
     run_variants(*hm, vs, reps, [&] { return m->forward(inputs); }, [&](const at::Tensor& logits, const at::Tensor& base) {
       const double bpb = lm_loss(logits, targets).item<double>() / std::log(2.0);

@@ -205,6 +205,31 @@ TEST(HModelWiring, ChainEqualsPlainStack) {
   EXPECT_EQ(m->stats.calls_dense, 2 * 4 * 4);
 }
 
+TEST(HModelWiring, HardenedChainLongerThanThePool) {
+  // T > L with one-hot chain routing: everything reaches OUT after L steps and the
+  // remaining iterations have no sender at all (bench_hmodel hit this on an E1 model).
+  torch::manual_seed(6);
+  for (auto gran : {"per_token", "per_sequence"}) {
+    auto m = make_hmodel("T1m1f1g1", {{"T", 7}, {"routing", {{"topk", 1}, {"granularity", gran}}},
+                                      {"head", {{"init", "chain"}}}});
+    torch::NoGradGuard ng;
+    auto x = torch::randn({2, 7, 32}, at::kDouble);
+    EXPECT_EQ(maxdiff(m->forward(x), plain_stack(*m, x)), 0.0) << gran;
+    EXPECT_EQ(m->stats.calls, 2 * 4) << gran;
+    EXPECT_EQ(m->stats.calls_dense, 2 * 4 * 7) << gran;
+  }
+  // and step decode (where the empty steps still feed the stateful layers zeros) equals the forward
+  ByteLM lm(ModelConfig::from_json(
+      hm_lm_config("T1m1f1g1", {{"T", 7}, {"routing", {{"topk", 1}}}, {"head", {{"init", "chain"}}}}), "t"));
+  lm.eval();
+  torch::NoGradGuard ng;
+  auto ids = torch::randint(0, 256, {2, 9}, at::kLong);
+  auto full = lm.forward(ids);
+  auto st = lm.new_state(2);
+  lm.forward(ids.narrow(1, 0, 3), &st);
+  for (int64_t t = 3; t < 9; ++t) EXPECT_LT(maxdiff(lm.step(ids.select(1, t), st), full.select(1, t)), 1e-5) << t;
+}
+
 TEST(HModelWiring, UniformOneIterationIsTheEnsemble) {
   torch::manual_seed(4);
   for (auto norm : {"count", "weighted"}) {

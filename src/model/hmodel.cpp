@@ -355,12 +355,24 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
     }
     auto smask = at::zeros({B, Sp, K}, bopt);  // sender i active at (b, s)
     for (int i : senders) smask.select(-1, i).copy_(act[i]);
-    auto C = routing_matrix(r, senders, h, smask, valid, infer);
-    // Messages: M_k = sum_i c_ik (h_i + e_i) for every target (only OUT at the last step).
-    std::vector<at::Tensor> msg(K);
-    for (int i : senders) msg[i] = source_embed.defined() ? h[i] + source_embed[i].to(dt) : h[i];
-    // The last step only feeds OUT: aggregate its column alone.
-    auto agg = aggregate(last ? C.narrow(-1, L, 1) : C, msg, cfg.tau);
+    at::Tensor C;
+    Messages agg;
+    if (senders.empty()) {
+      // Hardened routing sent everything to OUT before step T: nothing is in flight. The
+      // remaining steps carry no messages, but still run (a decoding state's stateful
+      // layers must see their zero inputs, as in the full forward).
+      const int64_t Kc = last ? 1 : K;
+      C = at::zeros({B, Sp, K, K}, x.options());
+      agg = {at::zeros({B, S, Kc, x.size(2)}, x.options()), at::zeros({B, Sp, Kc}, x.options()),
+             at::zeros({B, Sp, Kc}, x.options())};
+    } else {
+      C = routing_matrix(r, senders, h, smask, valid, infer);
+      // Messages: M_k = sum_i c_ik (h_i + e_i) for every target (only OUT at the last step).
+      std::vector<at::Tensor> msg(K);
+      for (int i : senders) msg[i] = source_embed.defined() ? h[i] + source_embed[i].to(dt) : h[i];
+      // The last step only feeds OUT: aggregate its column alone.
+      agg = aggregate(last ? C.narrow(-1, L, 1) : C, msg, cfg.tau);
+    }
     const auto& M = agg.M;
     auto pad_layers = [&](const at::Tensor& t) { return last ? at::cat({at::zeros({B, Sp, L}, x.options()), t}, -1) : t; };
     auto n = pad_layers(agg.n), w = pad_layers(agg.w);
