@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # E1 (hmodel.md §13, issue #5 (a)): multi-hop rule reasoning, an H-Model whose pool is
-# the L = 4 layers of the static T4 stack, run for T = 8 > L iterations with
+# the L = 4 layers of the static T4 stack, run for T = 6 > L iterations with
 # per-sequence routing (head init = chain, so step 0 starts from the stack's order),
 # against that static stack: same parameters (+ the routing heads), data, steps and
 # optimiser; accuracy by proof depth. Closed world (True / False), depths 0-3,
@@ -14,5 +14,5 @@ export STEPS=${STEPS:-800} BATCH=${BATCH:-16} LR=${LR:-2e-3}
 export TRAIN_PER_DEPTH=${TRAIN_PER_DEPTH:-4000} TEST_PER_DEPTH=${TEST_PER_DEPTH:-250}
 export MAX_DEPTH=${MAX_DEPTH:-3} CLOSED_WORLD=${CLOSED_WORLD:-1}
 export OUT=${OUT:-runs/exp_hm_reasoning} REPORT=hmodel_reasoning
-export MODELS_SPEC=${MODELS_SPEC:-"static_T4 experiments/configs/reasoning_t4_last.json;hmodel_T8 experiments/configs/reasoning_hm_t8.json"}
+export MODELS_SPEC=${MODELS_SPEC:-"static_T4 experiments/configs/reasoning_t4_last.json;hmodel_T6 experiments/configs/reasoning_hm_t6.json"}
 exec bash experiments/reasoning_baseline.sh
