@@ -6,7 +6,7 @@
 # Usage: experiments/reasoning_baseline.sh
 #   env: TRAIN_PER_DEPTH (2000) TEST_PER_DEPTH (500) STEPS (600) BATCH (16) LR (1e-3)
 #        SEED (0) THREADS (0 = all cores) OUT (runs/exp_reasoning) MAX_DEPTH (5)
-#        CLOSED_WORLD (0; 1 = True/False only) REPORT (reasoning_baseline: docs/experiments/REPORT.{md,json})
+#        CLOSED_WORLD (0; 1 = True/False only) DISTRACTOR_FACTS (5) DISTRACTOR_RULES (6) REPORT (reasoning_baseline: docs/experiments/REPORT.{md,json})
 #        MODELS_SPEC ("NAME CONFIG [flags];NAME CONFIG ..." replaces the MODELS list below)
 # experiments/hmodel_reasoning.sh runs E1 proper (H-Model vs static stack) through this script.
 set -euo pipefail
@@ -22,6 +22,8 @@ OUT=${OUT:-runs/exp_reasoning}
 MAX_DEPTH=${MAX_DEPTH:-5}
 CLOSED_WORLD=${CLOSED_WORLD:-0}
 REPORT=${REPORT:-reasoning_baseline}
+DISTRACTOR_FACTS=${DISTRACTOR_FACTS:-5}
+DISTRACTOR_RULES=${DISTRACTOR_RULES:-6}
 DOC=docs/experiments
 BIN=./build/dynarch
 [ -x "$BIN" ] || bash scripts/build.sh
@@ -39,10 +41,12 @@ CW_FLAG=()
 DATA=$OUT/data
 if [ ! -f "$DATA/manifest.json" ] || ! grep -q "\"train_per_depth\": $TRAIN_PER_DEPTH," "$DATA/manifest.json" \
    || ! grep -q "\"test_per_depth\": $TEST_PER_DEPTH" "$DATA/manifest.json" || ! grep -q "\"seed\": $SEED," "$DATA/manifest.json" \
-   || ! grep -q "\"max_depth\": $MAX_DEPTH," "$DATA/manifest.json" || ! grep -q "\"mode\": \"$MODE\"" "$DATA/manifest.json"; then
+   || ! grep -q "\"max_depth\": $MAX_DEPTH," "$DATA/manifest.json" || ! grep -q "\"mode\": \"$MODE\"" "$DATA/manifest.json" \
+   || ! grep -q "\"distractor_facts\": $DISTRACTOR_FACTS," "$DATA/manifest.json" \
+   || ! grep -q "\"distractor_rules\": $DISTRACTOR_RULES," "$DATA/manifest.json"; then
   rm -rf "$DATA"
   "$BIN" reasoning --out "$DATA" --train-per-depth "$TRAIN_PER_DEPTH" --test-per-depth "$TEST_PER_DEPTH" --seed "$SEED" \
-    --max-depth "$MAX_DEPTH" "${CW_FLAG[@]}"
+    --max-depth "$MAX_DEPTH" --distractor-facts "$DISTRACTOR_FACTS" --distractor-rules "$DISTRACTOR_RULES" "${CW_FLAG[@]}"
 fi
 
 COMMON=(--data "$DATA" --steps "$STEPS" --batch "$BATCH" --lr "$LR" --seq-len 1025 --seed "$SEED"

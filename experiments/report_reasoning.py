@@ -61,7 +61,8 @@ L.append("# E1 multi-hop rule reasoning: H-Model vs static stack\n" if e1 else
          "# E1 multi-hop rule reasoning: static-stack baseline\n")
 L.append(f"Command: `{'experiments/hmodel_reasoning.sh' if e1 else 'experiments/reasoning_baseline.sh'}` (defaults). Dataset: `dynarch reasoning --train-per-depth "
          f"{manifest['train_per_depth']} --test-per-depth {manifest['test_per_depth']} --seed {manifest['seed']} "
-         f"--max-depth {manifest['max_depth']}{' --closed-world' if manifest['mode'] == 'closed' else ''}` "
+         f"--max-depth {manifest['max_depth']}{' --closed-world' if manifest['mode'] == 'closed' else ''}"
+         f"{'' if manifest.get('distractor_facts', 5) == 5 and manifest.get('distractor_rules', 6) == 6 else ' --distractor-facts %d --distractor-rules %d' % (manifest['distractor_facts'], manifest['distractor_rules'])}` "
          f"({manifest['mode']} world, depths 0–{manifest['max_depth']}, labels {', '.join(labels)}, balanced; "
          f"{manifest['counts']['train']['items']} training and {len(test)} test items). Chance = 1/{len(labels)}.\n")
 for n, m in models.items():

@@ -285,6 +285,32 @@ TEST(Reasoning, LengthLimitAndBadOptions) {
   EXPECT_THROW(generate_item(o, Split::Train, 0), UserError);
 }
 
+TEST(Reasoning, FewerDistractorsGiveShorterTheories) {
+  GenOptions o;
+  o.max_depth = 3;
+  o.closed_world = true;
+  auto mean_len = [](const std::vector<Item>& v) {
+    double s = 0;
+    for (auto& it : v) s += it.input().size();
+    return s / v.size();
+  };
+  auto full = generate_split(o, Split::Train, 40);
+  o.distractor_facts = 0, o.distractor_rules = 1;
+  auto short_set = generate_split(o, Split::Train, 40);
+  EXPECT_LT(mean_len(short_set), 0.75 * mean_len(full));
+  std::map<std::string, int> labels;
+  for (auto& it : short_set) ++labels[it.label];
+  EXPECT_EQ(labels["True"], 80);  // still balanced over labels x depths
+  EXPECT_EQ(labels["False"], 80);
+  // facts = the backbone's (+ none), rules = the backbone's + exactly the near miss
+  for (auto& it : short_set)
+    if (it.depth == 0 && it.label == "True") EXPECT_NE(it.theory.find(it.question), std::string::npos) << it.theory;
+  o.distractor_rules = 0;
+  EXPECT_THROW(generate_item(o, Split::Train, 0), UserError);
+  o.distractor_rules = 1, o.distractor_facts = -1;
+  EXPECT_THROW(generate_item(o, Split::Train, 0), UserError);
+}
+
 TEST(Reasoning, RngIsPortable) {
   // SplitMix64 reference outputs for seed 0 (Vigna's splitmix64.c).
   Rng g(0);

@@ -194,6 +194,10 @@ int main(int argc, char** argv) {
   rs->add_option("--max-depth", rs_opt.max_depth, "depths 0..D")->capture_default_str();
   rs->add_option("--seed", rs_opt.seed)->capture_default_str();
   rs->add_flag("--closed-world", rs_opt.closed_world, "True/False by negation as failure (default: open world)");
+  rs->add_option("--distractor-facts", rs_opt.distractor_facts, "at most this many distractor facts (0: none)")
+      ->capture_default_str();
+  rs->add_option("--distractor-rules", rs_opt.distractor_rules, "at most this many distractor rules (>= 1)")
+      ->capture_default_str();
 
 
   try {

@@ -101,7 +101,8 @@ bool try_item(Rng& g, const GenOptions& o, int depth, Label label, Item& out) {
         if (f.ent == ent && f.attr == attr) return true;
     return false;
   };
-  const int n_facts = g.range(1, 5) + (remove ? 1 : 0), n_rules = g.range(2, 6);
+  const int df = o.distractor_facts, dr = o.distractor_rules;
+  const int n_facts = (df > 0 ? g.range(1, df) : 0) + (remove ? 1 : 0), n_rules = g.range(std::min(2, dr), dr);
   for (int added = 0, tries = 0; added < n_facts && tries < 50; ++tries) {
     Lit f{ents[g.below(ents.size())], attrs[g.below(attrs.size())], closed || !g.chance(1, 4)};
     if (!stated(f.ent, f.attr)) kept.push_back(f), ++added;
@@ -247,6 +248,9 @@ nlohmann::ordered_json Item::to_json() const {
 
 Item generate_item(const GenOptions& o, Split split, int64_t index) {
   check(o.max_depth >= 0 && o.max_depth <= kMaxDepth, "reasoning: max depth must be in 0.." + std::to_string(kMaxDepth));
+  check(o.distractor_facts >= 0, "reasoning: --distractor-facts must be >= 0, got " + std::to_string(o.distractor_facts));
+  check(o.distractor_rules >= 1, "reasoning: --distractor-rules must be >= 1 (the near-miss rule), got " +
+                                     std::to_string(o.distractor_rules));
   const int64_t D = o.max_depth + 1;
   const auto nl = (int64_t)labels_for(o.closed_world).size();
   Item it;
@@ -288,6 +292,8 @@ nlohmann::json write_dataset(const std::string& dir, const GenOptions& o, int64_
                    {"labels", labels_for(o.closed_world)},
                    {"max_depth", o.max_depth},
                    {"max_bytes", o.max_bytes},
+                   {"distractor_facts", o.distractor_facts},
+                   {"distractor_rules", o.distractor_rules},
                    {"train_per_depth", train_per_depth},
                    {"test_per_depth", test_per_depth},
                    {"counts", counts}};

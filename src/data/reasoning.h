@@ -82,6 +82,10 @@ struct GenOptions {
   uint64_t seed = 0;
   bool closed_world = false;
   int max_bytes = 1024;  // theory + "\nQ: " + question
+  // Distractors beside the proof's backbone: 1..F facts (0 = none) and R' in [min(2, R), R]
+  // rules, the first a near miss (so R >= 1). The defaults give the standard set; smaller
+  // values give shorter theories (a cheaper curriculum, same labels and depths).
+  int distractor_facts = 5, distractor_rules = 6;
 };
 
 struct Item {
