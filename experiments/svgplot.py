@@ -22,7 +22,9 @@ def chart(series, title, xlabel, ylabel, path, log_y=False, hline=None, width=68
         norm[k] = (pts, isinstance(v, dict) and v.get("dash", False))
     xs = [x for p, _ in norm.values() for x, _ in p]
     ys = [y for p, _ in norm.values() for _, y in p] + ([hline] if hline else [])
-    L, R, T, B = 64, width - 170, 34, height - 44
+    legend_w = max(170, 40 + 7 * max((len(k) for k in norm), default=0))  # room for the longest label
+    width += legend_w - 170
+    L, R, T, B = 64, width - legend_w, 34, height - 44
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
          f'<rect width="{width}" height="{height}" fill="white"/>',
          f'<text x="{(L + R) / 2}" y="20" text-anchor="middle" font-size="14">{title}</text>']
