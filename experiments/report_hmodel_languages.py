@@ -121,6 +121,9 @@ md += ["", "Routing graphs per language (collapsed walk flow of 2 KiB of windows
 for lang, at, b, a in sw_md:
     md.append(f"| {lang} | {at} | {f(b)} | {f(a)} |")
 md += ["", "![switch en>code](hmodel_switch_en_code.svg)", "", "![switch en>zh](hmodel_switch_en_zh.svg)", ""]
+notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hmodel_languages_notes.md")
+if os.path.exists(notes):  # hand-written reading of the committed run
+    md += ["", open(notes).read().strip(), ""]
 open(os.path.join(doc, "hmodel_languages.md"), "w").write("\n".join(md))
 json.dump({"bpb": {r[0]: dict(zip(LANGS, r[1])) for r in rows}, "js": {f"{a}-{b}": v for (a, b), v in js.items()},
            "js_control": ctrl, "summary": summ}, open(os.path.join(doc, "hmodel_languages.json"), "w"), indent=1)

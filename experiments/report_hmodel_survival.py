@@ -38,4 +38,7 @@ for v, lab in VARIANTS:
     md.append(f"| {lab} | {sum(r['hmodel_self'] for r in tr) / len(tr):.4f} | {' '.join(f'{x:.3f}' for x in per)} | "
               f"{va[-1]['val_bpb']:.4f} | {sum(r['loss'] for r in tr) / len(tr):.4f} |")
 md += ["", "![self mass](hmodel_self_mass.svg)", "", "![loss](hmodel_survival_loss.svg)", ""]
+notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hmodel_survival_notes.md")
+if os.path.exists(notes):  # hand-written reading of the committed run
+    md += ["", open(notes).read().strip(), ""]
 open(os.path.join(doc, "hmodel_survival.md"), "w").write("\n".join(md))

@@ -90,5 +90,8 @@ md += ["", "Plain residual: every gain is exactly 1 by construction (n = 1, H_re
        "![gain by layer](mhc_gain_layers.svg)", "",
        "Per-variant stability figures (single and composite gains, minimum column sums): "
        "[HC](mhc_stability_hc.svg), [mHC](mhc_stability_mhc.svg).", ""]
+notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mhc_stability_notes.md")
+if os.path.exists(notes):  # hand-written reading of the committed run
+    md += ["", open(notes).read().strip(), ""]
 open(os.path.join(doc, "mhc_stability.md"), "w").write("\n".join(md))
 json.dump([{k: v for k, v in r.items() if k != "layers"} for r in table], open(os.path.join(doc, "mhc_stability.json"), "w"), indent=1)
