@@ -88,8 +88,10 @@ L.append(f"| lookup reference (no learning) | {ref['accuracy']:.3f} | "
          + " | ".join(f"{ref['by_depth'][str(d)]:.3f}" for d in depths) + " | " + " | ".join("–" for _ in labels) + " |")
 L.append("")
 L.append("Accuracy on all test items (`dynarch eval -m RUN --file test.jsonl`); per-label columns are recall "
-         "of that label. The lookup reference answers True/False when the question (or its negation) is a "
-         "stated fact and Unknown otherwise: it solves depth 0 and shows what surface matching is worth deeper.\n")
+         "of that label. The lookup reference answers "
+         + ("True when the question is a stated fact and False otherwise" if manifest["mode"] == "closed" else
+            "True/False when the question (or its negation) is a stated fact and Unknown otherwise")
+         + ": it solves depth 0 and shows what surface matching is worth deeper.\n")
 for n, m in models.items():
     L.append(f"Validation accuracy of {n} (fixed 300 test items) by step: "
              + ", ".join(f"{s}: {a:.3f}" for s, a in m["val_curve"]) + ".\n")
