@@ -37,4 +37,7 @@ for l in LANGS:
 md += ["", "JS divergence of the routing between languages (occupancy-weighted, base 2): " +
        ", ".join(f"{k.replace('_', '–')} {v:.3f}" for k, v in js.items()) + ".", "",
        "Routing graphs: [en](hmodel_compose_en.svg), [code](hmodel_compose_code.svg).", ""]
+notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hmodel_compose_notes.md")
+if os.path.exists(notes):  # hand-written reading of the committed run
+    md += ["", open(notes).read().strip(), ""]
 open(os.path.join(doc, "hmodel_compose.md"), "w").write("\n".join(md))
