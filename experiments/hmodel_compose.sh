@@ -8,6 +8,7 @@
 # Usage: experiments/hmodel_compose.sh [SRC_STEPS] [STEPS]   (default 500, 400)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source experiments/lib.sh
 SRC_STEPS=${1:-500}
 STEPS=${2:-400}
 OUT=${OUT:-runs/exp_hm_compose}
@@ -15,10 +16,9 @@ DOC=docs/experiments
 BIN=./build/dynarch
 mkdir -p "$OUT" "$DOC"
 bash scripts/make_corpora.sh en code mixed >/dev/null
-done_at() { [ -f "$1/checkpoint/model.safetensors" ] && grep -q "\"step\":$2," "$1/metrics.jsonl"; }
 for src in en code; do
   run="$OUT/src_$src"
-  done_at "$run" "$SRC_STEPS" && { echo "[exp] $run done already"; continue; }
+  run_done "$run" "$SRC_STEPS" && { echo "[exp] $run done already"; continue; }
   rm -rf "$run"
   echo "[exp] training the $src source ($SRC_STEPS steps)"
   "$BIN" train --config experiments/configs/src_t4.json --data "data/$src" --out "$run" --steps "$SRC_STEPS" \
@@ -32,7 +32,7 @@ cat > "$OUT/composed.json" <<JSON
              {"at": [5, 6, 7, 8], "from": "$OUT/src_code", "layers": [0, 1, 2, 3], "freeze": true}]}}
 JSON
 run="$OUT/composed"
-if ! done_at "$run" "$STEPS"; then
+if ! run_done "$run" "$STEPS"; then
   rm -rf "$run"
   echo "[exp] training the composed H-Model's heads ($STEPS steps, nodes frozen)"
   "$BIN" train --config "$OUT/composed.json" --data data/mixed --out "$run" --steps "$STEPS" --batch 8 --seq-len 256 \

@@ -8,6 +8,7 @@
 # Usage: experiments/hmodel_languages.sh [STEPS]   (default 800 steps x 8 x 256 bytes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source experiments/lib.sh
 STEPS=${1:-800}
 OUT=${OUT:-runs/exp_hm_lang}
 DOC=docs/experiments
@@ -18,7 +19,7 @@ for m in hmodel plain; do
   cfg=experiments/configs/hm_lang.json
   [ "$m" = plain ] && cfg=experiments/configs/hm_lang_plain.json
   run="$OUT/$m"
-  if [ -f "$run/checkpoint/model.safetensors" ] && grep -q "\"step\":$STEPS," "$run/metrics.jsonl"; then
+  if run_done "$run" "$STEPS"; then
     echo "[exp] $run done already"
   else
     rm -rf "$run"

@@ -7,6 +7,7 @@
 # Usage: experiments/hmodel_survival.sh [STEPS]   (default 400 steps x 8 x 256 bytes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source experiments/lib.sh
 STEPS=${1:-400}
 OUT=${OUT:-runs/exp_hm_survival}
 DOC=docs/experiments
@@ -15,7 +16,7 @@ mkdir -p "$OUT" "$DOC"
 bash scripts/make_corpora.sh en >/dev/null
 for v in self0 self0.01 self0.1 noself; do
   run="$OUT/$v"
-  if [ -f "$run/checkpoint/model.safetensors" ] && grep -q "\"step\":$STEPS," "$run/metrics.jsonl"; then
+  if run_done "$run" "$STEPS"; then
     echo "[exp] $run done already"; continue
   fi
   rm -rf "$run"; mkdir -p "$run"

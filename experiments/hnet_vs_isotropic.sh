@@ -5,6 +5,7 @@
 # Usage: experiments/hnet_vs_isotropic.sh [STEPS]   (default 500 steps x 8 x 512 bytes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source experiments/lib.sh
 STEPS=${1:-500}
 OUT=runs/exp_hnet
 DOC=docs/experiments
@@ -16,7 +17,7 @@ for corpus in en code; do
     cfg=experiments/configs/hnet_small.json
     [ "$model" = iso ] && cfg=experiments/configs/iso_matched.json
     run="$OUT/${model}_${corpus}"
-    if [ -f "$run/checkpoint/model.safetensors" ] && grep -q "\"step\":$STEPS," "$run/metrics.jsonl"; then
+    if run_done "$run" "$STEPS"; then
       echo "[exp] $run done already"; continue
     fi
     rm -rf "$run"

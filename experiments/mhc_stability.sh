@@ -5,6 +5,7 @@
 # Usage: experiments/mhc_stability.sh [STEPS] [LR]   (default 600 steps x 8 x 256 bytes, lr 3e-3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source experiments/lib.sh
 STEPS=${1:-600}
 LR=${2:-3e-3}
 OUT=${OUT:-runs/exp_mhc}
@@ -13,7 +14,7 @@ mkdir -p "$OUT" "$DOC"
 bash scripts/make_corpora.sh en >/dev/null
 for v in plain hc mhc; do
   run="$OUT/$v"
-  if [ -f "$run/checkpoint/model.safetensors" ] && grep -q "\"step\":$STEPS," "$run/metrics.jsonl"; then
+  if run_done "$run" "$STEPS"; then
     echo "[exp] $run done already"
   else
     rm -rf "$run"

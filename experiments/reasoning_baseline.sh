@@ -11,6 +11,7 @@
 # experiments/hmodel_reasoning.sh runs E1 proper (H-Model vs static stack) through this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source experiments/lib.sh
 TRAIN_PER_DEPTH=${TRAIN_PER_DEPTH:-2000}
 TEST_PER_DEPTH=${TEST_PER_DEPTH:-500}
 STEPS=${STEPS:-600}
@@ -54,7 +55,7 @@ COMMON=(--data "$DATA" --steps "$STEPS" --batch "$BATCH" --lr "$LR" --seq-len 10
 for entry in "${MODELS[@]}"; do
   read -r name cfg extra <<< "$entry"
   run=$OUT/$name
-  if [ -f "$run/checkpoint/model.safetensors" ] && grep -q "\"step\":$STEPS," "$run/metrics.jsonl"; then
+  if run_done "$run" "$STEPS"; then
     echo "[exp] $run done already"
   elif [ -f "$run/checkpoint/trainer.safetensors" ]; then
     echo "[exp] resuming $name"
