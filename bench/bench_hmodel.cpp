@@ -58,6 +58,13 @@ struct Variant {
   bool sparse;
 };
 
+// Sets variant `v` on `hm` (from its base config `keep`) and clears the call counters.
+void apply_variant(HModel& hm, const HModelConfig& keep, const Variant& v) {
+  hm.cfg = keep;
+  hm.cfg.infer_topk = v.topk, hm.cfg.infer_threshold = v.threshold, hm.cfg.sparse = v.sparse;
+  hm.stats = {};
+}
+
 // Times `fwd` under each hardening variant of `hm` (its config restored after); prints one
 // JSON line per variant: `row(output, output of the first variant)` plus time and row calls.
 void run_variants(HModel& hm, const std::vector<Variant>& vs, int reps, const std::function<at::Tensor()>& fwd,
@@ -65,9 +72,7 @@ void run_variants(HModel& hm, const std::vector<Variant>& vs, int reps, const st
   const auto keep = hm.cfg;
   at::Tensor base;
   for (auto& v : vs) {
-    hm.cfg = keep;
-    hm.cfg.infer_topk = v.topk, hm.cfg.infer_threshold = v.threshold, hm.cfg.sparse = v.sparse;
-    hm.stats = {};
+    apply_variant(hm, keep, v);
     at::Tensor y;
     const double t = median_ms(reps, [&] { y = fwd(); });
     if (!base.defined()) base = y;
@@ -125,9 +130,7 @@ int main(int argc, char** argv) {
       const auto keep = chm->cfg;
       double acc0 = -1;
       for (auto& v : vs) {
-        chm->cfg = keep;
-        chm->cfg.infer_topk = v.topk, chm->cfg.infer_threshold = v.threshold, chm->cfg.sparse = v.sparse;
-        chm->stats = {};
+        apply_variant(*chm, keep, v);
         auto t0 = std::chrono::steady_clock::now();
         auto ev = evaluate_classifier(*cm, set, idx, 16, false);
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

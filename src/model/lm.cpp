@@ -67,12 +67,12 @@ at::Tensor ByteLM::classify(const at::Tensor& ids, const at::Tensor& lengths, st
   h = backbone->forward(h, lengths, nullptr, traces);  // ends with RMSNorm; fp32 (fp64 in tests)
   const int64_t B = ids.size(0), L = ids.size(1);
   auto len = lengths.defined() ? lengths : at::full({B}, L, at::kLong);
-  auto mask = (at::arange(L, at::kLong).view({1, L}) < len.view({B, 1})).to(h.scalar_type());
   at::Tensor pooled;
   if (config.task.pool == "last") {  // causal backbones: only the last byte has seen the whole input
     auto idx = (len.to(ids.device()) - 1).clamp_min(0).view({B, 1, 1}).expand({B, 1, h.size(2)});
     pooled = h.gather(1, idx).squeeze(1);
   } else {
+    auto mask = (at::arange(L, at::kLong).view({1, L}) < len.view({B, 1})).to(h.scalar_type());
     pooled = (h * mask.unsqueeze(-1)).sum(1) / len.to(h.scalar_type()).clamp_min(1).unsqueeze(-1);
   }
   auto logits = cls_head->forward(pooled);
