@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/runtime.h"
 #include "data/corpus.h"
 #include "infer/evaluate.h"
 #include "infer/generate.h"
@@ -253,4 +254,27 @@ TEST(Score, SegmentedScoringEqualsOnePass) {
   torch::NoGradGuard ng;
   auto lg = at::log_softmax(m.forward(at::tensor({kBOS}, at::kLong).view({1, 1}))[0][0], -1);
   EXPECT_NEAR(a[0].item<double>(), -lg[(unsigned char)text[0]].item<double>(), 1e-5);
+}
+
+// DYNARCH_THREADS: the default thread count when no --threads is given; bad values are errors.
+TEST(Runtime, ThreadsFromTheEnvironment) {
+  const int before = dynarch::num_threads();
+  setenv("DYNARCH_THREADS", "1", 1);
+  dynarch::set_threads(0);
+  EXPECT_EQ(dynarch::num_threads(), 1);
+  dynarch::set_threads(2);  // an explicit count wins
+  EXPECT_EQ(dynarch::num_threads(), 2);
+  for (const char* bad : {"abc", "0", "-3", "2x"}) {
+    setenv("DYNARCH_THREADS", bad, 1);
+    try {
+      dynarch::set_threads(0);
+      ADD_FAILURE() << "no error for " << bad;
+    } catch (const dynarch::UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("DYNARCH_THREADS must be a positive integer, got \"" + std::string(bad)),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  unsetenv("DYNARCH_THREADS");
+  dynarch::set_threads(before);
 }

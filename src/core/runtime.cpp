@@ -65,7 +65,13 @@ void set_threads(int threads) {
   // DYNARCH_THREADS: default for runs that do not pass --threads (e.g. experiment
   // scripts run side by side, one thread each, instead of oversubscribing the cores).
   if (threads <= 0)
-    if (const char* e = std::getenv("DYNARCH_THREADS")) threads = std::atoi(e);
+    if (const char* e = std::getenv("DYNARCH_THREADS"); e && *e) {
+      char* end = nullptr;
+      const long v = std::strtol(e, &end, 10);
+      check(*end == '\0' && v > 0 && v <= 4096,
+            std::string("DYNARCH_THREADS must be a positive integer, got \"") + e + "\"");
+      threads = (int)v;
+    }
   if (threads <= 0) threads = (int)std::max(1u, std::thread::hardware_concurrency());
   at::set_num_threads(threads);
 }
