@@ -84,17 +84,20 @@ const C* as(const at::Tensor& t, at::Tensor& hold) {
   return hold.data_ptr<C>();
 }
 
+// Three phases so that batch 1 uses every thread where the work is: the causal
+// conv (per row, cheap), the SSM update (per row and head: H P N states, the
+// bulk), the gated norm (per row, needs all heads).
 template <class C>
 void mamba_step_kernel(const C* zx, C* conv, const C* cw, const C* cb, const C* dt_bias, const C* A_log, const C* Dp,
                        C* ssm, const C* nw, C* g, int64_t B, int64_t Di, int64_t N, int64_t H, int64_t K, C eps) {
   const int64_t Cd = Di + 2 * N, P = Di / H, W = 2 * Di + 2 * N + H;
-  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<C> xc(Cd), y(Di), zb(Di);
+  std::vector<C> xcv(B * Cd), yv(B * Di);
+  C *xcs = xcv.data(), *ys = yv.data();
+  at::parallel_for(0, B, 4, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
-      const C* z = zx + b * W;
-      const C* xBC = z + Di;
-      const C* dt = xBC + Cd;
+      const C* xBC = zx + b * W + Di;
       C* cs = conv + b * Cd * K;
+      C* xc = xcs + b * Cd;
       for (int64_t c = 0; c < Cd; ++c) {  // shift the window, append this step, convolve
         C* w = cs + c * K;
         C acc = cb[c];
@@ -106,25 +109,34 @@ void mamba_step_kernel(const C* zx, C* conv, const C* cw, const C* cb, const C* 
         acc += w[K - 1] * cw[c * K + K - 1];
         xc[c] = acc * fused::sigmoid(acc);
       }
-      const C* Bv = xc.data() + Di;
-      const C* Cv = Bv + N;
-      for (int64_t h = 0; h < H; ++h) {
-        const C v = dt[h] + dt_bias[h];
-        const C delta = v > C(20) ? v : std::log1p(std::exp(v));  // softplus (torch's threshold)
-        const C dA = std::exp(-delta * std::exp(A_log[h]));
-        for (int64_t p = 0; p < P; ++p) {
-          const C x = xc[h * P + p], u = delta * x;
-          C* S = ssm + ((b * H + h) * P + p) * N;
-          C out = 0;
-          for (int64_t n = 0; n < N; ++n) {
-            S[n] = dA * S[n] + u * Bv[n];
-            out += S[n] * Cv[n];
-          }
-          y[h * P + p] = out + Dp[h] * x;
-        }
-      }
-      fused::gated_norm_row(y.data(), z, nw, g + b * Di, zb.data(), Di, eps);
     }
+  });
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(P * N, 1));
+  at::parallel_for(0, B * H, grain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t b = i / H, h = i % H;
+      const C* dt = zx + b * W + Di + Cd;
+      const C* xc = xcs + b * Cd;
+      const C* Bv = xc + Di;
+      const C* Cv = Bv + N;
+      const C v = dt[h] + dt_bias[h];
+      const C delta = v > C(20) ? v : std::log1p(std::exp(v));  // softplus (torch's threshold)
+      const C dA = std::exp(-delta * std::exp(A_log[h]));
+      for (int64_t p = 0; p < P; ++p) {
+        const C x = xc[h * P + p], u = delta * x;
+        C* S = ssm + ((b * H + h) * P + p) * N;
+        C out = 0;
+        for (int64_t n = 0; n < N; ++n) {
+          S[n] = dA * S[n] + u * Bv[n];
+          out += S[n] * Cv[n];
+        }
+        ys[b * Di + h * P + p] = out + Dp[h] * x;
+      }
+    }
+  });
+  at::parallel_for(0, B, 4, [&](int64_t b0, int64_t b1) {
+    std::vector<C> zb(Di);
+    for (int64_t b = b0; b < b1; ++b) fused::gated_norm_row(ys + b * Di, zx + b * W, nw, g + b * Di, zb.data(), Di, eps);
   });
 }
 

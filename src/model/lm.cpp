@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "model/fused_decode.h"
 #include "model/residual.h"
 
 namespace dynarch {
@@ -56,7 +57,7 @@ at::Tensor ByteLM::forward(const at::Tensor& ids, ModelState* state, std::vector
 at::Tensor ByteLM::step(const at::Tensor& ids, ModelState& state) {
   check_lm(*this);
   auto h = backbone->step(embeddings->forward(ids), state);
-  auto logits = lm_head->forward(h);
+  auto logits = linear_rows(h, lm_head->weight, lm_head->bias);  // GEMV for few rows (at::linear else)
   return logits.scalar_type() == at::kDouble ? logits : logits.to(at::kFloat);
 }
 
