@@ -18,6 +18,7 @@
 #include <chrono>
 #include <iostream>
 
+#include "bench/lm_bench.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "data/corpus.h"
@@ -95,8 +96,7 @@ int main(int argc, char** argv) {
     int d = 128, threads = 0, reps = 3;
     int64_t B = 4, S = 256;
     bool sweep = true;
-    for (int i = 1; i + 1 < argc; i += 2) {
-      std::string k = argv[i], v = argv[i + 1];
+    for (const auto& [k, v] : option_pairs(argc, argv, "bench_hmodel")) {
       if (k == "--layout") layout = v;
       else if (k == "--d") d = std::stoi(v);
       else if (k == "--batch") B = std::stoll(v);

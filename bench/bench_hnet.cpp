@@ -38,8 +38,7 @@ int main(int argc, char** argv) {
     int threads = 0;
     bool do_train = true, do_decode = true, do_iso = true, do_b16 = true, do_bf16w = true;
     std::string dtypes = "both";
-    for (int i = 1; i + 1 < argc; i += 2) {
-      std::string k = argv[i], v = argv[i + 1];
+    for (const auto& [k, v] : option_pairs(argc, argv, "bench_hnet")) {
       if (k == "--config") cfg_path = v;
       else if (k == "--data") data = v;
       else if (k == "--batch") B = std::stoll(v);

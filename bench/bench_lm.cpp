@@ -14,8 +14,7 @@ int main(int argc, char** argv) {
   try {
     dynarch::LmBenchOptions o;
     o.config = dynarch::default_bench_config();
-    for (int i = 1; i + 1 < argc; i += 2) {
-      std::string k = argv[i], v = argv[i + 1];
+    for (const auto& [k, v] : dynarch::option_pairs(argc, argv, "bench_lm")) {
       if (k == "--config") o.config = dynarch::ModelConfig::from_file(v);
       else if (k == "--batch") o.batch = std::stoll(v);
       else if (k == "--seq-len") o.seq_len = std::stoll(v);

@@ -13,19 +13,18 @@
 
 #include "core/compat.h"
 #include "bench/lm_bench.h"
+#include "core/error.h"
 #include "core/runtime.h"
 #include "model/fused_mamba.h"
 #include "model/mamba2.h"
 
 using namespace dynarch;
 
-int main(int argc, char** argv) {
-  maybe_reexec_for_blas(argc, argv);
+static int run(int argc, char** argv) {
   int64_t d = 256, B = 4, L = 1024, reps = 7;
   int threads = 0;
   std::string dtype = "fp32", path = "both";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i], v = argv[i + 1];
+  for (const auto& [k, v] : option_pairs(argc, argv, "bench_mamba")) {
     if (k == "--d") d = std::stoll(v);
     else if (k == "--batch") B = std::stoll(v);
     else if (k == "--seq-len") L = std::stoll(v);
@@ -33,6 +32,7 @@ int main(int argc, char** argv) {
     else if (k == "--dtype") dtype = v;
     else if (k == "--threads") threads = std::stoi(v);
     else if (k == "--path") path = v;  // fused | reference | core | both (for profilers)
+    else throw UserError("unknown option " + k);
   }
   set_threads(threads);
   torch::manual_seed(0);
@@ -89,4 +89,15 @@ int main(int argc, char** argv) {
   out["loadavg_before"] = before;
   out["loadavg_after"] = loadavg();
   std::cout << out.dump() << std::endl;
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  maybe_reexec_for_blas(argc, argv);
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
 }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <iostream>
 
+#include "bench/lm_bench.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "model/hc_ops.h"
@@ -60,8 +61,7 @@ int main(int argc, char** argv) {
     int threads = 0, reps = 10;
     std::string only;
     SinkhornOptions so;  // 20 iterations, eps 1e-6
-    for (int i = 1; i + 1 < argc; i += 2) {
-      std::string k = argv[i], v = argv[i + 1];
+    for (const auto& [k, v] : option_pairs(argc, argv, "bench_sinkhorn")) {
       if (k == "--threads") threads = std::stoi(v);
       else if (k == "--reps") reps = std::stoi(v);
       else if (k == "--only") only = v;

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "bench/lm_bench.h"
+#include "core/error.h"
 #include "core/compat.h"
 #include "core/runtime.h"
 #include "data/corpus.h"
@@ -21,14 +22,12 @@
 
 using namespace dynarch;
 
-int main(int argc, char** argv) {
-  maybe_reexec_for_blas(argc, argv);
+static int run(int argc, char** argv) {
   ModelConfig cfg = default_bench_config();
   int64_t B = 8, L = 512, decode = 0;
   std::string dtype = "bf16", data, model_dir;
   int threads = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i], v = argv[i + 1];
+  for (const auto& [k, v] : option_pairs(argc, argv, "profile_step")) {
     if (k == "--config") cfg = ModelConfig::from_file(v);
     else if (k == "--batch") B = std::stoll(v);
     else if (k == "--seq-len") L = std::stoll(v);
@@ -40,6 +39,7 @@ int main(int argc, char** argv) {
       cfg = ModelConfig::from_file(resolve_model_dir(v) + "/config.json");
     }
     else if (k == "--threads") threads = std::stoi(v);
+    else throw UserError("unknown option " + k);
   }
   set_threads(threads);
   torch::manual_seed(0);
@@ -81,4 +81,15 @@ int main(int argc, char** argv) {
     }
   }
   std::cout << trace.str();
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  maybe_reexec_for_blas(argc, argv);
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
 }

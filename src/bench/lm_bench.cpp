@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "core/compat.h"
+#include "core/error.h"
 #include "core/runtime.h"
 #include "infer/evaluate.h"
 #include "model/lm.h"
@@ -29,6 +30,18 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 }  // namespace
+
+std::vector<std::pair<std::string, std::string>> option_pairs(int argc, char** argv, const std::string& program) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (int i = 1; i < argc; i += 2) {
+    const std::string k = argv[i];
+    if (k.rfind("--", 0) != 0 || k == "--help" || i + 1 >= argc)
+      throw UserError(program + ": " + (k.rfind("--", 0) == 0 && k != "--help" ? "option " + k + " needs a value" : "expected --name value pairs, got " + k) +
+                      " (usage: the comment at the top of bench/" + program + ".cpp)");
+    out.emplace_back(k, argv[i + 1]);
+  }
+  return out;
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());

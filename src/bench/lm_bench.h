@@ -24,6 +24,11 @@ ModelConfig default_bench_config();
 
 nlohmann::json run_lm_bench(const LmBenchOptions& o);
 
+// The benchmark programs' "--name value" pairs. A name without a value (also
+// --help) is an error that points to the usage comment at the top of
+// bench/<program>.cpp; callers reject unknown names.
+std::vector<std::pair<std::string, std::string>> option_pairs(int argc, char** argv, const std::string& program);
+
 // Median of a non-empty list; /proc/loadavg's first three fields (timings on
 // this shared machine are reported with the load they ran under).
 double median(std::vector<double> v);
