@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <malloc.h>
+
 #include <cstring>
 #include <fstream>
 #include <thread>
@@ -50,7 +52,19 @@ std::string resolve_dtype(const std::string& dtype) {
   return dtype;
 }
 
+void keep_freed_memory() {
+  // Training frees and re-allocates the same large activation buffers every
+  // step; glibc serves those from fresh mmaps, so every step pays page faults
+  // and zeroing. Keeping freed memory in the heap made a T6 d384 training step
+  // 17 % faster (docs/benchmarks.md). DYNARCH_MALLOC=system keeps glibc's default.
+  const char* m = std::getenv("DYNARCH_MALLOC");
+  if (m && std::strcmp(m, "system") == 0) return;
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
 void maybe_reexec_for_blas(int argc, char** argv) {
+  keep_freed_memory();
   if (std::getenv("DYNARCH_NO_REEXEC")) return;
   const char* ct = std::getenv("OPENBLAS_CORETYPE");
   bool want = cpu_has_avx512();

@@ -8,6 +8,9 @@ namespace dynarch {
 // has AVX-512 and the variable says otherwise (OpenBLAS reads it at load time;
 // Haswell kernels halve fp32 GEMM throughput here). Call first thing in main().
 void maybe_reexec_for_blas(int argc, char** argv);
+// Freed memory stays in the process heap (no per-step page faults on large
+// activations); called by maybe_reexec_for_blas. DYNARCH_MALLOC=system: off.
+void keep_freed_memory();
 
 // threads <= 0 means all cores.
 void set_threads(int threads);
