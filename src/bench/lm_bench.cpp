@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <fstream>
 
@@ -41,6 +42,16 @@ std::vector<std::pair<std::string, std::string>> option_pairs(int argc, char** a
     out.emplace_back(k, argv[i + 1]);
   }
   return out;
+}
+
+int bench_main(int argc, char** argv, int (*run)(int, char**)) {
+  maybe_reexec_for_blas(argc, argv);
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
 }
 
 double median(std::vector<double> v) {

@@ -29,6 +29,10 @@ nlohmann::json run_lm_bench(const LmBenchOptions& o);
 // bench/<program>.cpp; callers reject unknown names.
 std::vector<std::pair<std::string, std::string>> option_pairs(int argc, char** argv, const std::string& program);
 
+// main() of a benchmark program: maybe_reexec_for_blas, then run; an exception
+// is printed as "error: ..." with exit status 2.
+int bench_main(int argc, char** argv, int (*run)(int, char**));
+
 // Median of a non-empty list; /proc/loadavg's first three fields (timings on
 // this shared machine are reported with the load they ran under).
 double median(std::vector<double> v);
