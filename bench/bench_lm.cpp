@@ -9,23 +9,20 @@
 #include "core/error.h"
 #include "core/runtime.h"
 
-int main(int argc, char** argv) {
-  dynarch::maybe_reexec_for_blas(argc, argv);
-  try {
-    dynarch::LmBenchOptions o;
-    o.config = dynarch::default_bench_config();
-    for (const auto& [k, v] : dynarch::option_pairs(argc, argv, "bench_lm")) {
-      if (k == "--config") o.config = dynarch::ModelConfig::from_file(v);
-      else if (k == "--batch") o.batch = std::stoll(v);
-      else if (k == "--seq-len") o.seq_len = std::stoll(v);
-      else if (k == "--steps") o.train_steps = std::stoll(v);
-      else if (k == "--threads") o.threads = std::stoi(v);
-      else if (k == "--decode-bytes") o.decode_bytes = std::stoll(v);
-      else throw dynarch::UserError("unknown option " + k);
-    }
-    std::cout << dynarch::run_lm_bench(o).dump() << std::endl;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
+static int run(int argc, char** argv) {
+  dynarch::LmBenchOptions o;
+  o.config = dynarch::default_bench_config();
+  for (const auto& [k, v] : dynarch::option_pairs(argc, argv, "bench_lm")) {
+    if (k == "--config") o.config = dynarch::ModelConfig::from_file(v);
+    else if (k == "--batch") o.batch = std::stoll(v);
+    else if (k == "--seq-len") o.seq_len = std::stoll(v);
+    else if (k == "--steps") o.train_steps = std::stoll(v);
+    else if (k == "--threads") o.threads = std::stoi(v);
+    else if (k == "--decode-bytes") o.decode_bytes = std::stoll(v);
+    else throw dynarch::UserError("unknown option " + k);
   }
+  std::cout << dynarch::run_lm_bench(o).dump() << std::endl;
+  return 0;
 }
+
+int main(int argc, char** argv) { return dynarch::bench_main(argc, argv, run); }

@@ -18,87 +18,72 @@
 using namespace dynarch;
 using nlohmann::json;
 
-int main(int argc, char** argv) {
-  maybe_reexec_for_blas(argc, argv);
+static int run(int argc, char** argv) {
   std::string config, dtype = "bf16", variants = "plain,mhc,hc";
   int64_t n = 4, batch = 8, seq = 512, steps = 3, rounds = 3, decode = 0;
   int threads = 0;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--config") config = next();
-    else if (a == "--n") n = std::stoll(next());
-    else if (a == "--batch") batch = std::stoll(next());
-    else if (a == "--seq-len") seq = std::stoll(next());
-    else if (a == "--steps") steps = std::stoll(next());
-    else if (a == "--rounds") rounds = std::stoll(next());
-    else if (a == "--dtype") dtype = next();
-    else if (a == "--variants") variants = next();
-    else if (a == "--decode") decode = std::stoll(next());
-    else if (a == "--threads") threads = std::stoi(next());
-    else {
-      std::fprintf(stderr, "unknown argument %s\n", a.c_str());
-      return 2;
-    }
+  for (const auto& [a, v] : option_pairs(argc, argv, "bench_mhc")) {
+    if (a == "--config") config = v;
+    else if (a == "--n") n = std::stoll(v);
+    else if (a == "--batch") batch = std::stoll(v);
+    else if (a == "--seq-len") seq = std::stoll(v);
+    else if (a == "--steps") steps = std::stoll(v);
+    else if (a == "--rounds") rounds = std::stoll(v);
+    else if (a == "--dtype") dtype = v;
+    else if (a == "--variants") variants = v;
+    else if (a == "--decode") decode = std::stoll(v);
+    else if (a == "--threads") threads = std::stoi(v);
+    else throw UserError("unknown option " + a);
   }
-  try {
-    set_threads(threads);
-    json base = config.empty() ? default_bench_config().to_json() : ModelConfig::from_file(config).to_json();
-    std::vector<std::string> names;
-    for (size_t p = 0; p <= variants.size();) {
-      auto q = variants.find(',', p);
-      if (q == std::string::npos) q = variants.size();
-      names.push_back(variants.substr(p, q - p));
-      p = q + 1;
-    }
-    const bool bf16 = dtype == "bf16";
-    check(bf16 || dtype == "fp32", "--dtype must be bf16 or fp32");
-    std::vector<std::shared_ptr<ByteLM>> models;
-    for (auto& v : names) {
-      json c = base;
-      if (v != "plain") c["residual"] = json{{"type", v}, {"n", n}};
-      else c.erase("residual");
-      torch::manual_seed(0);
-      models.push_back(std::make_shared<ByteLM>(ModelConfig::from_json(c, "variant " + v)));
-    }
-    torch::manual_seed(1);
-    auto ids = torch::randint(0, 256, {batch, seq}, at::kLong);
-    auto tg = torch::randint(0, 256, {batch, seq}, at::kLong);
-    std::vector<std::vector<double>> times(names.size());
-    for (size_t v = 0; v < names.size(); ++v) time_train_steps(*models[v], ids, tg, bf16, 1, 1);  // warm-up
-    for (int64_t r = 0; r < rounds; ++r)
-      for (size_t v = 0; v < names.size(); ++v) times[v].push_back(time_train_steps(*models[v], ids, tg, bf16, steps, 0));
-    json summary{{"bench", "mhc_overhead"}, {"dtype", dtype}, {"n", n}, {"batch", batch}, {"seq_len", seq},
-                 {"threads", num_threads()}, {"layout", base["arch_layout"]}, {"d_model", base["d_model"]}};
-    double plain_ms = 0;
-    for (size_t v = 0; v < names.size(); ++v) {
-      auto t = times[v];
-      std::sort(t.begin(), t.end());
-      const double ms = 1e3 * t[t.size() / 2];
-      if (names[v] == "plain") plain_ms = ms;
-      json line{{"variant", names[v]}, {"ms_per_step_median", ms}, {"ms_per_step_min", 1e3 * t.front()},
-                {"params", models[v]->num_parameters()}, {"bytes_per_s", batch * seq / (ms / 1e3)}};
-      if (decode > 0) {
-        auto dec = torch::randint(0, 256, {1, decode + 1}, at::kLong);
-        line["decode_bytes_per_s_b1"] = time_decode(*models[v], dec, false);
-      }
-      std::cout << line.dump() << std::endl;
-      summary["ms_" + names[v]] = ms;
-    }
-    if (plain_ms > 0)
-      for (auto& v : names)
-        if (v != "plain") summary["overhead_" + v] = summary["ms_" + v].get<double>() / plain_ms - 1.0;
-    summary["loadavg"] = read_loadavg();
-    std::cout << summary.dump() << std::endl;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
+  set_threads(threads);
+  json base = config.empty() ? default_bench_config().to_json() : ModelConfig::from_file(config).to_json();
+  std::vector<std::string> names;
+  for (size_t p = 0; p <= variants.size();) {
+    auto q = variants.find(',', p);
+    if (q == std::string::npos) q = variants.size();
+    names.push_back(variants.substr(p, q - p));
+    p = q + 1;
   }
+  const bool bf16 = dtype == "bf16";
+  check(bf16 || dtype == "fp32", "--dtype must be bf16 or fp32");
+  std::vector<std::shared_ptr<ByteLM>> models;
+  for (auto& v : names) {
+    json c = base;
+    if (v != "plain") c["residual"] = json{{"type", v}, {"n", n}};
+    else c.erase("residual");
+    torch::manual_seed(0);
+    models.push_back(std::make_shared<ByteLM>(ModelConfig::from_json(c, "variant " + v)));
+  }
+  torch::manual_seed(1);
+  auto ids = torch::randint(0, 256, {batch, seq}, at::kLong);
+  auto tg = torch::randint(0, 256, {batch, seq}, at::kLong);
+  std::vector<std::vector<double>> times(names.size());
+  for (size_t v = 0; v < names.size(); ++v) time_train_steps(*models[v], ids, tg, bf16, 1, 1);  // warm-up
+  for (int64_t r = 0; r < rounds; ++r)
+    for (size_t v = 0; v < names.size(); ++v) times[v].push_back(time_train_steps(*models[v], ids, tg, bf16, steps, 0));
+  json summary{{"bench", "mhc_overhead"}, {"dtype", dtype}, {"n", n}, {"batch", batch}, {"seq_len", seq},
+               {"threads", num_threads()}, {"layout", base["arch_layout"]}, {"d_model", base["d_model"]}};
+  double plain_ms = 0;
+  for (size_t v = 0; v < names.size(); ++v) {
+    auto t = times[v];
+    std::sort(t.begin(), t.end());
+    const double ms = 1e3 * t[t.size() / 2];
+    if (names[v] == "plain") plain_ms = ms;
+    json line{{"variant", names[v]}, {"ms_per_step_median", ms}, {"ms_per_step_min", 1e3 * t.front()},
+              {"params", models[v]->num_parameters()}, {"bytes_per_s", batch * seq / (ms / 1e3)}};
+    if (decode > 0) {
+      auto dec = torch::randint(0, 256, {1, decode + 1}, at::kLong);
+      line["decode_bytes_per_s_b1"] = time_decode(*models[v], dec, false);
+    }
+    std::cout << line.dump() << std::endl;
+    summary["ms_" + names[v]] = ms;
+  }
+  if (plain_ms > 0)
+    for (auto& v : names)
+      if (v != "plain") summary["overhead_" + v] = summary["ms_" + v].get<double>() / plain_ms - 1.0;
+  summary["loadavg"] = read_loadavg();
+  std::cout << summary.dump() << std::endl;
   return 0;
 }
+
+int main(int argc, char** argv) { return bench_main(argc, argv, run); }

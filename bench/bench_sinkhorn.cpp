@@ -55,69 +55,66 @@ json compare(const Op& fused, const Op& ref, const std::vector<at::Tensor>& inpu
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  maybe_reexec_for_blas(argc, argv);
-  try {
-    int threads = 0, reps = 10;
-    std::string only;
-    SinkhornOptions so;  // 20 iterations, eps 1e-6
-    for (const auto& [k, v] : option_pairs(argc, argv, "bench_sinkhorn")) {
-      if (k == "--threads") threads = std::stoi(v);
-      else if (k == "--reps") reps = std::stoi(v);
-      else if (k == "--only") only = v;
-      else if (k == "--iters") so.iters = std::stoi(v);
-      else throw UserError("unknown option " + k);
-    }
-    set_threads(threads);
-    torch::manual_seed(0);
-    const int64_t n = 4;
-    // Runs one case unless --only names another.
-    auto emit = [&](json head, const std::function<json()>& body) {
-      if (!only.empty() && head["case"] != only) return;
-      head["threads"] = num_threads();
-      head.update(body());
-      std::cout << head.dump() << std::endl;
-    };
-
-    for (int64_t T : {4096, 32768}) {
-      Op f = [&](const std::vector<at::Tensor>& v) { return sinkhorn(v[0], so); };
-      Op r = [&](const std::vector<at::Tensor>& v) { return sinkhorn_reference(v[0], so); };
-      emit({{"case", "sinkhorn"}, {"T", T}, {"n", n}, {"iters", so.iters}},
-           [&] { return compare(f, r, {torch::randn({T, n, n}) * 2}, reps); });
-    }
-
-    const int64_t T = 4096;
-    for (int64_t D : {256, 512}) {
-      auto X = torch::randn({T, n, D}), y = torch::randn({T, D});
-      auto pre = torch::rand({T, n}), post = torch::rand({T, n}) * 2, R = torch::rand({T, n, n}) / n;
-      auto phi = torch::randn({n * n + 2 * n, n * D}) * 0.02;
-      json shape{{"T", T}, {"n", n}, {"D", D}};
-      auto with = [&](const char* name) {
-        json h = shape;
-        h["case"] = name;
-        return h;
-      };
-      emit(with("hc_pre_mix"), [&] { return compare([](const std::vector<at::Tensor>& v) { return hc_pre_mix(v[0], v[1]); },
-                                       [](const std::vector<at::Tensor>& v) { return hc_pre_mix_reference(v[0], v[1]); },
-                                       {X, pre}, reps); });
-      emit(with("hc_post_res"),
-           [&] { return compare([](const std::vector<at::Tensor>& v) { return hc_post_res(v[0], v[1], v[2], v[3]); },
-                   [](const std::vector<at::Tensor>& v) { return hc_post_res_reference(v[0], v[1], v[2], v[3]); },
-                   {X, R, post, y}, reps); });
-      // The obvious unfused form through at::matmul (one small GEMM per token on 1.13).
-      emit(with("hc_post_res_vs_matmul"),
-           [&] { return compare([](const std::vector<at::Tensor>& v) { return hc_post_res(v[0], v[1], v[2], v[3]); },
-                   [](const std::vector<at::Tensor>& v) {
-                     return at::matmul(v[1], v[0]) + v[2].unsqueeze(-1) * v[3].unsqueeze(1);
-                   },
-                   {X, R, post, y}, reps); });
-      emit(with("mhc_project"),
-           [&] { return compare([](const std::vector<at::Tensor>& v) { return mhc_project(v[0], v[1], 1e-6); },
-                   [](const std::vector<at::Tensor>& v) { return mhc_project_reference(v[0], v[1], 1e-6); },
-                   {X, phi}, reps); });
-    }
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << std::endl;
-    return 2;
+static int run(int argc, char** argv) {
+  int threads = 0, reps = 10;
+  std::string only;
+  SinkhornOptions so;  // 20 iterations, eps 1e-6
+  for (const auto& [k, v] : option_pairs(argc, argv, "bench_sinkhorn")) {
+    if (k == "--threads") threads = std::stoi(v);
+    else if (k == "--reps") reps = std::stoi(v);
+    else if (k == "--only") only = v;
+    else if (k == "--iters") so.iters = std::stoi(v);
+    else throw UserError("unknown option " + k);
   }
+  set_threads(threads);
+  torch::manual_seed(0);
+  const int64_t n = 4;
+  // Runs one case unless --only names another.
+  auto emit = [&](json head, const std::function<json()>& body) {
+    if (!only.empty() && head["case"] != only) return;
+    head["threads"] = num_threads();
+    head.update(body());
+    std::cout << head.dump() << std::endl;
+  };
+
+  for (int64_t T : {4096, 32768}) {
+    Op f = [&](const std::vector<at::Tensor>& v) { return sinkhorn(v[0], so); };
+    Op r = [&](const std::vector<at::Tensor>& v) { return sinkhorn_reference(v[0], so); };
+    emit({{"case", "sinkhorn"}, {"T", T}, {"n", n}, {"iters", so.iters}},
+         [&] { return compare(f, r, {torch::randn({T, n, n}) * 2}, reps); });
+  }
+
+  const int64_t T = 4096;
+  for (int64_t D : {256, 512}) {
+    auto X = torch::randn({T, n, D}), y = torch::randn({T, D});
+    auto pre = torch::rand({T, n}), post = torch::rand({T, n}) * 2, R = torch::rand({T, n, n}) / n;
+    auto phi = torch::randn({n * n + 2 * n, n * D}) * 0.02;
+    json shape{{"T", T}, {"n", n}, {"D", D}};
+    auto with = [&](const char* name) {
+      json h = shape;
+      h["case"] = name;
+      return h;
+    };
+    emit(with("hc_pre_mix"), [&] { return compare([](const std::vector<at::Tensor>& v) { return hc_pre_mix(v[0], v[1]); },
+                                     [](const std::vector<at::Tensor>& v) { return hc_pre_mix_reference(v[0], v[1]); },
+                                     {X, pre}, reps); });
+    emit(with("hc_post_res"),
+         [&] { return compare([](const std::vector<at::Tensor>& v) { return hc_post_res(v[0], v[1], v[2], v[3]); },
+                 [](const std::vector<at::Tensor>& v) { return hc_post_res_reference(v[0], v[1], v[2], v[3]); },
+                 {X, R, post, y}, reps); });
+    // The obvious unfused form through at::matmul (one small GEMM per token on 1.13).
+    emit(with("hc_post_res_vs_matmul"),
+         [&] { return compare([](const std::vector<at::Tensor>& v) { return hc_post_res(v[0], v[1], v[2], v[3]); },
+                 [](const std::vector<at::Tensor>& v) {
+                   return at::matmul(v[1], v[0]) + v[2].unsqueeze(-1) * v[3].unsqueeze(1);
+                 },
+                 {X, R, post, y}, reps); });
+    emit(with("mhc_project"),
+         [&] { return compare([](const std::vector<at::Tensor>& v) { return mhc_project(v[0], v[1], 1e-6); },
+                 [](const std::vector<at::Tensor>& v) { return mhc_project_reference(v[0], v[1], 1e-6); },
+                 {X, phi}, reps); });
+  }
+  return 0;
 }
+
+int main(int argc, char** argv) { return bench_main(argc, argv, run); }

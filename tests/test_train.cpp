@@ -1,10 +1,12 @@
 // Training, data, checkpoint and generation tests on tiny synthetic data.
 #include <gtest/gtest.h>
+#include <malloc.h>
 #include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "bench/lm_bench.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "data/corpus.h"
@@ -14,6 +16,7 @@
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
+#include "expect_error.h"
 #include "test_util.h"
 
 using namespace dynarch;
@@ -277,4 +280,52 @@ TEST(Runtime, ThreadsFromTheEnvironment) {
   }
   unsetenv("DYNARCH_THREADS");
   dynarch::set_threads(before);
+}
+
+// DYNARCH_MALLOC: keep (default, also when unset) or system; anything else is an error.
+TEST(Runtime, MallocSettingFromTheEnvironment) {
+  EXPECT_TRUE(dynarch::keep_freed_memory_from_env(nullptr));
+  EXPECT_TRUE(dynarch::keep_freed_memory_from_env(""));
+  EXPECT_TRUE(dynarch::keep_freed_memory_from_env("keep"));
+  EXPECT_FALSE(dynarch::keep_freed_memory_from_env("system"));
+  dynarch::testutil::expect_error([] { dynarch::keep_freed_memory_from_env("jemalloc"); },
+                                  "DYNARCH_MALLOC must be \"keep\" (default) or \"system\", got \"jemalloc\"");
+  // Before main's error handling exists: the message and exit status 2.
+  EXPECT_EXIT(
+      {
+        setenv("DYNARCH_MALLOC", "bogus", 1);
+        dynarch::keep_freed_memory();
+      },
+      ::testing::ExitedWithCode(2), "error: DYNARCH_MALLOC must be");
+}
+
+// With the setting on, a large block is served from the heap (no mmap) and stays there when freed.
+TEST(Runtime, KeptMemoryIsNotMapped) {
+  unsetenv("DYNARCH_MALLOC");
+  dynarch::keep_freed_memory();
+  const size_t bytes = size_t(64) << 20, mapped = mallinfo2().hblkhd;  // bytes in mmapped blocks
+  auto* p = static_cast<char*>(std::malloc(bytes));
+  ASSERT_NE(p, nullptr);
+  p[0] = p[bytes - 1] = 1;
+  EXPECT_EQ(mallinfo2().hblkhd, mapped);  // glibc's default would map this block
+  std::free(p);
+  EXPECT_GE(mallinfo2().arena, bytes);  // not trimmed back to the system
+}
+
+// The benchmark programs' option pairs and their errors.
+TEST(BenchOptions, PairsAndErrors) {
+  const char* ok[] = {"prog", "--steps", "3", "--model", "runs/x"};
+  auto pairs = dynarch::option_pairs(5, const_cast<char**>(ok), "bench_x");
+  ASSERT_EQ(pairs.size(), 2u);
+  EXPECT_EQ(pairs[0], (std::pair<std::string, std::string>{"--steps", "3"}));
+  EXPECT_EQ(pairs[1], (std::pair<std::string, std::string>{"--model", "runs/x"}));
+  const char* lone[] = {"prog", "--steps", "3", "--model"};
+  dynarch::testutil::expect_error([&] { dynarch::option_pairs(4, const_cast<char**>(lone), "bench_x"); },
+                                  "bench_x: option --model needs a value (usage: the comment at the top of bench/bench_x.cpp)");
+  const char* help[] = {"prog", "--help"};
+  dynarch::testutil::expect_error([&] { dynarch::option_pairs(2, const_cast<char**>(help), "bench_x"); },
+                                  "bench_x: expected --name value pairs, got --help");
+  const char* bare[] = {"prog", "steps", "3"};
+  dynarch::testutil::expect_error([&] { dynarch::option_pairs(3, const_cast<char**>(bare), "bench_x"); },
+                                  "expected --name value pairs, got steps");
 }

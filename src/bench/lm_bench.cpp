@@ -33,12 +33,13 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> option_pairs(int argc, char** argv, const std::string& program) {
+  const std::string usage = " (usage: the comment at the top of bench/" + program + ".cpp)";
   std::vector<std::pair<std::string, std::string>> out;
   for (int i = 1; i < argc; i += 2) {
     const std::string k = argv[i];
-    if (k.rfind("--", 0) != 0 || k == "--help" || i + 1 >= argc)
-      throw UserError(program + ": " + (k.rfind("--", 0) == 0 && k != "--help" ? "option " + k + " needs a value" : "expected --name value pairs, got " + k) +
-                      " (usage: the comment at the top of bench/" + program + ".cpp)");
+    if (k.rfind("--", 0) != 0 || k == "--help")
+      throw UserError(program + ": expected --name value pairs, got " + k + usage);
+    if (i + 1 >= argc) throw UserError(program + ": option " + k + " needs a value" + usage);
     out.emplace_back(k, argv[i + 1]);
   }
   return out;

@@ -5,13 +5,12 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/version.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <malloc.h>
-
 #include <cstring>
 #include <fstream>
 #include <thread>
@@ -52,13 +51,25 @@ std::string resolve_dtype(const std::string& dtype) {
   return dtype;
 }
 
+bool keep_freed_memory_from_env(const char* value) {
+  if (!value || !*value || std::strcmp(value, "keep") == 0) return true;
+  if (std::strcmp(value, "system") == 0) return false;
+  throw UserError(std::string("DYNARCH_MALLOC must be \"keep\" (default) or \"system\", got \"") + value + "\"");
+}
+
 void keep_freed_memory() {
   // Training frees and re-allocates the same large activation buffers every
   // step; glibc serves those from fresh mmaps, so every step pays page faults
   // and zeroing. Keeping freed memory in the heap made a T6 d384 training step
-  // 17 % faster (docs/benchmarks.md). DYNARCH_MALLOC=system keeps glibc's default.
-  const char* m = std::getenv("DYNARCH_MALLOC");
-  if (m && std::strcmp(m, "system") == 0) return;
+  // 17 % faster (docs/benchmarks.md).
+  bool keep = true;
+  try {
+    keep = keep_freed_memory_from_env(std::getenv("DYNARCH_MALLOC"));
+  } catch (const UserError& e) {  // runs before main's error handling
+    std::fprintf(stderr, "error: %s\n", e.what());
+    std::exit(2);
+  }
+  if (!keep) return;
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }

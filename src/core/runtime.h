@@ -9,8 +9,12 @@ namespace dynarch {
 // Haswell kernels halve fp32 GEMM throughput here). Call first thing in main().
 void maybe_reexec_for_blas(int argc, char** argv);
 // Freed memory stays in the process heap (no per-step page faults on large
-// activations); called by maybe_reexec_for_blas. DYNARCH_MALLOC=system: off.
+// activations); called by maybe_reexec_for_blas. DYNARCH_MALLOC: keep (default)
+// or system (glibc's default); another value exits 2 with a message.
 void keep_freed_memory();
+// DYNARCH_MALLOC's value (null or empty = unset) -> keep freed memory? Throws
+// UserError naming the variable for an unknown value.
+bool keep_freed_memory_from_env(const char* value);
 
 // threads <= 0 means all cores.
 void set_threads(int threads);
