@@ -4,12 +4,14 @@
 // Usage: bench_hnet [--config configs/hnet_bench.json] [--data data/en/val.bin]
 //                   [--batch 4] [--seq-len 1024] [--steps 3] [--decode-bytes 256] [--model RUN]
 //                   [--dtype fp32|bf16|both] [--train 1] [--decode 1] [--isotropic 1] [--repeat 1]
-//                   [--decode-b16 1] [--decode-bf16-weights 1]
+//                   [--decode-b16 1] [--decode-bf16-weights 1] [--decode-block-gemv 0]
 // --model RUN: trained weights (its config replaces --config) for decode and,
 // copied into the trained H-Net, for the training timing (so that the main
 // network sees as many chunks as in use; an initialised router cuts ~2x more).
 // --repeat N runs the timings N times (interleaved H-Net / isotropic) and
 // reports the median; /proc/loadavg is recorded before and after.
+// --decode-block-gemv 1 also times batch-1 decode with the 4-row block GEMV
+// (BlockGemvScope) in the same repetitions, for an A/B of the GEMV kernels.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -34,7 +36,7 @@ static int run(int argc, char** argv) {
   std::string cfg_path = "configs/hnet_bench.json", data = "data/en/val.bin", model_dir;
   int64_t B = 4, L = 1024, steps = 3, dec = 256, repeat = 1;
   int threads = 0;
-  bool do_train = true, do_decode = true, do_iso = true, do_b16 = true, do_bf16w = true;
+  bool do_train = true, do_decode = true, do_iso = true, do_b16 = true, do_bf16w = true, do_block = false;
   std::string dtypes = "both";
   for (const auto& [k, v] : option_pairs(argc, argv, "bench_hnet")) {
     if (k == "--config") cfg_path = v;
@@ -51,6 +53,7 @@ static int run(int argc, char** argv) {
     else if (k == "--isotropic") do_iso = v != "0";  // 0: H-Net only (for profilers)
     else if (k == "--decode-b16") do_b16 = v != "0";
     else if (k == "--decode-bf16-weights") do_bf16w = v != "0";
+    else if (k == "--decode-block-gemv") do_block = v != "0";
     else if (k == "--repeat") repeat = std::stoll(v);
     else throw UserError("unknown option " + k);
   }
@@ -144,11 +147,15 @@ static int run(int argc, char** argv) {
   auto h_fresh = trained ? nullptr : std::make_shared<ByteLM>(cfg);
   auto& h = trained ? *trained : *h_fresh;
   out["decode_text_bytes_per_chunk"] = bytes_per_chunk(h, windows(1, dec).inputs);
-  std::vector<double> d1, d16, c1, c16;
+  std::vector<double> d1, d16, c1, c16, d1b;
   for (int64_t r = 0; r < repeat; ++r) {
     double c = 0;
     d1.push_back(time_decode(h, windows(1, dec).inputs, false, &c));
     c1.push_back(c);
+    if (do_block) {
+      BlockGemvScope block;
+      d1b.push_back(time_decode(h, windows(1, dec).inputs, false));
+    }
     if (!do_b16) continue;
     d16.push_back(time_decode(h, windows(16, dec / 2).inputs, false, &c));
     c16.push_back(c);
@@ -160,6 +167,9 @@ static int run(int argc, char** argv) {
   }
   if (do_bf16w) out["decode_bytes_per_s_b1_bf16_weights"] = median(d1w);
   out["decode_bytes_per_s_b1_fp32"] = median(d1);
+  if (do_block) out["decode_bytes_per_s_b1_fp32_block_gemv"] = median(d1b);
+  if (repeat > 1) out["decode_bytes_per_s_b1_fp32_runs"] = d1;
+  if (repeat > 1 && do_block) out["decode_bytes_per_s_b1_fp32_block_gemv_runs"] = d1b;
   if (do_b16) out["decode_bytes_per_s_b16_fp32"] = median(d16);
   // Bytes per CPU second: with --threads 1, robust to load from other processes.
   out["decode_bytes_per_cpu_s_b1_fp32"] = median(c1);

@@ -3,7 +3,12 @@
 //     L3 size, DRAM beyond);
 //  2. the outer-weights case of H-Net decode: a block A (the outer stages'
 //     weights) read every iteration and a block B (the main network's weights)
-//     read every k-th one, B with plain loads or with prefetchnta ahead; GB/s of A.
+//     read every k-th one, B with plain loads or with prefetchnta ahead; GB/s of A;
+//  3. the same per-byte weight traffic as the GEMVs of H-Net decode on the issue #3
+//     config (8 outer Mamba-2 layers at d 256 every byte, the 6-layer d 384 main
+//     network every k-th byte): linear_rows on one row (row kernel, and the
+//     4-row block kernel) vs a plain read of the same matrices one call each,
+//     interleaved; the gap to the read is the GEMV's own cost.
 // Usage: bench_membw [--threads 0] [--sizes 1,4,12,16,64] [--a-mb 13.6] [--b-mb 42] [--every 6] [--reps 30]
 // Prints one JSON line per measurement.
 #include <ATen/Parallel.h>
@@ -13,12 +18,14 @@
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <vector>
 
 #include "bench/lm_bench.h"
 #include "core/error.h"
 #include "core/runtime.h"
+#include "model/fused_decode.h"
 
 using namespace dynarch;
 using nlohmann::json;
@@ -53,6 +60,52 @@ std::vector<float> block(double mb) { return std::vector<float>(int64_t(mb * (1 
 
 double seconds(const std::chrono::steady_clock::time_point& t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Part 3: the decode GEMV sequence (shapes (out, in) of configs/hnet_bench.json).
+void decode_weights(int reps, int every) {
+  at::NoGradGuard no_grad;  // linear_rows is the GEMV only without autograd
+  auto mats = [](std::vector<std::pair<int64_t, int64_t>> shapes, int layers) {
+    std::vector<at::Tensor> w;
+    for (int l = 0; l < layers; ++l)
+      for (auto [o, i] : shapes) w.push_back(at::randn({o, i}) * 0.02);
+    return w;
+  };
+  auto outer = mats({{1168, 256}, {256, 512}}, 8), main = mats({{1152, 384}, {384, 384}, {2048, 384}, {384, 1024}}, 6);
+  for (auto& w : mats({{256, 256}}, 4)) outer.push_back(w);  // routing q, k; residual projection; LM head
+  auto bytes = [](const std::vector<at::Tensor>& ws) {
+    double b = 0;
+    for (auto& w : ws) b += w.numel() * 4.0;
+    return b;
+  };
+  volatile float sink = 0;
+  const char* names[] = {"linear_rows", "linear_rows_block_kernel", "read"};
+  double t[3] = {0, 0, 0};
+  auto pass = [&](int mode, const std::vector<at::Tensor>& ws) {
+    std::optional<BlockGemvScope> block;
+    if (mode == 1) block.emplace();
+    for (auto& w : ws) {
+      if (mode < 2) sink = sink + linear_rows(at::ones({1, w.size(1)}), w).data_ptr<float>()[0];
+      else sink = sink + sum(w.data_ptr<float>(), w.numel() / 32 * 32, false);
+    }
+  };
+  for (int r = 0; r < reps; ++r)
+    for (int mode = 0; mode < 3; ++mode) {  // interleaved: the host's bandwidth drifts within seconds
+      // (round 0 is a warm-up)
+      auto t0 = std::chrono::steady_clock::now();
+      for (int k = 0; k < every; ++k) {
+        pass(mode, outer);
+        if (k == 0) pass(mode, main);
+      }
+      if (r > 0) t[mode] += seconds(t0);
+    }
+  const double per_byte = bytes(outer) + bytes(main) / every;
+  for (int mode = 0; mode < 3; ++mode)
+    std::cout << json{{"bench", "decode_weights"}, {"mode", names[mode]}, {"outer_mb", bytes(outer) / 1e6},
+                      {"main_mb", bytes(main) / 1e6}, {"every", every},
+                      {"gb_per_s", per_byte * (reps - 1) * every / t[mode] / 1e9},
+                      {"decoded_bytes_per_s", (reps - 1) * every / t[mode]}, {"threads", num_threads()}}.dump()
+              << std::endl;
 }
 
 int run(int argc, char** argv) {
@@ -100,6 +153,7 @@ int run(int argc, char** argv) {
                       {"every", every}, {"a_gb_per_s", double(a.size()) * 4 * reps * every / ta / 1e9},
                       {"threads", num_threads()}}.dump() << std::endl;
   }
+  decode_weights(reps, every);
   return 0;
 }
 

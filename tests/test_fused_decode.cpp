@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <optional>
+
 #include "model/attention.h"
 #include "model/fused_decode.h"
 #include "model/mamba2.h"
@@ -16,18 +18,25 @@ double maxdiff(const at::Tensor& a, const at::Tensor& b) {
 
 TEST(FusedDecode, LinearRowsEqualsLinear) {
   torch::manual_seed(31);
-  for (auto dt : {torch::kFloat, torch::kDouble}) {
-    // out = 10 is not a multiple of the 4-row blocks; in = 37 not of the vector width.
-    auto W = torch::randn({10, 37}, dt), b = torch::randn({10}, dt);
-    for (auto shape : std::vector<std::vector<int64_t>>{{1, 37}, {5, 37}, {2, 3, 37}, {16, 37}}) {
-      auto x = torch::randn(shape, dt);
-      torch::NoGradGuard ng;
-      const double tol = dt == torch::kFloat ? 1e-5 : 1e-12;
-      EXPECT_LT(maxdiff(linear_rows(x, W), at::linear(x, W)), tol);
-      EXPECT_LT(maxdiff(linear_rows(x, W, b), at::linear(x, W, b)), tol);
-      EXPECT_EQ(linear_rows(x, W).sizes(), at::linear(x, W).sizes());
+  for (auto dt : {torch::kFloat, torch::kDouble})
+    // out = 10 is not a multiple of the 4-row blocks; in = 37 and 77 not of the
+    // vector widths (77 = 2 x 32 + 8 + 5 takes every loop of the fp32 row kernel).
+    for (int64_t in : {37, 77, 300}) {
+      auto W = torch::randn({10, in}, dt), b = torch::randn({10}, dt);
+      for (auto shape : std::vector<std::vector<int64_t>>{{1, in}, {2, in}, {5, in}, {2, 3, in}, {16, in}})
+        for (int variant = 0; variant < 4; ++variant) {  // row or block kernel, with or without prefetches
+          auto x = torch::randn(shape, dt);
+          torch::NoGradGuard ng;
+          std::optional<StreamWeightsScope> stream;
+          std::optional<BlockGemvScope> block;
+          if (variant & 1) stream.emplace();
+          if (variant & 2) block.emplace();
+          const double tol = dt == torch::kFloat ? 2.5e-7 * in : 1e-12;  // summation order differs
+          EXPECT_LT(maxdiff(linear_rows(x, W), at::linear(x, W)), tol) << in << " " << shape[0] << " " << variant;
+          EXPECT_LT(maxdiff(linear_rows(x, W, b), at::linear(x, W, b)), tol) << in << " " << shape[0] << " " << variant;
+          EXPECT_EQ(linear_rows(x, W).sizes(), at::linear(x, W).sizes());
+        }
     }
-  }
   // With autograd on it is at::linear (differentiable).
   auto W = torch::randn({4, 8}).requires_grad_(true);
   auto y = linear_rows(torch::randn({1, 8}), W);

@@ -3,7 +3,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
-#include <xmmintrin.h>
+#include <immintrin.h>
 
 #include <mutex>
 #include <unordered_map>
@@ -26,6 +26,48 @@ inline C wval(WT w) {
   } else {
     return (C)w;
   }
+}
+
+inline float hsum8(__m256 a) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+
+// w . x over n floats with four 8-wide accumulators.
+template <bool nta>
+inline float dot_f32(const float* w, const float* x, int64_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    if (nta) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + i + 512), _MM_HINT_NTA);
+      _mm_prefetch(reinterpret_cast<const char*>(w + i + 528), _MM_HINT_NTA);
+    }
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+  }
+  for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+  float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (; i < n; ++i) s += w[i] * x[i];
+  return s;
+}
+
+// fp32, one or two rows of x (batch-1 decode): one weight row at a time, so each
+// thread reads its share of W front to back as one stream. Against the 4-row
+// kernel below (four interleaved 1 KB row streams) it took H-Net decode from
+// 448 to 547 bytes/s in an interleaved A/B (docs/benchmarks.md). With `nta` the
+// weights 2 KB ahead are prefetched non-temporally (StreamWeightsScope).
+template <bool nta>
+void gemv_rows_f32(const float* x, int64_t M, int64_t in, const float* W, const float* bias, int64_t out, float* y) {
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(in, 1));
+  at::parallel_for(0, out, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t m = 0; m < M; ++m) y[m * out + r] = dot_f32<nta>(W + r * in, x + m * in, in) + (bias ? bias[r] : 0.f);
+  });
 }
 
 // y (M, out) = x (M, in) W^T + bias, four weight rows at a time: each weight
@@ -178,8 +220,7 @@ void attention_kernel(const C* qkv, const C* K, const C* V, int64_t B, int64_t H
   });
 }
 
-thread_local bool stream_weights = false;
-thread_local bool bf16_weights = false;
+thread_local bool decode_option[3] = {false, false, false};  // DecodeOptionScope<0 | 1 | 2>
 
 // bf16 copies of fp32 weights, made on first use and remade when the weight
 // changes (version counter) or is freed (weak reference).
@@ -207,12 +248,20 @@ at::Tensor bf16_copy(const at::Tensor& W) {
 
 }  // namespace
 
-StreamWeightsScope::StreamWeightsScope() : prev(stream_weights) { stream_weights = true; }
-StreamWeightsScope::~StreamWeightsScope() { stream_weights = prev; }
-Bf16WeightsScope::Bf16WeightsScope() : prev(bf16_weights) { bf16_weights = true; }
-Bf16WeightsScope::~Bf16WeightsScope() { bf16_weights = prev; }
+template <int Option>
+DecodeOptionScope<Option>::DecodeOptionScope() : prev(decode_option[Option]) {
+  decode_option[Option] = true;
+}
+template <int Option>
+DecodeOptionScope<Option>::~DecodeOptionScope() {
+  decode_option[Option] = prev;
+}
+template struct DecodeOptionScope<0>;
+template struct DecodeOptionScope<1>;
+template struct DecodeOptionScope<2>;
 
 at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& W, const at::Tensor& bias) {
+  const bool stream_weights = decode_option[0], bf16_weights = decode_option[1], block_gemv = decode_option[2];
   const auto t = x.scalar_type();
   const int64_t in = W.size(1), out = W.size(0);
   const int64_t M = x.numel() / std::max<int64_t>(in, 1);
@@ -229,6 +278,12 @@ at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& W, const at::Tenso
     gemv_kernel<float, uint16_t>(xc.data_ptr<float>(), M, in, reinterpret_cast<const uint16_t*>(W16.data_ptr()),
                                  bc.defined() ? bc.data_ptr<float>() : nullptr, out, y.data_ptr<float>(),
                                  stream_weights);
+    return y;
+  }
+  if (t == at::kFloat && M <= 2 && !block_gemv) {
+    (stream_weights ? gemv_rows_f32<true> : gemv_rows_f32<false>)(
+        xc.data_ptr<float>(), M, in, Wc.data_ptr<float>(), bc.defined() ? bc.data_ptr<float>() : nullptr, out,
+        y.data_ptr<float>());
     return y;
   }
   AT_DISPATCH_FLOATING_TYPES(t, "linear_rows", [&] {

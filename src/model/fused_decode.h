@@ -17,33 +17,34 @@ namespace dynarch {
 constexpr int64_t kGemvMaxRows = 16;
 at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& W, const at::Tensor& bias = {});
 
-// While alive (on this thread), linear_rows reads weights with non-temporal
-// prefetches. H-Net decode sets it around the inner network, whose weights are
-// read on boundary bytes only, so that they do not push the outer stages'
-// weights (read every byte) out of the last-level cache. Numerics unchanged.
-struct StreamWeightsScope {
-  StreamWeightsScope();
-  ~StreamWeightsScope();
-  StreamWeightsScope(const StreamWeightsScope&) = delete;
-  StreamWeightsScope& operator=(const StreamWeightsScope&) = delete;
+// A decode-kernel option set for this thread while the scope is alive (the
+// previous value comes back at its end).
+template <int Option>
+struct DecodeOptionScope {
+  DecodeOptionScope();
+  ~DecodeOptionScope();
+  DecodeOptionScope(const DecodeOptionScope&) = delete;
+  DecodeOptionScope& operator=(const DecodeOptionScope&) = delete;
 
  private:
   bool prev;
 };
 
-// While alive (on this thread), fp32 linear_rows multiply by a bf16 copy of
-// the weight (made once per weight and kept until the weight changes) with
-// fp32 accumulation: half the weight traffic of decode. Changes numerics
-// (weights rounded to bf16): an opt-in, reported apart from fp32 decode.
-struct Bf16WeightsScope {
-  Bf16WeightsScope();
-  ~Bf16WeightsScope();
-  Bf16WeightsScope(const Bf16WeightsScope&) = delete;
-  Bf16WeightsScope& operator=(const Bf16WeightsScope&) = delete;
+// linear_rows reads weights with non-temporal prefetches. H-Net decode sets it
+// around the inner network, whose weights are read on boundary bytes only, so
+// that they do not push the outer stages' weights (read every byte) out of the
+// last-level cache. Numerics unchanged.
+using StreamWeightsScope = DecodeOptionScope<0>;
 
- private:
-  bool prev;
-};
+// fp32 linear_rows multiply by a bf16 copy of the weight (made once per weight
+// and kept until the weight changes) with fp32 accumulation: half the weight
+// traffic of decode. Changes numerics (weights rounded to bf16): an opt-in,
+// reported apart from fp32 decode.
+using Bf16WeightsScope = DecodeOptionScope<1>;
+
+// fp32 linear_rows of one or two rows use the 4-row block kernel (the general
+// one) instead of the one-row streaming kernel: for A/B benchmarks and tests.
+using BlockGemvScope = DecodeOptionScope<2>;
 
 // One Mamba-2 step after in_proj, in place on the caches: causal conv + SiLU,
 // SSM update, y = S C + D x, gated norm. zx (B, 2 Di + 2N + H); conv (B, Cd, K);
