@@ -4,14 +4,15 @@
 // Usage: bench_hnet [--config configs/hnet_bench.json] [--data data/en/val.bin]
 //                   [--batch 4] [--seq-len 1024] [--steps 3] [--decode-bytes 256] [--model RUN]
 //                   [--dtype fp32|bf16|both] [--train 1] [--decode 1] [--isotropic 1] [--repeat 1]
-//                   [--decode-b16 1] [--decode-bf16-weights 1] [--decode-block-gemv 0]
+//                   [--decode-b16 1] [--decode-bf16-weights 1] [--decode-block-gemv 0] [--decode-unfused 0]
 // --model RUN: trained weights (its config replaces --config) for decode and,
 // copied into the trained H-Net, for the training timing (so that the main
 // network sees as many chunks as in use; an initialised router cuts ~2x more).
 // --repeat N runs the timings N times (interleaved H-Net / isotropic) and
 // reports the median; /proc/loadavg is recorded before and after.
 // --decode-block-gemv 1 also times batch-1 decode with the 4-row block GEMV
-// (BlockGemvScope) in the same repetitions, for an A/B of the GEMV kernels.
+// (BlockGemvScope) in the same repetitions, for an A/B of the GEMV kernels;
+// --decode-unfused 1 likewise with op-by-op Mamba-2 block steps (UnfusedStepScope).
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -36,7 +37,7 @@ static int run(int argc, char** argv) {
   std::string cfg_path = "configs/hnet_bench.json", data = "data/en/val.bin", model_dir;
   int64_t B = 4, L = 1024, steps = 3, dec = 256, repeat = 1;
   int threads = 0;
-  bool do_train = true, do_decode = true, do_iso = true, do_b16 = true, do_bf16w = true, do_block = false;
+  bool do_train = true, do_decode = true, do_iso = true, do_b16 = true, do_bf16w = true, do_block = false, do_unfused = false;
   std::string dtypes = "both";
   for (const auto& [k, v] : option_pairs(argc, argv, "bench_hnet")) {
     if (k == "--config") cfg_path = v;
@@ -54,6 +55,7 @@ static int run(int argc, char** argv) {
     else if (k == "--decode-b16") do_b16 = v != "0";
     else if (k == "--decode-bf16-weights") do_bf16w = v != "0";
     else if (k == "--decode-block-gemv") do_block = v != "0";
+    else if (k == "--decode-unfused") do_unfused = v != "0";
     else if (k == "--repeat") repeat = std::stoll(v);
     else throw UserError("unknown option " + k);
   }
@@ -147,7 +149,7 @@ static int run(int argc, char** argv) {
   auto h_fresh = trained ? nullptr : std::make_shared<ByteLM>(cfg);
   auto& h = trained ? *trained : *h_fresh;
   out["decode_text_bytes_per_chunk"] = bytes_per_chunk(h, windows(1, dec).inputs);
-  std::vector<double> d1, d16, c1, c16, d1b;
+  std::vector<double> d1, d16, c1, c16, d1b, d1u;
   for (int64_t r = 0; r < repeat; ++r) {
     double c = 0;
     d1.push_back(time_decode(h, windows(1, dec).inputs, false, &c));
@@ -155,6 +157,10 @@ static int run(int argc, char** argv) {
     if (do_block) {
       BlockGemvScope block;
       d1b.push_back(time_decode(h, windows(1, dec).inputs, false));
+    }
+    if (do_unfused) {
+      UnfusedStepScope unfused;
+      d1u.push_back(time_decode(h, windows(1, dec).inputs, false));
     }
     if (!do_b16) continue;
     d16.push_back(time_decode(h, windows(16, dec / 2).inputs, false, &c));
@@ -170,6 +176,8 @@ static int run(int argc, char** argv) {
   if (do_block) out["decode_bytes_per_s_b1_fp32_block_gemv"] = median(d1b);
   if (repeat > 1) out["decode_bytes_per_s_b1_fp32_runs"] = d1;
   if (repeat > 1 && do_block) out["decode_bytes_per_s_b1_fp32_block_gemv_runs"] = d1b;
+  if (do_unfused) out["decode_bytes_per_s_b1_fp32_unfused"] = median(d1u);
+  if (repeat > 1 && do_unfused) out["decode_bytes_per_s_b1_fp32_unfused_runs"] = d1u;
   if (do_b16) out["decode_bytes_per_s_b16_fp32"] = median(d16);
   // Bytes per CPU second: with --threads 1, robust to load from other processes.
   out["decode_bytes_per_cpu_s_b1_fp32"] = median(c1);

@@ -6,6 +6,7 @@
 
 #include "model/attention.h"
 #include "model/fused_decode.h"
+#include "model/fused_ops.h"
 #include "model/mamba2.h"
 
 using namespace dynarch;
@@ -92,6 +93,44 @@ TEST(FusedDecode, MambaStepEqualsReferenceFp64) {
     EXPECT_LT(maxdiff(cm.ssm, cr.ssm), 1e-12);
     EXPECT_LT(maxdiff(cm.conv, cr.conv), 1e-12);
   }
+}
+
+TEST(FusedDecode, MambaBlockStepEqualsOps) {
+  // r + step(rmsnorm(r)) in one call (mamba_block_step) against the ops, over
+  // several steps so that the conv / SSM caches carry; fp32, batch 1 and 2.
+  torch::manual_seed(35);
+  Mamba2 m(40, 8, 4, 2, 8, 4);  // d_model 40: not a multiple of the vector width
+  auto norm_w = torch::rand({40}) + 0.5;
+  torch::NoGradGuard ng;
+  m.conv1d->bias.normal_();
+  m.D.normal_();
+  for (int64_t B : {1, 2}) {
+    auto cf = m.new_cache(B, at::kFloat), co = m.new_cache(B, at::kFloat);
+    for (int t = 0; t < 6; ++t) {
+      auto r = torch::randn({B, 40});
+      auto fused = m.fused_residual_step(r, norm_w, 1e-5, cf, {});
+      ASSERT_TRUE(fused.defined()) << "B " << B;
+      auto ops = r + m.step(rms_norm_fused(r, norm_w, 1e-5), co, {});
+      EXPECT_LT(maxdiff(fused, ops), 1e-5) << "B " << B << " t " << t;
+      EXPECT_GT(maxdiff(fused, r), 1e-3);  // the branch contributes
+    }
+    EXPECT_LT(maxdiff(cf.ssm, co.ssm), 1e-5);
+    EXPECT_LT(maxdiff(cf.conv, co.conv), 1e-6);
+  }
+  // Where it does not apply it declines (undefined), and the caller runs the ops.
+  auto c3 = m.new_cache(3, at::kFloat);
+  EXPECT_FALSE(m.fused_residual_step(torch::randn({3, 40}), norm_w, 1e-5, c3, {}).defined());  // 3 rows
+  auto c1 = m.new_cache(1, at::kFloat);
+  {
+    UnfusedStepScope unfused;
+    EXPECT_FALSE(m.fused_residual_step(torch::randn({1, 40}), norm_w, 1e-5, c1, {}).defined());
+  }
+  {
+    Bf16WeightsScope bf16;
+    EXPECT_FALSE(m.fused_residual_step(torch::randn({1, 40}), norm_w, 1e-5, c1, {}).defined());
+  }
+  auto c1d = m.new_cache(1, at::kDouble);
+  EXPECT_FALSE(m.fused_residual_step(torch::randn({1, 40}, torch::kDouble), norm_w, 1e-5, c1d, {}).defined());
 }
 
 TEST(FusedDecode, Bf16WeightsScopeRoundsWeightsOnly) {

@@ -220,7 +220,7 @@ void attention_kernel(const C* qkv, const C* K, const C* V, int64_t B, int64_t H
   });
 }
 
-thread_local bool decode_option[3] = {false, false, false};  // DecodeOptionScope<0 | 1 | 2>
+thread_local bool decode_option[4] = {false, false, false, false};  // DecodeOptionScope<0 | 1 | 2 | 3>
 
 // bf16 copies of fp32 weights, made on first use and remade when the weight
 // changes (version counter) or is freed (weak reference).
@@ -259,6 +259,7 @@ DecodeOptionScope<Option>::~DecodeOptionScope() {
 template struct DecodeOptionScope<0>;
 template struct DecodeOptionScope<1>;
 template struct DecodeOptionScope<2>;
+template struct DecodeOptionScope<3>;
 
 at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& W, const at::Tensor& bias) {
   const bool stream_weights = decode_option[0], bf16_weights = decode_option[1], block_gemv = decode_option[2];
@@ -312,6 +313,39 @@ at::Tensor mamba_step_core(const at::Tensor& zx_in, at::Tensor& conv, at::Tensor
                          as<C>(norm_w, h[6]), g.data_ptr<C>(), B, d_inner, d_state, H, K, (C)eps);
   });
   return g;
+}
+
+at::Tensor mamba_block_step(const at::Tensor& r, const MambaBlockWeights& w, at::Tensor& conv, at::Tensor& ssm) {
+  auto fp32 = [](const at::Tensor& t) { return t.scalar_type() == at::kFloat && t.is_contiguous(); };
+  if (decode_option[1] || decode_option[2] || decode_option[3] || at::GradMode::is_enabled() ||
+      compat::cpu_autocast_enabled() || r.dim() != 2 || r.size(0) > 2 || r.size(1) != w.in_w.size(1))
+    return {};
+  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&r, &w.norm_w, &w.in_w, &w.out_w, &w.conv_w, &w.conv_b, &w.dt_bias, &w.A_log, &w.D,
+                              &w.gnorm_w, &conv, &ssm})
+    if (!fp32(*t)) return {};
+  const int64_t B = r.size(0), Dm = r.size(1), Di = w.d_inner, N = w.d_state, H = w.dt_bias.size(0);
+  const int64_t W = w.in_w.size(0), K = conv.size(2);
+  thread_local std::vector<float> xn, zx, g, y;  // reused across steps: no allocation per byte
+  xn.resize(B * Dm), zx.resize(B * W), g.resize(B * Di), y.resize(B * Dm);
+  const float *pr = r.data_ptr<float>(), *nw = w.norm_w.data_ptr<float>();
+  for (int64_t b = 0; b < B; ++b) {  // RMSNorm as rms_norm_fused (fp32 sum of squares)
+    const float* x = pr + b * Dm;
+    float ss = 0;
+    for (int64_t i = 0; i < Dm; ++i) ss += x[i] * x[i];
+    const float inv = 1.f / std::sqrt(ss / Dm + (float)w.norm_eps);
+    for (int64_t i = 0; i < Dm; ++i) xn[b * Dm + i] = x[i] * inv * nw[i];
+  }
+  auto gemv = decode_option[0] ? gemv_rows_f32<true> : gemv_rows_f32<false>;
+  gemv(xn.data(), B, Dm, w.in_w.data_ptr<float>(), nullptr, W, zx.data());
+  mamba_step_kernel<float>(zx.data(), conv.data_ptr<float>(), w.conv_w.data_ptr<float>(), w.conv_b.data_ptr<float>(),
+                           w.dt_bias.data_ptr<float>(), w.A_log.data_ptr<float>(), w.D.data_ptr<float>(),
+                           ssm.data_ptr<float>(), w.gnorm_w.data_ptr<float>(), g.data(), B, Di, N, H, K,
+                           1e-5f);  // mamba_step_core's default, as Mamba2::step
+  gemv(g.data(), B, Di, w.out_w.data_ptr<float>(), nullptr, Dm, y.data());
+  auto out = at::empty({B, Dm}, r.options());
+  float* po = out.data_ptr<float>();
+  for (int64_t i = 0; i < B * Dm; ++i) po[i] = pr[i] + y[i];
+  return out;
 }
 
 at::Tensor attention_step_core(const at::Tensor& qkv, const at::Tensor& K, const at::Tensor& V,

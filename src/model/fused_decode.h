@@ -46,6 +46,9 @@ using Bf16WeightsScope = DecodeOptionScope<1>;
 // one) instead of the one-row streaming kernel: for A/B benchmarks and tests.
 using BlockGemvScope = DecodeOptionScope<2>;
 
+// Decode steps run op by op (mamba_block_step declines): for A/B benchmarks and tests.
+using UnfusedStepScope = DecodeOptionScope<3>;
+
 // One Mamba-2 step after in_proj, in place on the caches: causal conv + SiLU,
 // SSM update, y = S C + D x, gated norm. zx (B, 2 Di + 2N + H); conv (B, Cd, K);
 // ssm (B, H, P, N); all in the compute type (fp32/fp64) of ssm. Returns g (B, Di).
@@ -53,6 +56,22 @@ at::Tensor mamba_step_core(const at::Tensor& zx, at::Tensor& conv, at::Tensor& s
                            const at::Tensor& conv_b, const at::Tensor& dt_bias, const at::Tensor& A_log,
                            const at::Tensor& D, const at::Tensor& norm_w, int64_t d_inner, int64_t d_state,
                            double eps = 1e-5);
+
+// A Mamba-2 block's weights for mamba_block_step (Mamba2 parameter names).
+struct MambaBlockWeights {
+  const at::Tensor& norm_w;  // the block's pre-norm
+  double norm_eps;
+  const at::Tensor &in_w, &out_w, &conv_w, &conv_b, &dt_bias, &A_log, &D, &gnorm_w;
+  int64_t d_inner, d_state;
+};
+// r + out_proj(mamba_step_core(in_proj(rmsnorm(r)))) for a pre-norm block with
+// a plain residual, in one call: fp32 rows (at most two), fp32 weights and
+// caches, no autograd, no autocast, no bf16 weight copies, no BlockGemvScope or
+// UnfusedStepScope. It runs the norm, both GEMVs and the core on raw buffers
+// instead of ~12 LibTorch ops (each a dispatcher round trip and an allocation;
+// LibTorch op overhead was ~1/4 of the decode wall time). Returns an undefined tensor where it does not apply (the caller
+// runs the ops); conv / ssm are updated in place.
+at::Tensor mamba_block_step(const at::Tensor& r, const MambaBlockWeights& w, at::Tensor& conv, at::Tensor& ssm);
 
 // Attention of one query per row over its cached keys: qkv (B, 3, H, hd)
 // (q and k already rotated), K/V caches (B, H, capacity, hd) holding this

@@ -61,7 +61,10 @@ at::Tensor Block::forward(const at::Tensor& r, LayerCache* cache, int64_t pos0, 
 
 at::Tensor Block::step(const at::Tensor& r, LayerCache& cache, const std::vector<int64_t>& pos) {
   auto h = r;
-  if (mixer) h = sublayer(hc_mixer, h, [&](const at::Tensor& u) { return mixer->step(norm1->forward(u), cache, pos); });
+  at::Tensor fused = mixer && !hc_mixer ? mixer->fused_residual_step(r, norm1->weight, norm1->eps(), cache, pos)
+                                        : at::Tensor();
+  if (fused.defined()) h = fused;
+  else if (mixer) h = sublayer(hc_mixer, h, [&](const at::Tensor& u) { return mixer->step(norm1->forward(u), cache, pos); });
   if (mlp) h = sublayer(hc_mlp, h, [&](const at::Tensor& u) { return mlp->forward(norm2->forward(u)); });
   return h;
 }

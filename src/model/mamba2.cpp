@@ -210,6 +210,14 @@ at::Tensor Mamba2::step_reference(const at::Tensor& u, LayerCache& cache) {
   return out_proj->forward(g);
 }
 
+at::Tensor Mamba2::fused_residual_step(const at::Tensor& r, const at::Tensor& norm_w, double norm_eps,
+                                       LayerCache& cache, const std::vector<int64_t>&) {
+  if (use_sequential) return {};
+  return mamba_block_step(r, {norm_w, norm_eps, in_proj->weight, out_proj->weight, conv1d->weight, conv1d->bias, dt_bias,
+                              A_log, D, norm->weight, d_inner, d_state},
+                          cache.conv, cache.ssm);
+}
+
 at::Tensor Mamba2::step(const at::Tensor& u, LayerCache& cache, const std::vector<int64_t>&) {
   if (use_sequential) return step_reference(u, cache);
   auto zx = linear_rows(u, in_proj->weight);

@@ -36,6 +36,9 @@ class Mamba2 : public Mixer {
   // out_proj; step_reference is the op-by-op form.
   at::Tensor step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) override;
   at::Tensor step_reference(const at::Tensor& x, LayerCache& cache);
+  // fp32 decode of a plain-residual block in one call (mamba_block_step).
+  at::Tensor fused_residual_step(const at::Tensor& r, const at::Tensor& norm_w, double norm_eps, LayerCache& cache,
+                                 const std::vector<int64_t>& pos) override;
   LayerCache new_cache(int64_t batch, at::ScalarType dtype) const override;
   // Mamba-2's own init for dt_bias, A_log, D (hnet.md §11.4).
   void reset_ssm_parameters();

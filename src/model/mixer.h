@@ -16,6 +16,13 @@ class Mixer : public torch::nn::Module {
                              const at::Tensor& lengths = {}) = 0;
   // One token per row: x (B, D); pos[b] = index of this token in row b.
   virtual at::Tensor step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) = 0;
+  // r + step(rmsnorm(r; norm_w, norm_eps)) as one fused call (a pre-norm block
+  // with a plain residual, decode), or an undefined tensor where this mixer
+  // has no fused path for these inputs: the caller then runs the ops.
+  virtual at::Tensor fused_residual_step(const at::Tensor& r, const at::Tensor& norm_w, double norm_eps,
+                                         LayerCache& cache, const std::vector<int64_t>& pos) {
+    return {};
+  }
   // Empty cache for `batch` rows.
   virtual LayerCache new_cache(int64_t batch, at::ScalarType dtype) const = 0;
 };

@@ -17,6 +17,7 @@ class RMSNorm : public torch::nn::Module {
   explicit RMSNorm(int64_t dim, double eps = 1e-5);
   at::Tensor forward(const at::Tensor& x) const;
   at::Tensor weight;
+  double eps() const { return eps_; }
 
  private:
   double eps_;
