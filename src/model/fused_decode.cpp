@@ -58,15 +58,16 @@ inline float dot_f32(const float* w, const float* x, int64_t n) {
 
 // fp32, one or two rows of x (batch-1 decode): one weight row at a time, so each
 // thread reads its share of W front to back as one stream. Against the 4-row
-// kernel below (four interleaved 1 KB row streams) it took H-Net decode from
-// 448 to 547 bytes/s in an interleaved A/B (docs/benchmarks.md). With `nta` the
+// kernel below (four interleaved 1 KB row streams) H-Net decode was 1-22 %
+// faster in interleaved A/B runs (docs/benchmarks.md). With `nta` the
 // weights 2 KB ahead are prefetched non-temporally (StreamWeightsScope).
 template <bool nta>
 void gemv_rows_f32(const float* x, int64_t M, int64_t in, const float* W, const float* bias, int64_t out, float* y) {
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(in, 1));
   at::parallel_for(0, out, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
-      for (int64_t m = 0; m < M; ++m) y[m * out + r] = dot_f32<nta>(W + r * in, x + m * in, in) + (bias ? bias[r] : 0.f);
+      for (int64_t m = 0; m < M; ++m)
+        y[m * out + r] = dot_f32<nta>(W + r * in, x + m * in, in) + (bias ? bias[r] : 0.f);
   });
 }
 
@@ -178,7 +179,8 @@ void mamba_step_kernel(const C* zx, C* conv, const C* cw, const C* cb, const C* 
   });
   at::parallel_for(0, B, 4, [&](int64_t b0, int64_t b1) {
     std::vector<C> zb(Di);
-    for (int64_t b = b0; b < b1; ++b) fused::gated_norm_row(ys + b * Di, zx + b * W, nw, g + b * Di, zb.data(), Di, eps);
+    for (int64_t b = b0; b < b1; ++b)
+      fused::gated_norm_row(ys + b * Di, zx + b * W, nw, g + b * Di, zb.data(), Di, eps);
   });
 }
 
@@ -220,7 +222,7 @@ void attention_kernel(const C* qkv, const C* K, const C* V, int64_t B, int64_t H
   });
 }
 
-thread_local bool decode_option[4] = {false, false, false, false};  // DecodeOptionScope<0 | 1 | 2 | 3>
+thread_local bool decode_option[kNumDecodeOptions] = {};  // DecodeOptionScope flags of this thread
 
 // bf16 copies of fp32 weights, made on first use and remade when the weight
 // changes (version counter) or is freed (weak reference).
@@ -248,21 +250,22 @@ at::Tensor bf16_copy(const at::Tensor& W) {
 
 }  // namespace
 
-template <int Option>
+template <DecodeOption Option>
 DecodeOptionScope<Option>::DecodeOptionScope() : prev(decode_option[Option]) {
   decode_option[Option] = true;
 }
-template <int Option>
+template <DecodeOption Option>
 DecodeOptionScope<Option>::~DecodeOptionScope() {
   decode_option[Option] = prev;
 }
-template struct DecodeOptionScope<0>;
-template struct DecodeOptionScope<1>;
-template struct DecodeOptionScope<2>;
-template struct DecodeOptionScope<3>;
+template struct DecodeOptionScope<kStreamWeights>;
+template struct DecodeOptionScope<kBf16Weights>;
+template struct DecodeOptionScope<kBlockGemv>;
+template struct DecodeOptionScope<kUnfusedStep>;
 
 at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& W, const at::Tensor& bias) {
-  const bool stream_weights = decode_option[0], bf16_weights = decode_option[1], block_gemv = decode_option[2];
+  const bool stream_weights = decode_option[kStreamWeights], bf16_weights = decode_option[kBf16Weights],
+             block_gemv = decode_option[kBlockGemv];
   const auto t = x.scalar_type();
   const int64_t in = W.size(1), out = W.size(0);
   const int64_t M = x.numel() / std::max<int64_t>(in, 1);
@@ -317,30 +320,26 @@ at::Tensor mamba_step_core(const at::Tensor& zx_in, at::Tensor& conv, at::Tensor
 
 at::Tensor mamba_block_step(const at::Tensor& r, const MambaBlockWeights& w, at::Tensor& conv, at::Tensor& ssm) {
   auto fp32 = [](const at::Tensor& t) { return t.scalar_type() == at::kFloat && t.is_contiguous(); };
-  if (decode_option[1] || decode_option[2] || decode_option[3] || at::GradMode::is_enabled() ||
-      compat::cpu_autocast_enabled() || r.dim() != 2 || r.size(0) > 2 || r.size(1) != w.in_w.size(1))
+  if (decode_option[kBf16Weights] || decode_option[kBlockGemv] || decode_option[kUnfusedStep] ||
+      at::GradMode::is_enabled() || compat::cpu_autocast_enabled() || r.dim() != 2 || r.size(0) > 2 ||
+      r.size(1) != w.in_w.size(1))
     return {};
-  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&r, &w.norm_w, &w.in_w, &w.out_w, &w.conv_w, &w.conv_b, &w.dt_bias, &w.A_log, &w.D,
-                              &w.gnorm_w, &conv, &ssm})
+  const std::initializer_list<const at::Tensor*> tensors = {
+      &r, &w.norm_w, &w.in_w, &w.out_w, &w.conv_w, &w.conv_b, &w.dt_bias, &w.A_log, &w.D, &w.gnorm_w, &conv, &ssm};
+  for (const at::Tensor* t : tensors)
     if (!fp32(*t)) return {};
   const int64_t B = r.size(0), Dm = r.size(1), Di = w.d_inner, N = w.d_state, H = w.dt_bias.size(0);
   const int64_t W = w.in_w.size(0), K = conv.size(2);
   thread_local std::vector<float> xn, zx, g, y;  // reused across steps: no allocation per byte
   xn.resize(B * Dm), zx.resize(B * W), g.resize(B * Di), y.resize(B * Dm);
   const float *pr = r.data_ptr<float>(), *nw = w.norm_w.data_ptr<float>();
-  for (int64_t b = 0; b < B; ++b) {  // RMSNorm as rms_norm_fused (fp32 sum of squares)
-    const float* x = pr + b * Dm;
-    float ss = 0;
-    for (int64_t i = 0; i < Dm; ++i) ss += x[i] * x[i];
-    const float inv = 1.f / std::sqrt(ss / Dm + (float)w.norm_eps);
-    for (int64_t i = 0; i < Dm; ++i) xn[b * Dm + i] = x[i] * inv * nw[i];
-  }
-  auto gemv = decode_option[0] ? gemv_rows_f32<true> : gemv_rows_f32<false>;
+  for (int64_t b = 0; b < B; ++b) fused::rms_norm_row(pr + b * Dm, nw, xn.data() + b * Dm, Dm, (float)w.norm_eps);
+  auto gemv = decode_option[kStreamWeights] ? gemv_rows_f32<true> : gemv_rows_f32<false>;
   gemv(xn.data(), B, Dm, w.in_w.data_ptr<float>(), nullptr, W, zx.data());
   mamba_step_kernel<float>(zx.data(), conv.data_ptr<float>(), w.conv_w.data_ptr<float>(), w.conv_b.data_ptr<float>(),
                            w.dt_bias.data_ptr<float>(), w.A_log.data_ptr<float>(), w.D.data_ptr<float>(),
                            ssm.data_ptr<float>(), w.gnorm_w.data_ptr<float>(), g.data(), B, Di, N, H, K,
-                           1e-5f);  // mamba_step_core's default, as Mamba2::step
+                           (float)kGatedNormEps);
   gemv(g.data(), B, Di, w.out_w.data_ptr<float>(), nullptr, Dm, y.data());
   auto out = at::empty({B, Dm}, r.options());
   float* po = out.data_ptr<float>();

@@ -17,9 +17,10 @@ namespace dynarch {
 constexpr int64_t kGemvMaxRows = 16;
 at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& W, const at::Tensor& bias = {});
 
-// A decode-kernel option set for this thread while the scope is alive (the
-// previous value comes back at its end).
-template <int Option>
+// Decode-kernel options, each set for this thread while its scope is alive
+// (the previous value comes back at the scope's end).
+enum DecodeOption { kStreamWeights, kBf16Weights, kBlockGemv, kUnfusedStep, kNumDecodeOptions };
+template <DecodeOption Option>
 struct DecodeOptionScope {
   DecodeOptionScope();
   ~DecodeOptionScope();
@@ -34,20 +35,23 @@ struct DecodeOptionScope {
 // around the inner network, whose weights are read on boundary bytes only, so
 // that they do not push the outer stages' weights (read every byte) out of the
 // last-level cache. Numerics unchanged.
-using StreamWeightsScope = DecodeOptionScope<0>;
+using StreamWeightsScope = DecodeOptionScope<kStreamWeights>;
 
 // fp32 linear_rows multiply by a bf16 copy of the weight (made once per weight
 // and kept until the weight changes) with fp32 accumulation: half the weight
 // traffic of decode. Changes numerics (weights rounded to bf16): an opt-in,
 // reported apart from fp32 decode.
-using Bf16WeightsScope = DecodeOptionScope<1>;
+using Bf16WeightsScope = DecodeOptionScope<kBf16Weights>;
 
 // fp32 linear_rows of one or two rows use the 4-row block kernel (the general
 // one) instead of the one-row streaming kernel: for A/B benchmarks and tests.
-using BlockGemvScope = DecodeOptionScope<2>;
+using BlockGemvScope = DecodeOptionScope<kBlockGemv>;
 
 // Decode steps run op by op (mamba_block_step declines): for A/B benchmarks and tests.
-using UnfusedStepScope = DecodeOptionScope<3>;
+using UnfusedStepScope = DecodeOptionScope<kUnfusedStep>;
+
+// Epsilon of Mamba-2's gated RMS norm in the decode kernels (as the forward's).
+constexpr double kGatedNormEps = 1e-5;
 
 // One Mamba-2 step after in_proj, in place on the caches: causal conv + SiLU,
 // SSM update, y = S C + D x, gated norm. zx (B, 2 Di + 2N + H); conv (B, Cd, K);
@@ -55,7 +59,7 @@ using UnfusedStepScope = DecodeOptionScope<3>;
 at::Tensor mamba_step_core(const at::Tensor& zx, at::Tensor& conv, at::Tensor& ssm, const at::Tensor& conv_w,
                            const at::Tensor& conv_b, const at::Tensor& dt_bias, const at::Tensor& A_log,
                            const at::Tensor& D, const at::Tensor& norm_w, int64_t d_inner, int64_t d_state,
-                           double eps = 1e-5);
+                           double eps = kGatedNormEps);
 
 // A Mamba-2 block's weights for mamba_block_step (Mamba2 parameter names).
 struct MambaBlockWeights {
@@ -69,8 +73,9 @@ struct MambaBlockWeights {
 // caches, no autograd, no autocast, no bf16 weight copies, no BlockGemvScope or
 // UnfusedStepScope. It runs the norm, both GEMVs and the core on raw buffers
 // instead of ~12 LibTorch ops (each a dispatcher round trip and an allocation;
-// LibTorch op overhead was ~1/4 of the decode wall time). Returns an undefined tensor where it does not apply (the caller
-// runs the ops); conv / ssm are updated in place.
+// LibTorch op overhead was ~1/4 of the decode wall time). Returns an undefined
+// tensor where it does not apply (the caller runs the ops); conv / ssm are
+// updated in place.
 at::Tensor mamba_block_step(const at::Tensor& r, const MambaBlockWeights& w, at::Tensor& conv, at::Tensor& ssm);
 
 // Attention of one query per row over its cached keys: qkv (B, 3, H, hd)

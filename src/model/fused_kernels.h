@@ -49,6 +49,16 @@ void dispatch(at::ScalarType t, F&& f) {
   }
 }
 
+// RMS norm of one row: o = x / rms(x) * w (sum of squares in C); returns 1/rms.
+template <class T, class C>
+inline C rms_norm_row(const T* __restrict x, const C* __restrict w, C* __restrict o, int64_t d, C eps) {
+  C ss = 0;
+  for (int64_t i = 0; i < d; ++i) ss += (C)x[i] * (C)x[i];
+  const C inv = C(1) / std::sqrt(ss / d + eps);
+  for (int64_t i = 0; i < d; ++i) o[i] = (C)x[i] * inv * w[i];
+  return inv;
+}
+
 // Mamba-2 gated norm of one row: o = rms_norm(y * silu(z)) * w; returns 1/rms.
 // z is read through `load` (fp32/bf16/fp64), `zb` is scratch of d compute values.
 template <class T, class C>

@@ -115,13 +115,8 @@ struct RMSNormFn : torch::autograd::Function<RMSNormFn> {
       C* pr = ctx ? rstd.data_ptr<C>() : nullptr;
       at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
-          const T* xr = px + r * d;
-          C ss = 0;
-          for (int64_t i = 0; i < d; ++i) ss += (C)xr[i] * (C)xr[i];
-          C inv = C(1) / std::sqrt(ss / d + (C)eps);
+          const C inv = fused::rms_norm_row(px + r * d, pw, po + r * d, d, (C)eps);
           if (pr) pr[r] = inv;
-          C* o = po + r * d;
-          for (int64_t i = 0; i < d; ++i) o[i] = (C)xr[i] * inv * pw[i];
         }
       });
     });
