@@ -15,19 +15,22 @@ namespace dynarch {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-namespace {
-
-// Row-major C (M, N) = op(A) op(B), op = transpose if flagged; A, B stored
-// row-major with row lengths lda, ldb. Column-major BLAS computes C^T = op(B)^T op(A)^T.
 template <class T>
-void gemm_rm(bool ta, bool tb, int M, int N, int K, const T* A, int lda, const T* B, int ldb, T* C) {
+void gemm_rowmajor(bool ta, bool tb, int M, int N, int K, const T* A, int lda, const T* B, int ldb, T beta, T* C,
+                   int ldc) {
+  // Column-major BLAS computes C^T = op(B)^T op(A)^T.
   const char ca = ta ? 'T' : 'N', cb = tb ? 'T' : 'N';
-  const T one = 1, zero = 0;
+  const T one = 1;
   if constexpr (std::is_same_v<T, float>)
-    sgemm_(&cb, &ca, &N, &M, &K, &one, B, &ldb, A, &lda, &zero, C, &N);
+    sgemm_(&cb, &ca, &N, &M, &K, &one, B, &ldb, A, &lda, &beta, C, &ldc);
   else
-    dgemm_(&cb, &ca, &N, &M, &K, &one, B, &ldb, A, &lda, &zero, C, &N);
+    dgemm_(&cb, &ca, &N, &M, &K, &one, B, &ldb, A, &lda, &beta, C, &ldc);
 }
+template void gemm_rowmajor<float>(bool, bool, int, int, int, const float*, int, const float*, int, float, float*, int);
+template void gemm_rowmajor<double>(bool, bool, int, int, int, const double*, int, const double*, int, double, double*,
+                                    int);
+
+namespace {
 
 // out[b] = op(A[b]) op(B[b]) for 3-D contiguous tensors.
 at::Tensor batched(const at::Tensor& A, bool ta, const at::Tensor& B, bool tb) {
@@ -43,8 +46,8 @@ at::Tensor batched(const at::Tensor& A, bool ta, const at::Tensor& B, bool tb) {
     // Inside the parallel region OpenBLAS (OpenMP build) runs single-threaded.
     at::parallel_for(0, nb, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b)
-        gemm_rm<scalar_t>(ta, tb, M, N, K, pa + b * sa, (int)A.size(2), pb + b * sb, (int)B.size(2),
-                          pc + b * (int64_t)M * N);
+        gemm_rowmajor<scalar_t>(ta, tb, M, N, K, pa + b * sa, (int)A.size(2), pb + b * sb, (int)B.size(2),
+                                scalar_t(0), pc + b * (int64_t)M * N, N);
     });
   });
   return C;

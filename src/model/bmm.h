@@ -10,4 +10,12 @@ namespace dynarch {
 // A (..., M, K) @ B (..., K, N) with broadcastable batch dims; differentiable.
 at::Tensor bmm_small(const at::Tensor& A, const at::Tensor& B);
 
+// Row-major C (M, N) = op(A) op(B) + beta C through BLAS, op = transpose if flagged;
+// A, B, C stored row-major with row lengths lda, ldb, ldc. float / double. Inside a
+// parallel region OpenBLAS (OpenMP build) runs it single-threaded, so kernels can
+// call it per token block.
+template <class T>
+void gemm_rowmajor(bool ta, bool tb, int M, int N, int K, const T* A, int lda, const T* B, int ldb, T beta, T* C,
+                   int ldc);
+
 }  // namespace dynarch

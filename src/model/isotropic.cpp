@@ -43,15 +43,16 @@ Block::Block(const LayerSpec& spec, const StackOptions& o, int sublayer) {
 }
 
 namespace {
-// One sub-layer: the plain residual r + F(r), or the HC/mHC stream update.
+// One sub-layer: the plain residual r + F(r), or the HC/mHC stream update
+// (possibly left pending for the next sub-layer).
 template <class F>
-at::Tensor sublayer(const std::shared_ptr<StreamConnection>& conn, const at::Tensor& r, F&& f) {
+Streams sublayer(const std::shared_ptr<StreamConnection>& conn, const Streams& r, F&& f) {
   if (conn) return conn->forward(r, f);
-  return r + f(r).to(stream_type(r));
+  return Streams{r.X + f(r.X).to(stream_type(r.X))};
 }
 }  // namespace
 
-at::Tensor Block::forward(const at::Tensor& r, LayerCache* cache, int64_t pos0, const at::Tensor& lengths) {
+Streams Block::forward(const Streams& r, LayerCache* cache, int64_t pos0, const at::Tensor& lengths) {
   auto h = r;
   if (mixer)
     h = sublayer(hc_mixer, h, [&](const at::Tensor& u) { return mixer->forward(norm1->forward(u), cache, pos0, lengths); });
@@ -59,11 +60,11 @@ at::Tensor Block::forward(const at::Tensor& r, LayerCache* cache, int64_t pos0, 
   return h;
 }
 
-at::Tensor Block::step(const at::Tensor& r, LayerCache& cache, const std::vector<int64_t>& pos) {
+Streams Block::step(const Streams& r, LayerCache& cache, const std::vector<int64_t>& pos) {
   auto h = r;
-  at::Tensor fused = mixer && !hc_mixer ? mixer->fused_residual_step(r, norm1->weight, norm1->eps(), cache, pos)
+  at::Tensor fused = mixer && !hc_mixer ? mixer->fused_residual_step(r.X, norm1->weight, norm1->eps(), cache, pos)
                                         : at::Tensor();
-  if (fused.defined()) h = fused;
+  if (fused.defined()) h = Streams{fused};
   else if (mixer) h = sublayer(hc_mixer, h, [&](const at::Tensor& u) { return mixer->step(norm1->forward(u), cache, pos); });
   if (mlp) h = sublayer(hc_mlp, h, [&](const at::Tensor& u) { return mlp->forward(norm2->forward(u)); });
   return h;
@@ -99,8 +100,10 @@ at::Tensor Isotropic::forward(const at::Tensor& x, StackState* state, const at::
   }
   auto r = x.to(stream_type(x));
   if (hc_ends) r = hc_ends->expand(r);
+  Streams S{r};
   for (size_t i = 0; i < blocks.size(); ++i)
-    r = blocks[i]->forward(r, state ? &state->layers[i] : nullptr, pos0, state ? lengths : at::Tensor());
+    S = blocks[i]->forward(S, state ? &state->layers[i] : nullptr, pos0, state ? lengths : at::Tensor());
+  r = settle(S, residual.fused);
   if (hc_ends) r = hc_ends->collapse(r);
   if (state) {
     for (size_t b = 0; b < state->pos.size(); ++b)
@@ -125,7 +128,9 @@ void Isotropic::init_linears(double n_res, double sigma) {
 at::Tensor Isotropic::step(const at::Tensor& x, StackState& state) {
   auto r = x.to(stream_type(x));
   if (hc_ends) r = hc_ends->expand(r);
-  for (size_t i = 0; i < blocks.size(); ++i) r = blocks[i]->step(r, state.layers[i], state.pos);
+  Streams S{r};
+  for (size_t i = 0; i < blocks.size(); ++i) S = blocks[i]->step(S, state.layers[i], state.pos);
+  r = settle(S, residual.fused);
   if (hc_ends) r = hc_ends->collapse(r);
   for (auto& p : state.pos) p += 1;
   return rmsnorm ? rmsnorm->forward(r) : r;

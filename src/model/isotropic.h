@@ -27,9 +27,9 @@ class Block : public torch::nn::Module {
   // `sublayer`: index of this block's first sub-layer in the stack (HC/mHC home stream).
   Block(const LayerSpec& spec, const StackOptions& o, int sublayer = 0);
   // r: residual stream (B, L, D) in fp32 (fp64 in tests), or (B, L, n, D) with
-  // n streams (HC/mHC); returns the new stream.
-  at::Tensor forward(const at::Tensor& r, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {});
-  at::Tensor step(const at::Tensor& r, LayerCache& cache, const std::vector<int64_t>& pos);
+  // n streams (HC/mHC); returns the new stream, with mHC possibly pending (settle()).
+  Streams forward(const Streams& r, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {});
+  Streams step(const Streams& r, LayerCache& cache, const std::vector<int64_t>& pos);
 
   std::shared_ptr<RMSNorm> norm1, norm2;
   std::shared_ptr<Mixer> mixer;  // null for `f` (SwiGLU-only) blocks

@@ -10,6 +10,7 @@
 
 #include "core/compat.h"
 #include "core/error.h"
+#include "model/bmm.h"
 #include "model/hc_ops.h"
 
 namespace dynarch {
@@ -32,6 +33,18 @@ void check_args(const at::Tensor& X, const at::Tensor& phi, const at::Tensor& bi
         "mhc_pre: phi, bias and alpha must have the dtype of X");
 }
 
+void check_merge(const at::Tensor& Xp, const at::Tensor& R, const at::Tensor& post, const at::Tensor& y) {
+  const int64_t T = Xp.size(0), n = Xp.size(1), D = Xp.size(2);
+  auto like = [&](const at::Tensor& t, const char* name, at::IntArrayRef shape) {
+    check(t.sizes() == shape && t.scalar_type() == Xp.scalar_type(),
+          std::string("mhc_merge_pre: ") + name + " must have shape " + c10::str(shape) + " and the dtype of X, got " +
+              c10::str(t.sizes()) + " " + c10::toString(t.scalar_type()));
+  };
+  like(R, "R", {T, n, n});
+  like(post, "post", {T, n});
+  like(y, "y", {T, D});
+}
+
 // Vectorised dot product (the pragma cannot sit inside the dispatch macro).
 template <class C>
 C dot(const C* a, const C* b, int64_t n) {
@@ -46,26 +59,90 @@ C sigmoid(C x) {
   return C(1) / (C(1) + std::exp(-x));
 }
 
-struct MhcPreFn : torch::autograd::Function<MhcPreFn> {
-  static tensor_list forward(AutogradContext* ctx, const at::Tensor& X_in, const at::Tensor& phi_in,
-                             const at::Tensor& bias_in, const at::Tensor& alpha_in, double rms_eps, double pre_eps) {
-    compat::AutocastScope fp32(false);
-    auto X = X_in.contiguous(), phi = phi_in.contiguous(), bias = bias_in.contiguous(), alpha = alpha_in.contiguous();
-    const int64_t T = X.size(0), n = X.size(1), D = X.size(2), nD = n * D, K = n * n + 2 * n;
-    auto raw = at::mm(X.view({T, nD}), phi.t());  // one BLAS pass over the streams
-    auto u = at::empty({T, D}, X.options()), pre = at::empty({T, n}, X.options());
-    auto post = at::empty({T, n}, X.options()), Z = at::empty({T, n, n}, X.options());
-    auto rho = at::empty({T}, X.options());
-    AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "mhc_pre_fwd", [&] {
-      using C = scalar_t;
-      const C *px = X.data_ptr<C>(), *pr = raw.data_ptr<C>(), *pb = bias.data_ptr<C>(), *pa = alpha.data_ptr<C>();
-      C *pu = u.data_ptr<C>(), *ppre = pre.data_ptr<C>(), *ppost = post.data_ptr<C>(), *pz = Z.data_ptr<C>();
-      C* prho = rho.data_ptr<C>();
-      at::parallel_for(0, T, 16, [&](int64_t t0, int64_t t1) {
+// Tokens per cache block: the block's n·D rows stay in L2 between its passes
+// (merge, projection GEMM, coefficients, pre-mix; and the same in backward).
+constexpr int64_t kBlock = 16;
+
+// The pending merge of the previous sub-layer: X = R Xp + post^T y (hc_ops.h).
+template <class C>
+struct Merge {
+  const C *xp = nullptr, *R = nullptr, *post = nullptr, *y = nullptr;
+};
+
+// X[t] = sum_j R[t,k,j] Xp[t,j] + post[t,k] y[t] for one token (rows in L1).
+template <class C>
+void merge_token(const Merge<C>& m, int64_t t, int64_t n, int64_t D, C* out) {
+  const C* xp = m.xp + t * n * D;
+  const C* yt = m.y + t * D;
+  for (int64_t k = 0; k < n; ++k) {
+    C* o = out + k * D;
+    const C pk = m.post[t * n + k];
+    for (int64_t d = 0; d < D; ++d) o[d] = pk * yt[d];
+    for (int64_t j = 0; j < n; ++j) {
+      const C r = m.R[(t * n + k) * n + j];
+      const C* xj = xp + j * D;
+      for (int64_t d = 0; d < D; ++d) o[d] += r * xj[d];
+    }
+  }
+}
+
+// Backward of merge_token given G = dX[t] (n, D): dXp, dR, dpost, dy of the token.
+template <class C>
+void merge_token_backward(const Merge<C>& m, int64_t t, int64_t n, int64_t D, const C* G, C* dxp, C* dR, C* dpost,
+                          C* dy) {
+  const C* xp = m.xp + t * n * D;
+  const C* yt = m.y + t * D;
+  for (int64_t k = 0; k < n; ++k) {
+    const C* gk = G + k * D;
+    const C pk = m.post[t * n + k];
+    for (int64_t j = 0; j < n; ++j) {
+      const C r = m.R[(t * n + k) * n + j];
+      C* dj = dxp + j * D;
+      if (k == 0)
+        for (int64_t d = 0; d < D; ++d) dj[d] = r * gk[d];
+      else
+        for (int64_t d = 0; d < D; ++d) dj[d] += r * gk[d];
+      dR[k * n + j] = dot(gk, xp + j * D, D);
+    }
+    dpost[k] = dot(gk, yt, D);
+    if (k == 0)
+      for (int64_t d = 0; d < D; ++d) dy[d] = pk * gk[d];
+    else
+      for (int64_t d = 0; d < D; ++d) dy[d] += pk * gk[d];
+  }
+}
+
+// Forward of both ops. With a merge (R defined) X is formed block by block from
+// (Xin = Xp, R, post0, y) and returned; otherwise X = Xin. Outputs: [X,] u, pre, post, Z.
+tensor_list pre_forward(const at::Tensor& Xin, const at::Tensor& R, const at::Tensor& post0, const at::Tensor& y,
+                        const at::Tensor& phi, const at::Tensor& bias, const at::Tensor& alpha, double rms_eps,
+                        double pre_eps, at::Tensor& X, at::Tensor& raw, at::Tensor& rho) {
+  const bool merge = R.defined();
+  const int64_t T = Xin.size(0), n = Xin.size(1), D = Xin.size(2), nD = n * D, K = n * n + 2 * n;
+  X = merge ? at::empty_like(Xin) : Xin;
+  raw = at::empty({T, K}, Xin.options());
+  rho = at::empty({T}, Xin.options());
+  auto u = at::empty({T, D}, X.options()), pre = at::empty({T, n}, X.options());
+  auto post = at::empty({T, n}, X.options()), Z = at::empty({T, n, n}, X.options());
+  AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "mhc_pre_fwd", [&] {
+    using C = scalar_t;
+    Merge<C> mg;
+    if (merge) mg = {Xin.data_ptr<C>(), R.data_ptr<C>(), post0.data_ptr<C>(), y.data_ptr<C>()};
+    const C *pb = bias.data_ptr<C>(), *pa = alpha.data_ptr<C>(), *pphi = phi.data_ptr<C>();
+    C *px = X.data_ptr<C>(), *pr = raw.data_ptr<C>(), *prho = rho.data_ptr<C>();
+    C *pu = u.data_ptr<C>(), *ppre = pre.data_ptr<C>(), *ppost = post.data_ptr<C>(), *pz = Z.data_ptr<C>();
+    const int64_t nblk = (T + kBlock - 1) / kBlock;
+    at::parallel_for(0, nblk, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t t0 = b * kBlock, t1 = std::min(T, t0 + kBlock);
+        if (merge)
+          for (int64_t t = t0; t < t1; ++t) merge_token(mg, t, n, D, px + t * nD);
+        // raw = X phi^T for the block, while its rows are in cache.
+        gemm_rowmajor<C>(false, true, int(t1 - t0), int(K), int(nD), px + t0 * nD, int(nD), pphi, int(nD), C(0),
+                         pr + t0 * K, int(K));
         for (int64_t t = t0; t < t1; ++t) {
           const C* v = px + t * nD;
-          const C ss = dot(v, v, nD);
-          const C r = C(1) / std::sqrt(ss / C(nD) + C(rms_eps));
+          const C r = C(1) / std::sqrt(dot(v, v, nD) / C(nD) + C(rms_eps));
           prho[t] = r;
           const C* m = pr + t * K;  // raw; m = raw * r
           C* pj = ppre + t * n;
@@ -83,36 +160,48 @@ struct MhcPreFn : torch::autograd::Function<MhcPreFn> {
             for (int64_t d = 0; d < D; ++d) ur[d] += w * xj[d];
           }
         }
-      });
+      }
     });
-    ctx->save_for_backward({X, phi, alpha, raw, rho, pre, post});
-    ctx->saved_data["pre_eps"] = pre_eps;
-    return {u, pre, post, Z};
-  }
+  });
+  if (merge) return {X, u, pre, post, Z};
+  return {u, pre, post, Z};
+}
 
-  static tensor_list backward(AutogradContext* ctx, tensor_list g) {
-    compat::AutocastScope fp32(false);
-    auto sv = ctx->get_saved_variables();
-    auto X = sv[0], phi = sv[1], alpha = sv[2], raw = sv[3], rho = sv[4], pre = sv[5], post = sv[6];
-    const double pre_eps = ctx->saved_data["pre_eps"].toDouble();
-    const int64_t T = X.size(0), n = X.size(1), D = X.size(2), nD = n * D, K = n * n + 2 * n;
-    auto opt = X.options();
-    auto grad = [&](int i, at::IntArrayRef shape) {
-      return g[i].defined() ? g[i].to(X.scalar_type()).contiguous() : at::zeros(shape, opt);
-    };
-    auto du = grad(0, {T, D}), dpre = grad(1, {T, n}), dpost = grad(2, {T, n}), dZ = grad(3, {T, n, n});
-    auto dX = at::empty_like(X), Gr = at::empty({T, K}, opt);
-    auto dbias = at::zeros({K}, opt), dalpha = at::zeros({3}, opt);
-    std::mutex mu;
-    AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "mhc_pre_bwd", [&] {
-      using C = scalar_t;
-      const C *px = X.data_ptr<C>(), *pa = alpha.data_ptr<C>(), *praw = raw.data_ptr<C>();
-      const C *prho = rho.data_ptr<C>(), *ppre = pre.data_ptr<C>(), *ppost = post.data_ptr<C>();
-      const C *pdu = du.data_ptr<C>(), *pdpre = dpre.data_ptr<C>(), *pdpost = dpost.data_ptr<C>(), *pdz = dZ.data_ptr<C>();
-      C *pdx = dX.data_ptr<C>(), *pgr = Gr.data_ptr<C>();
-      at::parallel_for(0, T, 16, [&](int64_t t0, int64_t t1) {
-        std::vector<C> db(K, C(0)), gm(K);
-        C da[3] = {0, 0, 0};
+// Backward of both ops. g: gradients of the outputs [dX,] du, dpre, dpost, dZ
+// (any undefined). Returns dXin, [dR, dpost0, dy,] dphi, dbias, dalpha.
+tensor_list pre_backward(const tensor_list& sv, const tensor_list& g, double pre_eps) {
+  const bool merge = sv.size() > 7;
+  auto X = sv[0], phi = sv[1], alpha = sv[2], raw = sv[3], rho = sv[4], pre = sv[5], post = sv[6];
+  const int64_t T = X.size(0), n = X.size(1), D = X.size(2), nD = n * D, K = n * n + 2 * n;
+  auto opt = X.options();
+  const int o = merge ? 1 : 0;
+  auto grad = [&](int i, at::IntArrayRef shape) {
+    return g[i].defined() ? g[i].to(X.scalar_type()).contiguous() : at::zeros(shape, opt);
+  };
+  at::Tensor dXout = merge && g[0].defined() ? g[0].to(X.scalar_type()).contiguous() : at::Tensor();
+  auto du = grad(o, {T, D}), dpre = grad(o + 1, {T, n}), dpost = grad(o + 2, {T, n}), dZ = grad(o + 3, {T, n, n});
+  auto dXin = at::empty_like(X), Gr = at::empty({T, K}, opt);
+  auto dphi = at::zeros({K, nD}, opt), dbias = at::zeros({K}, opt), dalpha = at::zeros({3}, opt);
+  at::Tensor dR, dpost0, dy;
+  if (merge) dR = at::empty({T, n, n}, opt), dpost0 = at::empty({T, n}, opt), dy = at::empty({T, D}, opt);
+  std::mutex mu;
+  AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "mhc_pre_bwd", [&] {
+    using C = scalar_t;
+    Merge<C> mg;
+    if (merge) mg = {sv[7].data_ptr<C>(), sv[8].data_ptr<C>(), sv[9].data_ptr<C>(), sv[10].data_ptr<C>()};
+    const C *px = X.data_ptr<C>(), *pa = alpha.data_ptr<C>(), *praw = raw.data_ptr<C>(), *pphi = phi.data_ptr<C>();
+    const C *prho = rho.data_ptr<C>(), *ppre = pre.data_ptr<C>(), *ppost = post.data_ptr<C>();
+    const C *pdu = du.data_ptr<C>(), *pdpre = dpre.data_ptr<C>(), *pdpost = dpost.data_ptr<C>(), *pdz = dZ.data_ptr<C>();
+    const C* pdxo = dXout.defined() ? dXout.data_ptr<C>() : nullptr;
+    C *pdxin = dXin.data_ptr<C>(), *pgr = Gr.data_ptr<C>();
+    const int64_t nblk = (T + kBlock - 1) / kBlock;
+    at::parallel_for(0, nblk, 1, [&](int64_t b0, int64_t b1) {
+      std::vector<C> db(K, C(0)), gm(K), dphi_loc(K * nD, C(0));
+      std::vector<C> gbuf(merge ? kBlock * nD : 0);  // dX of the block (merge: before the merge's backward)
+      C da[3] = {0, 0, 0};
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t t0 = b * kBlock, t1 = std::min(T, t0 + kBlock);
+        C* G0 = merge ? gbuf.data() - t0 * nD : pdxin;  // G0 + t * nD: row of token t
         for (int64_t t = t0; t < t1; ++t) {
           const C* v = px + t * nD;
           const C* dur = pdu + t * D;
@@ -145,25 +234,80 @@ struct MhcPreFn : torch::autograd::Function<MhcPreFn> {
             drho += gm[i] * rw[i];
           }
           const C cv = -drho * r * r * r / C(nD);
-          C* dv = pdx + t * nD;
+          C* dv = G0 + t * nD;
+          const C* dxo = pdxo ? pdxo + t * nD : nullptr;
           for (int64_t j = 0; j < n; ++j) {
             const C w = ppre[t * n + j];
             const C* xj = v + j * D;
             C* dj = dv + j * D;
-            for (int64_t d = 0; d < D; ++d) dj[d] = cv * xj[d] + w * dur[d];
+            if (dxo)
+              for (int64_t d = 0; d < D; ++d) dj[d] = dxo[j * D + d] + cv * xj[d] + w * dur[d];
+            else
+              for (int64_t d = 0; d < D; ++d) dj[d] = cv * xj[d] + w * dur[d];
           }
         }
-        std::lock_guard<std::mutex> lock(mu);
-        C* pdb = dbias.data_ptr<C>();
-        for (int64_t i = 0; i < K; ++i) pdb[i] += db[i];
-        for (int i = 0; i < 3; ++i) dalpha.data_ptr<C>()[i] += da[i];
-      });
+        // d X += Gr phi and d phi += Gr^T X for the block: two small GEMMs on cached rows
+        // (K = n^2 + 2n rows of phi; BLAS beats K per-token axpys over n·D).
+        const int nt = int(t1 - t0);
+        gemm_rowmajor<C>(false, false, nt, int(nD), int(K), pgr + t0 * K, int(K), pphi, int(nD), C(1),
+                         G0 + t0 * nD, int(nD));
+        gemm_rowmajor<C>(true, false, int(K), int(nD), nt, pgr + t0 * K, int(K), px + t0 * nD, int(nD), C(1),
+                         dphi_loc.data(), int(nD));
+        if (merge)
+          for (int64_t t = t0; t < t1; ++t)
+            merge_token_backward(mg, t, n, D, G0 + t * nD, pdxin + t * nD, dR.data_ptr<C>() + t * n * n,
+                                 dpost0.data_ptr<C>() + t * n, dy.data_ptr<C>() + t * D);
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      C *pdb = dbias.data_ptr<C>(), *pdphi = dphi.data_ptr<C>();
+      for (int64_t i = 0; i < K; ++i) pdb[i] += db[i];
+      for (int64_t i = 0; i < K * nD; ++i) pdphi[i] += dphi_loc[i];
+      for (int i = 0; i < 3; ++i) dalpha.data_ptr<C>()[i] += da[i];
     });
-    // d v += Gr · phi for all tokens as one GEMM (K = n² + 2n rows of phi): BLAS beats
-    // K per-token axpys over n·D (≈ 3× on the backward's largest loop).
-    dX.view({T, nD}).addmm_(Gr, phi);
-    auto dphi = at::mm(Gr.t(), X.view({T, nD}));
-    return {dX, dphi, dbias, dalpha, at::Tensor(), at::Tensor()};
+  });
+  if (merge) return {dXin, dR, dpost0, dy, dphi, dbias, dalpha};
+  return {dXin, dphi, dbias, dalpha};
+}
+
+struct MhcPreFn : torch::autograd::Function<MhcPreFn> {
+  static tensor_list forward(AutogradContext* ctx, const at::Tensor& X_in, const at::Tensor& phi_in,
+                             const at::Tensor& bias_in, const at::Tensor& alpha_in, double rms_eps, double pre_eps) {
+    compat::AutocastScope fp32(false);
+    auto phi = phi_in.contiguous(), alpha = alpha_in.contiguous();
+    at::Tensor X, raw, rho;
+    auto out = pre_forward(X_in.contiguous(), {}, {}, {}, phi, bias_in.contiguous(), alpha, rms_eps, pre_eps, X, raw,
+                           rho);
+    ctx->save_for_backward({X, phi, alpha, raw, rho, out[1], out[2]});
+    ctx->saved_data["pre_eps"] = pre_eps;
+    return out;
+  }
+  static tensor_list backward(AutogradContext* ctx, tensor_list g) {
+    compat::AutocastScope fp32(false);
+    auto r = pre_backward(ctx->get_saved_variables(), g, ctx->saved_data["pre_eps"].toDouble());
+    return {r[0], r[1], r[2], r[3], at::Tensor(), at::Tensor()};
+  }
+};
+
+struct MhcMergePreFn : torch::autograd::Function<MhcMergePreFn> {
+  static tensor_list forward(AutogradContext* ctx, const at::Tensor& Xp_in, const at::Tensor& R_in,
+                             const at::Tensor& post0_in, const at::Tensor& y_in, const at::Tensor& phi_in,
+                             const at::Tensor& bias_in, const at::Tensor& alpha_in, double rms_eps, double pre_eps) {
+    compat::AutocastScope fp32(false);
+    auto Xp = Xp_in.contiguous(), R = R_in.contiguous(), post0 = post0_in.contiguous(), y = y_in.contiguous();
+    auto phi = phi_in.contiguous(), alpha = alpha_in.contiguous();
+    at::Tensor X, raw, rho;
+    auto out = pre_forward(Xp, R, post0, y, phi, bias_in.contiguous(), alpha, rms_eps, pre_eps, X, raw, rho);
+    // X is an output; the next sub-layer keeps it alive as its own input anyway.
+    ctx->save_for_backward({X, phi, alpha, raw, rho, out[2], out[3], Xp, R, post0, y});
+    ctx->saved_data["pre_eps"] = pre_eps;
+    return out;
+  }
+  static tensor_list backward(AutogradContext* ctx, tensor_list g) {
+    compat::AutocastScope fp32(false);
+    auto r = pre_backward(ctx->get_saved_variables(), g, ctx->saved_data["pre_eps"].toDouble());
+    r.push_back(at::Tensor());
+    r.push_back(at::Tensor());
+    return r;
   }
 };
 
@@ -175,6 +319,25 @@ MhcPre mhc_pre(const at::Tensor& X, const at::Tensor& phi, const at::Tensor& bia
   RECORD_USER_SCOPE("dynarch::mhc_pre");  // names the forward loops in profiles
   auto r = MhcPreFn::apply(X, phi, bias, alpha, rms_eps, pre_eps);
   return {r[0], r[1], r[2], r[3]};
+}
+
+MhcMergePre mhc_merge_pre(const at::Tensor& Xp, const at::Tensor& R, const at::Tensor& post, const at::Tensor& y,
+                          const at::Tensor& phi, const at::Tensor& bias, const at::Tensor& alpha, double rms_eps,
+                          double pre_eps) {
+  check_args(Xp, phi, bias, alpha);
+  check_merge(Xp, R, post, y);
+  RECORD_USER_SCOPE("dynarch::mhc_merge_pre");
+  auto r = MhcMergePreFn::apply(Xp, R, post, y, phi, bias, alpha, rms_eps, pre_eps);
+  return {r[0], {r[1], r[2], r[3], r[4]}};
+}
+
+MhcMergePre mhc_merge_pre_reference(const at::Tensor& Xp, const at::Tensor& R, const at::Tensor& post,
+                                    const at::Tensor& y, const at::Tensor& phi, const at::Tensor& bias,
+                                    const at::Tensor& alpha, double rms_eps, double pre_eps) {
+  check_args(Xp, phi, bias, alpha);
+  check_merge(Xp, R, post, y);
+  auto X = hc_post_res_reference(Xp, R, post, y);
+  return {X, mhc_pre_reference(X, phi, bias, alpha, rms_eps, pre_eps)};
 }
 
 MhcPre mhc_pre_reference(const at::Tensor& X, const at::Tensor& phi, const at::Tensor& bias, const at::Tensor& alpha,

@@ -23,6 +23,22 @@ struct MhcPre {
 // X (T, n, D); phi (n*n + 2n, n*D); bias (n*n + 2n); alpha (3). float32 or float64.
 MhcPre mhc_pre(const at::Tensor& X, const at::Tensor& phi, const at::Tensor& bias, const at::Tensor& alpha,
                double rms_eps, double pre_eps);
+// The previous sub-layer's merge fused in front (mhc.md §8, items 1 and 3): forms
+// X = R Xp + post^T y (hc_post_res) token block by token block and runs mhc_pre on
+// each block while its rows are in cache; backward takes dX of X from the next
+// sub-layer and adds it inside the same pass. One read and one write of the n·D
+// state per sub-layer forward instead of four passes, and no separate autograd
+// sum of X's two gradients.
+struct MhcMergePre {
+  at::Tensor X;  // (T, n, D) the merged state (input of this sub-layer's own merge)
+  MhcPre p;
+};
+MhcMergePre mhc_merge_pre(const at::Tensor& Xp, const at::Tensor& R, const at::Tensor& post, const at::Tensor& y,
+                          const at::Tensor& phi, const at::Tensor& bias, const at::Tensor& alpha, double rms_eps,
+                          double pre_eps);
+MhcMergePre mhc_merge_pre_reference(const at::Tensor& Xp, const at::Tensor& R, const at::Tensor& post,
+                                    const at::Tensor& y, const at::Tensor& phi, const at::Tensor& bias,
+                                    const at::Tensor& alpha, double rms_eps, double pre_eps);
 // The same from the unfused ops (mhc_project, tensor ops, hc_pre_mix): the reference.
 MhcPre mhc_pre_reference(const at::Tensor& X, const at::Tensor& phi, const at::Tensor& bias, const at::Tensor& alpha,
                          double rms_eps, double pre_eps);

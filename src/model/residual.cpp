@@ -83,8 +83,16 @@ ConnectionRecorder* ConnectionRecorder::active() { return g_recorder; }
 
 // ---------------------------------------------------------------- shared mixing
 
-at::Tensor StreamConnection::mix(const at::Tensor& X, const at::Tensor& pre, const at::Tensor& res,
-                                 const at::Tensor& post, const Branch& F, at::Tensor u) {
+at::Tensor settle(const Streams& s, bool fused) {
+  if (!s.pending()) return s.X;
+  const int64_t n = s.X.size(-2), D = s.X.size(-1);
+  auto Xt = s.X.reshape({-1, n, D});
+  auto out = fused ? hc_post_res(Xt, s.R, s.post, s.y) : hc_post_res_reference(Xt, s.R, s.post, s.y);
+  return out.view(s.X.sizes());
+}
+
+Streams StreamConnection::mix(const at::Tensor& X, const at::Tensor& pre, const at::Tensor& res,
+                              const at::Tensor& post, const Branch& F, at::Tensor u) {
   const auto lead = X.sizes().slice(0, X.dim() - 2).vec();
   const int64_t n = X.size(-2), D = X.size(-1);
   auto Xt = X.reshape({-1, n, D});
@@ -94,8 +102,7 @@ at::Tensor StreamConnection::mix(const at::Tensor& X, const at::Tensor& pre, con
   auto ushape = lead;
   ushape.push_back(D);
   auto y = F(u.view(ushape)).to(X.scalar_type()).reshape({-1, D});
-  auto out = cfg.fused ? hc_post_res(Xt, res, post, y) : hc_post_res_reference(Xt, res, post, y);
-  return out.view(X.sizes());
+  return Streams{X, res, post, y};
 }
 
 // ---------------------------------------------------------------- HC
@@ -131,7 +138,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> HyperConnection::maps(const at::T
   return {pre, res, post};
 }
 
-at::Tensor HyperConnection::forward(const at::Tensor& X, const Branch& F) {
+Streams HyperConnection::forward(const Streams& S, const Branch& F) {
+  auto X = settle(S, cfg.fused);
   auto [pre, res, post] = maps(X.reshape({-1, X.size(-2), X.size(-1)}));
   return mix(X, pre, res, post, F);
 }
@@ -163,12 +171,23 @@ ManifoldHyperConnection::ManifoldHyperConnection(const ResidualConfig& c, int64_
   alpha = register_parameter("alpha", torch::full({3}, c.alpha_init));
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ManifoldHyperConnection::compute(const at::Tensor& Xt) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ManifoldHyperConnection::compute(const Streams& S,
+                                                                                            at::Tensor& Xt) {
   compat::AutocastScope fp32(false);
-  const auto dt = Xt.scalar_type();
+  const auto dt = S.X.scalar_type();
+  const int64_t n = S.X.size(-2), D = S.X.size(-1);
   // Logits of source j -> destination k sit at 2n + j n + k; Z is destination x source.
-  auto p = cfg.fused ? mhc_pre(Xt, phi.to(dt), bias.to(dt), alpha.to(dt), cfg.rms_eps, cfg.pre_eps)
-                     : mhc_pre_reference(Xt, phi.to(dt), bias.to(dt), alpha.to(dt), cfg.rms_eps, cfg.pre_eps);
+  MhcPre p;
+  if (cfg.fused && S.pending()) {
+    auto m = mhc_merge_pre(S.X.reshape({-1, n, D}), S.R, S.post, S.y, phi.to(dt), bias.to(dt), alpha.to(dt),
+                           cfg.rms_eps, cfg.pre_eps);
+    Xt = m.X;
+    p = m.p;
+  } else {
+    Xt = settle(S, cfg.fused).reshape({-1, n, D});
+    p = cfg.fused ? mhc_pre(Xt, phi.to(dt), bias.to(dt), alpha.to(dt), cfg.rms_eps, cfg.pre_eps)
+                  : mhc_pre_reference(Xt, phi.to(dt), bias.to(dt), alpha.to(dt), cfg.rms_eps, cfg.pre_eps);
+  }
   // SK returns exactly 1 for n = 1 (the only doubly-stochastic 1x1 matrix).
   const SinkhornOptions so{cfg.sinkhorn_iters, cfg.sinkhorn_eps, cfg.eps_after_first};
   auto res = cfg.fused ? sinkhorn(p.Z, so) : sinkhorn_reference(p.Z.contiguous(), so);
@@ -176,13 +195,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ManifoldHyperConnecti
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> ManifoldHyperConnection::maps(const at::Tensor& X) {
-  auto [u, pre, res, post] = compute(X);
+  at::Tensor Xt;
+  auto [u, pre, res, post] = compute(Streams{X}, Xt);
   return {pre, res, post};
 }
 
-at::Tensor ManifoldHyperConnection::forward(const at::Tensor& X, const Branch& F) {
-  auto [u, pre, res, post] = compute(X.reshape({-1, X.size(-2), X.size(-1)}));
-  return mix(X, pre, res, post, F, u);
+Streams ManifoldHyperConnection::forward(const Streams& S, const Branch& F) {
+  at::Tensor Xt;
+  auto [u, pre, res, post] = compute(S, Xt);
+  return mix(Xt.view(S.X.sizes()), pre, res, post, F, u);
 }
 
 std::shared_ptr<StreamConnection> make_connection(const ResidualConfig& c, int64_t d, int sublayer) {

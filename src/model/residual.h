@@ -33,18 +33,31 @@ class ConnectionRecorder {
   static ConnectionRecorder* active();
 };
 
+// The n-stream state between sub-layers. A fused mHC sub-layer leaves its merge
+// X' = R X + post^T y pending so that the next mHC sub-layer forms X' inside its
+// own fused input pass (mhc_merge_pre); anything else settles it first.
+struct Streams {
+  at::Tensor X;            // (..., n, D): the state, or while pending the merge's input
+  at::Tensor R, post, y;   // pending merge over the flattened tokens: (T, n, n), (T, n), (T, D)
+  bool pending() const { return R.defined(); }
+};
+// The materialised state (hc_post_res, or its reference when !fused).
+at::Tensor settle(const Streams& s, bool fused = true);
+
 // One sub-layer's stream update. X: (..., n, D) in fp32 (fp64 in tests);
 // F maps the branch input (..., D) to its output (..., D).
 class StreamConnection : public torch::nn::Module {
  public:
   using Branch = std::function<at::Tensor(const at::Tensor&)>;
-  virtual at::Tensor forward(const at::Tensor& X, const Branch& F) = 0;
+  // The update; the result may be pending (settle() materialises it).
+  virtual Streams forward(const Streams& S, const Branch& F) = 0;
+  at::Tensor forward(const at::Tensor& X, const Branch& F) { return settle(forward(Streams{X}, F), cfg.fused); }
   std::string trace_name;  // set by name_connections()
 
  protected:
   StreamConnection(const ResidualConfig& c) : cfg(c) {}
-  // Shared tail: u = H_pre X (unless given), y = F(u), X' = H_res X + H_post^T y.
-  at::Tensor mix(const at::Tensor& X, const at::Tensor& pre, const at::Tensor& res, const at::Tensor& post,
+  // Shared tail: u = H_pre X (unless given), y = F(u); returns X' = H_res X + H_post^T y pending.
+  Streams mix(const at::Tensor& X, const at::Tensor& pre, const at::Tensor& res, const at::Tensor& post,
                  const Branch& F, at::Tensor u = {});
   ResidualConfig cfg;
 };
@@ -54,7 +67,8 @@ class StreamConnection : public torch::nn::Module {
 class HyperConnection : public StreamConnection {
  public:
   HyperConnection(const ResidualConfig& c, int64_t d, int sublayer);
-  at::Tensor forward(const at::Tensor& X, const Branch& F) override;
+  using StreamConnection::forward;
+  Streams forward(const Streams& S, const Branch& F) override;
   // H_pre (T, n), H_res (T, n, n), H_post (T, n) for X (T, n, D).
   std::tuple<at::Tensor, at::Tensor, at::Tensor> maps(const at::Tensor& X);
   at::Tensor static_pre, static_res, static_post, w_pre, w_res, w_post, gate_alpha, gate_beta, norm_weight;
@@ -66,13 +80,15 @@ class HyperConnection : public StreamConnection {
 class ManifoldHyperConnection : public StreamConnection {
  public:
   ManifoldHyperConnection(const ResidualConfig& c, int64_t d, int sublayer);
-  at::Tensor forward(const at::Tensor& X, const Branch& F) override;
+  using StreamConnection::forward;
+  Streams forward(const Streams& S, const Branch& F) override;
   std::tuple<at::Tensor, at::Tensor, at::Tensor> maps(const at::Tensor& X);
   at::Tensor phi, bias, alpha;
 
  private:
-  // H_pre X and the maps, fused (mhc_fused.h) or from the reference ops.
-  std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> compute(const at::Tensor& Xt);
+  // H_pre X and the maps, fused (mhc_fused.h) or from the reference ops. With a
+  // pending S the fused path forms the merged state too; Xt returns it (T, n, D).
+  std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> compute(const Streams& S, at::Tensor& Xt);
   int64_t d;
 };
 
