@@ -2,13 +2,14 @@
 // model: training steps (forward, backward, clipping, AdamW) of each variant,
 // interleaved in rounds so that machine drift hits all variants alike.
 //   bench_mhc [--config M.json] [--n 4] [--batch 8] [--seq-len 512] [--steps 3] [--rounds 3]
-//             [--dtype bf16|fp32] [--variants plain,mhc,hc] [--decode 0]
+//             [--dtype bf16|fp32] [--variants plain,mhc,hc[,mhc_unmerged]] [--decode 0]
 // Prints one JSON line per variant and a summary line with the overheads.
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "bench/lm_bench.h"
 #include "core/error.h"
@@ -49,7 +50,7 @@ static int run(int argc, char** argv) {
   std::vector<std::shared_ptr<ByteLM>> models;
   for (auto& v : names) {
     json c = base;
-    if (v != "plain") c["residual"] = json{{"type", v}, {"n", n}};
+    if (v != "plain") c["residual"] = json{{"type", v == "mhc_unmerged" ? "mhc" : v}, {"n", n}};
     else c.erase("residual");
     torch::manual_seed(0);
     models.push_back(std::make_shared<ByteLM>(ModelConfig::from_json(c, "variant " + v)));
@@ -58,9 +59,15 @@ static int run(int argc, char** argv) {
   auto ids = torch::randint(0, 256, {batch, seq}, at::kLong);
   auto tg = torch::randint(0, 256, {batch, seq}, at::kLong);
   std::vector<std::vector<double>> times(names.size());
-  for (size_t v = 0; v < names.size(); ++v) time_train_steps(*models[v], ids, tg, bf16, 1, 1);  // warm-up
+  // mhc_unmerged: mHC with each merge as its own hc_post_res pass (the path before mhc_merge_pre).
+  auto timed = [&](size_t v, int64_t k, int warm) {
+    std::optional<SeparateMergeScope> sep;
+    if (names[v] == "mhc_unmerged") sep.emplace();
+    return time_train_steps(*models[v], ids, tg, bf16, k, warm);
+  };
+  for (size_t v = 0; v < names.size(); ++v) timed(v, 1, 1);  // warm-up
   for (int64_t r = 0; r < rounds; ++r)
-    for (size_t v = 0; v < names.size(); ++v) times[v].push_back(time_train_steps(*models[v], ids, tg, bf16, steps, 0));
+    for (size_t v = 0; v < names.size(); ++v) times[v].push_back(timed(v, steps, 0));
   json summary{{"bench", "mhc_overhead"}, {"dtype", dtype}, {"n", n}, {"batch", batch}, {"seq_len", seq},
                {"threads", num_threads()}, {"layout", base["arch_layout"]}, {"d_model", base["d_model"]}};
   double plain_ms = 0;

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "model/hc_ops.h"
+#include "model/mhc_fused.h"
 #include "model/sinkhorn.h"
 
 using namespace dynarch;
@@ -113,6 +114,32 @@ static int run(int argc, char** argv) {
          [&] { return compare([](const std::vector<at::Tensor>& v) { return mhc_project(v[0], v[1], 1e-6); },
                  [](const std::vector<at::Tensor>& v) { return mhc_project_reference(v[0], v[1], 1e-6); },
                  {X, phi}, reps); });
+  }
+  // The fused merge + input pass of an mHC sub-layer (mhc_merge_pre) against the
+  // previous path: hc_post_res, then mhc_pre on its output (both fused ops). One
+  // output: the sums of W X (W fixed: X gets a dense gradient, as from the next
+  // sub-layer), u, pre, post, Z.
+  for (int64_t D : {384, 768}) {
+    const int64_t Tm = 2048, K = n * n + 2 * n;
+    auto Xp = torch::randn({Tm, n, D}), y = torch::randn({Tm, D});
+    auto post = torch::rand({Tm, n}) * 2, R = torch::rand({Tm, n, n}) / n;
+    auto phi = torch::randn({K, n * D}) * 0.02, bias = torch::randn({K}), alpha = torch::full({3}, 0.5);
+    auto W = torch::randn({Tm, n, D});
+    auto sums = [W](const at::Tensor& X, const MhcPre& p) {
+      return at::stack({(X * W).sum(), p.u.sum(), p.pre.sum(), p.post.sum(), p.Z.sum()});
+    };
+    emit({{"case", "mhc_merge_pre_vs_chain"}, {"T", Tm}, {"n", n}, {"D", D}}, [&] {
+      return compare(
+          [&](const std::vector<at::Tensor>& v) {
+            auto m = mhc_merge_pre(v[0], v[1], v[2], v[3], v[4], v[5], v[6], 1e-6, 1e-6);
+            return sums(m.X, m.p);
+          },
+          [&](const std::vector<at::Tensor>& v) {
+            auto X = hc_post_res(v[0], v[1], v[2], v[3]);
+            return sums(X, mhc_pre(X, v[4], v[5], v[6], 1e-6, 1e-6));
+          },
+          {Xp, R, post, y, phi, bias, alpha}, reps);
+    });
   }
   return 0;
 }

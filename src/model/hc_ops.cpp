@@ -8,23 +8,16 @@
 
 #include "core/compat.h"
 #include "core/error.h"
+#include "model/row_dot.h"
 
 // Plain loops over contiguous rows of D elements: GCC vectorises them at -O3;
-// the dot products use `omp simd` reductions (no -ffast-math for this file).
+// the dot products use row_dot (several accumulators, no -ffast-math here).
 
 namespace dynarch {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
 namespace {
-
-template <class C>
-inline C dot(const C* a, const C* b, int64_t d) {
-  C s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < d; ++i) s += a[i] * b[i];
-  return s;
-}
 
 // o = a * x (assign) or o += a * x.
 template <class C>
@@ -92,7 +85,7 @@ struct PreMixFn : torch::autograd::Function<PreMixFn> {
           for (int64_t j = 0; j < n; ++j) {
             const int64_t row = (t * n + j) * D;
             if (need_x) axpy(pgx + row, pp[t * n + j], pg + t * D, D, true);
-            if (need_p) pgp[t * n + j] = dot(px + row, pg + t * D, D);
+            if (need_p) pgp[t * n + j] = row_dot(px + row, pg + t * D, D);
           }
       });
     });
@@ -149,8 +142,8 @@ struct PostResFn : torch::autograd::Function<PostResFn> {
               for (int64_t j = 0; j < n; ++j)
                 axpy(out[0] + (t * n + j) * D, pr[(t * n + k) * n + j], gk, D, k == 0);
             if (need[1])  // dR[k,j] = <G[k], X[j]>
-              for (int64_t j = 0; j < n; ++j) out[1][(t * n + k) * n + j] = dot(gk, px + (t * n + j) * D, D);
-            if (need[2]) out[2][t * n + k] = dot(gk, py + t * D, D);       // dpost[k] = <G[k], y>
+              for (int64_t j = 0; j < n; ++j) out[1][(t * n + k) * n + j] = row_dot(gk, px + (t * n + j) * D, D);
+            if (need[2]) out[2][t * n + k] = row_dot(gk, py + t * D, D);       // dpost[k] = <G[k], y>
             if (need[3]) axpy(out[3] + t * D, pp[t * n + k], gk, D, k == 0);  // dy = sum_k post[k] G[k]
           }
         }
@@ -173,7 +166,7 @@ struct ProjectFn : torch::autograd::Function<ProjectFn> {
       const C* pv = V.data_ptr<C>();
       C* pr = rho.data_ptr<C>();
       at::parallel_for(0, T, grain(N), [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) pr[t] = C(1) / std::sqrt(dot(pv + t * N, pv + t * N, N) / C(N) + C(eps));
+        for (int64_t t = t0; t < t1; ++t) pr[t] = C(1) / std::sqrt(row_dot(pv + t * N, pv + t * N, N) / C(N) + C(eps));
       });
     });
     ctx->save_for_backward({X, phi, rho, P});
@@ -201,7 +194,7 @@ struct ProjectFn : torch::autograd::Function<ProjectFn> {
         at::parallel_for(0, T, grain(N), [&](int64_t t0, int64_t t1) {
           for (int64_t t = t0; t < t1; ++t) {
             const C r = pr[t];
-            const C coef = -r * r * r / C(N) * dot(pg + t * K, pp + t * K, K);
+            const C coef = -r * r * r / C(N) * row_dot(pg + t * K, pp + t * K, K);
             axpy(po + t * N, coef, pv + t * N, N, false);
           }
         });

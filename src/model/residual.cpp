@@ -76,7 +76,11 @@ json ResidualConfig::to_json() const {
 
 namespace {
 thread_local ConnectionRecorder* g_recorder = nullptr;
-}
+thread_local int g_separate_merge = 0;
+}  // namespace
+SeparateMergeScope::SeparateMergeScope() { ++g_separate_merge; }
+SeparateMergeScope::~SeparateMergeScope() { --g_separate_merge; }
+bool SeparateMergeScope::active() { return g_separate_merge > 0; }
 ConnectionRecorder::ConnectionRecorder() { g_recorder = this; }
 ConnectionRecorder::~ConnectionRecorder() { g_recorder = nullptr; }
 ConnectionRecorder* ConnectionRecorder::active() { return g_recorder; }
@@ -178,7 +182,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ManifoldHyperConnecti
   const int64_t n = S.X.size(-2), D = S.X.size(-1);
   // Logits of source j -> destination k sit at 2n + j n + k; Z is destination x source.
   MhcPre p;
-  if (cfg.fused && S.pending()) {
+  if (cfg.fused && S.pending() && !SeparateMergeScope::active()) {
     auto m = mhc_merge_pre(S.X.reshape({-1, n, D}), S.R, S.post, S.y, phi.to(dt), bias.to(dt), alpha.to(dt),
                            cfg.rms_eps, cfg.pre_eps);
     Xt = m.X;

@@ -43,6 +43,13 @@ struct Streams {
 };
 // The materialised state (hc_post_res, or its reference when !fused).
 at::Tensor settle(const Streams& s, bool fused = true);
+// While one is alive (RAII, this thread), mHC sub-layers settle a pending merge
+// with hc_post_res before mhc_pre instead of mhc_merge_pre: the A/B of bench_mhc.
+struct SeparateMergeScope {
+  SeparateMergeScope();
+  ~SeparateMergeScope();
+  static bool active();
+};
 
 // One sub-layer's stream update. X: (..., n, D) in fp32 (fp64 in tests);
 // F maps the branch input (..., D) to its output (..., D).
