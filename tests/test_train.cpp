@@ -299,6 +299,16 @@ TEST(Runtime, MallocSettingFromTheEnvironment) {
       ::testing::ExitedWithCode(2), "error: DYNARCH_MALLOC must be");
 }
 
+// Huge pages for the heap: appended to the user's tunables, never overriding their own choice.
+TEST(Runtime, HugetlbTunable) {
+  EXPECT_EQ(dynarch::tunables_with_hugetlb(nullptr), "glibc.malloc.hugetlb=1");
+  EXPECT_EQ(dynarch::tunables_with_hugetlb(""), "glibc.malloc.hugetlb=1");
+  EXPECT_EQ(dynarch::tunables_with_hugetlb("glibc.malloc.arena_max=2"),
+            "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1");
+  EXPECT_EQ(dynarch::tunables_with_hugetlb("glibc.malloc.hugetlb=0"), "");
+  EXPECT_EQ(dynarch::tunables_with_hugetlb("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2"), "");
+}
+
 // With the setting on, a large block is served from the heap (no mmap) and stays there when freed.
 TEST(Runtime, KeptMemoryIsNotMapped) {
   unsetenv("DYNARCH_MALLOC");

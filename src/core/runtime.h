@@ -4,10 +4,16 @@
 
 namespace dynarch {
 
-// Re-executes the current process with OPENBLAS_CORETYPE=SkylakeX when the CPU
-// has AVX-512 and the variable says otherwise (OpenBLAS reads it at load time;
-// Haswell kernels halve fp32 GEMM throughput here). Call first thing in main().
+// Re-executes the current process once (DYNARCH_NO_REEXEC marks the second run)
+// with OPENBLAS_CORETYPE=SkylakeX when the CPU has AVX-512 and the variable says
+// otherwise (OpenBLAS reads it at load time; Haswell kernels halve fp32 GEMM
+// throughput), and with glibc.malloc.hugetlb=1 added to GLIBC_TUNABLES when
+// transparent huge pages are available and DYNARCH_MALLOC is not "system" (glibc
+// reads tunables at start-up). Call first thing in main().
 void maybe_reexec_for_blas(int argc, char** argv);
+// GLIBC_TUNABLES value with glibc.malloc.hugetlb=1 appended; "" when `current`
+// already sets glibc.malloc.hugetlb (left as the user chose).
+std::string tunables_with_hugetlb(const char* current);
 // Freed memory stays in the process heap (no per-step page faults on large
 // activations); called by maybe_reexec_for_blas. DYNARCH_MALLOC: keep (default)
 // or system (glibc's default); another value exits 2 with a message.
