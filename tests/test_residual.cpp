@@ -3,13 +3,13 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <set>
+
 #include "core/error.h"
 #include "gradcheck.h"
 #include "model/lm.h"
 #include "model/mlp.h"
 #include "model/residual.h"
-
-#include <set>
 
 using namespace dynarch;
 using nlohmann::json;
@@ -218,6 +218,23 @@ TEST(Hc, GradcheckWholeSublayerFp64) {
   EXPECT_LT(err, 1e-6);
 }
 
+namespace {
+// Autograd nodes below t whose name contains `part` (each node once).
+int count_nodes(const at::Tensor& t, const std::string& part) {
+  std::set<torch::autograd::Node*> seen;
+  std::vector<torch::autograd::Node*> todo{t.grad_fn().get()};
+  int n = 0;
+  while (!todo.empty()) {
+    auto* node = todo.back();
+    todo.pop_back();
+    if (!node || !seen.insert(node).second) continue;
+    n += node->name().find(part) != std::string::npos;
+    for (auto& e : node->next_edges()) todo.push_back(e.function.get());
+  }
+  return n;
+}
+}  // namespace
+
 TEST(Mhc, FusedEqualsReferenceInAModel) {
   torch::manual_seed(6);
   json r = {{"type", "mhc"}, {"n", 4}, {"init", "zero"}, {"collapse", "learned"}, {"stream_embed", true}};
@@ -228,6 +245,16 @@ TEST(Mhc, FusedEqualsReferenceInAModel) {
   auto ids = torch::randint(0, 256, {2, 9}, at::kLong);
   auto a = fused.forward(ids), b = ref.forward(ids);
   EXPECT_LT(maxdiff(a, b), 1e-4);
+  // T1M1 = 4 mHC sub-layers: 3 merges fused into the next input pass, the last one settled.
+  EXPECT_EQ(count_nodes(a, "MhcMergePreFn"), 3);
+  EXPECT_EQ(count_nodes(a, "PostResFn"), 1);
+  {
+    SeparateMergeScope separate;  // every merge as its own hc_post_res pass: the same numbers
+    auto c = fused.forward(ids);
+    EXPECT_LT(maxdiff(c, a), 1e-5);
+    EXPECT_EQ(count_nodes(c, "MhcMergePreFn"), 0);
+    EXPECT_EQ(count_nodes(c, "PostResFn"), 4);
+  }
   a.logsumexp(-1).sum().backward();
   b.logsumexp(-1).sum().backward();
   auto pr = ref.named_parameters();

@@ -65,7 +65,7 @@ class StreamConnection : public torch::nn::Module {
   StreamConnection(const ResidualConfig& c) : cfg(c) {}
   // Shared tail: u = H_pre X (unless given), y = F(u); returns X' = H_res X + H_post^T y pending.
   Streams mix(const at::Tensor& X, const at::Tensor& pre, const at::Tensor& res, const at::Tensor& post,
-                 const Branch& F, at::Tensor u = {});
+              const Branch& F, at::Tensor u = {});
   ResidualConfig cfg;
 };
 
