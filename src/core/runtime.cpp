@@ -57,7 +57,7 @@ bool keep_freed_memory_from_env(const char* value) {
   throw UserError(std::string("DYNARCH_MALLOC must be \"keep\" (default) or \"system\", got \"") + value + "\"");
 }
 
-void keep_freed_memory() {
+bool keep_freed_memory() {
   // Training frees and re-allocates the same large activation buffers every
   // step; glibc serves those from fresh mmaps, so every step pays page faults
   // and zeroing. Keeping freed memory in the heap made a T6 d384 training step
@@ -69,9 +69,10 @@ void keep_freed_memory() {
     std::fprintf(stderr, "error: %s\n", e.what());
     std::exit(2);
   }
-  if (!keep) return;
+  if (!keep) return false;
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  return true;
 }
 
 std::string tunables_with_hugetlb(const char* current) {
@@ -90,7 +91,7 @@ bool thp_available() {
 }  // namespace
 
 void maybe_reexec_for_blas(int argc, char** argv) {
-  keep_freed_memory();
+  const bool keep = keep_freed_memory();
   if (std::getenv("DYNARCH_NO_REEXEC")) return;
   bool reexec = false;
   const char* ct = std::getenv("OPENBLAS_CORETYPE");
@@ -102,7 +103,7 @@ void maybe_reexec_for_blas(int argc, char** argv) {
   // glibc reads its tunables at start-up only. With transparent huge pages for the
   // heap a training step re-faults ~35x fewer pages (the kept heap was still
   // faulted page by page each step: 130 k faults per T6 d1024 step); 5-8 % faster.
-  if (keep_freed_memory_from_env(std::getenv("DYNARCH_MALLOC")) && thp_available()) {
+  if (keep && thp_available()) {
     const std::string t = tunables_with_hugetlb(std::getenv("GLIBC_TUNABLES"));
     if (!t.empty()) {
       setenv("GLIBC_TUNABLES", t.c_str(), 1);

@@ -16,8 +16,9 @@ void maybe_reexec_for_blas(int argc, char** argv);
 std::string tunables_with_hugetlb(const char* current);
 // Freed memory stays in the process heap (no per-step page faults on large
 // activations); called by maybe_reexec_for_blas. DYNARCH_MALLOC: keep (default)
-// or system (glibc's default); another value exits 2 with a message.
-void keep_freed_memory();
+// or system (glibc's default); another value exits 2 with a message. Returns
+// whether the setting is on.
+bool keep_freed_memory();
 // DYNARCH_MALLOC's value (null or empty = unset) -> keep freed memory? Throws
 // UserError naming the variable for an unknown value.
 bool keep_freed_memory_from_env(const char* value);

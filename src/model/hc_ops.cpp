@@ -8,7 +8,7 @@
 
 #include "core/compat.h"
 #include "core/error.h"
-#include "model/row_dot.h"
+#include "model/stream_rows.h"
 
 // Plain loops over contiguous rows of D elements: GCC vectorises them at -O3;
 // the dot products use row_dot (several accumulators, no -ffast-math here).
@@ -103,13 +103,9 @@ struct PostResFn : torch::autograd::Function<PostResFn> {
       using C = scalar_t;
       const C *px = X.data_ptr<C>(), *pr = R.data_ptr<C>(), *pp = post.data_ptr<C>(), *py = y.data_ptr<C>();
       C* po = out.data_ptr<C>();
+      const Merge<C> mg{px, pr, pp, py};
       at::parallel_for(0, T, grain(n * n * D), [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t)
-          for (int64_t k = 0; k < n; ++k) {
-            C* o = po + (t * n + k) * D;
-            axpy(o, pp[t * n + k], py + t * D, D, true);
-            for (int64_t j = 0; j < n; ++j) axpy(o, pr[(t * n + k) * n + j], px + (t * n + j) * D, D, false);
-          }
+        for (int64_t t = t0; t < t1; ++t) merge_token(mg, t, n, D, po + t * n * D);
       });
     });
     ctx->save_for_backward({X, R, post, y});
@@ -133,20 +129,12 @@ struct PostResFn : torch::autograd::Function<PostResFn> {
       const C* pg = G.data_ptr<C>();
       C* out[4];
       for (int i = 0; i < 4; ++i) out[i] = need[i] ? g[i].data_ptr<C>() : nullptr;
+      const Merge<C> mg{px, pr, pp, py};
       at::parallel_for(0, T, grain(n * n * D), [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) {
-          const C* gt = pg + t * n * D;
-          for (int64_t k = 0; k < n; ++k) {
-            const C* gk = gt + k * D;
-            if (need[0])  // dX[j] = sum_k R[k,j] G[k]
-              for (int64_t j = 0; j < n; ++j)
-                axpy(out[0] + (t * n + j) * D, pr[(t * n + k) * n + j], gk, D, k == 0);
-            if (need[1])  // dR[k,j] = <G[k], X[j]>
-              for (int64_t j = 0; j < n; ++j) out[1][(t * n + k) * n + j] = row_dot(gk, px + (t * n + j) * D, D);
-            if (need[2]) out[2][t * n + k] = row_dot(gk, py + t * D, D);       // dpost[k] = <G[k], y>
-            if (need[3]) axpy(out[3] + t * D, pp[t * n + k], gk, D, k == 0);  // dy = sum_k post[k] G[k]
-          }
-        }
+        for (int64_t t = t0; t < t1; ++t)
+          merge_token_backward(mg, t, n, D, pg + t * n * D, out[0] ? out[0] + t * n * D : nullptr,
+                               out[1] ? out[1] + t * n * n : nullptr, out[2] ? out[2] + t * n : nullptr,
+                               out[3] ? out[3] + t * D : nullptr);
       });
     });
     return {g[0], g[1], g[2], g[3]};

@@ -12,7 +12,7 @@
 #include "core/error.h"
 #include "model/bmm.h"
 #include "model/hc_ops.h"
-#include "model/row_dot.h"
+#include "model/stream_rows.h"
 
 namespace dynarch {
 using torch::autograd::AutogradContext;
@@ -54,55 +54,6 @@ C sigmoid(C x) {
 // Tokens per cache block: the block's n·D rows stay in L2 between its passes
 // (merge, projection GEMM, coefficients, pre-mix; and the same in backward).
 constexpr int64_t kBlock = 16;
-
-// The pending merge of the previous sub-layer: X = R Xp + post^T y (hc_ops.h).
-template <class C>
-struct Merge {
-  const C *xp = nullptr, *R = nullptr, *post = nullptr, *y = nullptr;
-};
-
-// X[t] = sum_j R[t,k,j] Xp[t,j] + post[t,k] y[t] for one token (rows in L1).
-template <class C>
-void merge_token(const Merge<C>& m, int64_t t, int64_t n, int64_t D, C* out) {
-  const C* xp = m.xp + t * n * D;
-  const C* yt = m.y + t * D;
-  for (int64_t k = 0; k < n; ++k) {
-    C* o = out + k * D;
-    const C pk = m.post[t * n + k];
-    for (int64_t d = 0; d < D; ++d) o[d] = pk * yt[d];
-    for (int64_t j = 0; j < n; ++j) {
-      const C r = m.R[(t * n + k) * n + j];
-      const C* xj = xp + j * D;
-      for (int64_t d = 0; d < D; ++d) o[d] += r * xj[d];
-    }
-  }
-}
-
-// Backward of merge_token given G = dX[t] (n, D): dXp, dR, dpost, dy of the token.
-template <class C>
-void merge_token_backward(const Merge<C>& m, int64_t t, int64_t n, int64_t D, const C* G, C* dxp, C* dR, C* dpost,
-                          C* dy) {
-  const C* xp = m.xp + t * n * D;
-  const C* yt = m.y + t * D;
-  for (int64_t k = 0; k < n; ++k) {
-    const C* gk = G + k * D;
-    const C pk = m.post[t * n + k];
-    for (int64_t j = 0; j < n; ++j) {
-      const C r = m.R[(t * n + k) * n + j];
-      C* dj = dxp + j * D;
-      if (k == 0)
-        for (int64_t d = 0; d < D; ++d) dj[d] = r * gk[d];
-      else
-        for (int64_t d = 0; d < D; ++d) dj[d] += r * gk[d];
-      dR[k * n + j] = row_dot(gk, xp + j * D, D);
-    }
-    dpost[k] = row_dot(gk, yt, D);
-    if (k == 0)
-      for (int64_t d = 0; d < D; ++d) dy[d] = pk * gk[d];
-    else
-      for (int64_t d = 0; d < D; ++d) dy[d] += pk * gk[d];
-  }
-}
 
 // Forward of both ops. With a merge (R defined) X is formed block by block from
 // (Xin = Xp, R, post0, y) and returned; otherwise X = Xin. Outputs: [X,] u, pre, post, Z.
