@@ -46,7 +46,7 @@ Op project_ref(double eps) {
 
 TEST(HcOps, PreMixEqualsReference) {
   torch::manual_seed(20);
-  for (int64_t n : {1, 4}) expect_same(pre_mix, pre_mix_ref, {torch::randn({37, n, 50}), torch::rand({37, n})}, 1e-6);
+  for (int64_t n : {1, 2, 4, 5}) expect_same(pre_mix, pre_mix_ref, {torch::randn({37, n, 50}), torch::rand({37, n})}, 1e-6);
   // exact value: u = sum_j pre_j x_j
   auto X = torch::arange(12, torch::kFloat).view({1, 3, 4}), pre = torch::tensor({{1.0f, 0.5f, -2.0f}});
   auto u = hc_pre_mix(X, pre);
@@ -55,7 +55,7 @@ TEST(HcOps, PreMixEqualsReference) {
 
 TEST(HcOps, PostResEqualsReference) {
   torch::manual_seed(21);
-  for (int64_t n : {1, 3, 4})
+  for (int64_t n : {1, 2, 3, 4, 5})  // fixed-n kernels up to 4, runtime-n loops beyond
     expect_same(post_res, post_res_ref,
                 {torch::randn({37, n, 50}), torch::rand({37, n, n}), torch::rand({37, n}) * 2, torch::randn({37, 50})},
                 1e-6);
@@ -127,13 +127,13 @@ TEST(HcOps, PartialGradsNonContiguousAndEmpty) {
 
 TEST(Gradcheck, HcPreMixFp64) {
   torch::manual_seed(25);
-  for (int64_t n : {1, 3})
+  for (int64_t n : {1, 3, 4, 5})
     EXPECT_LT(gradtest::gradcheck_max_error(pre_mix, {torch::randn({3, n, 5}), torch::randn({3, n})}), 1e-7);
 }
 
 TEST(Gradcheck, HcPostResFp64) {
   torch::manual_seed(26);
-  for (int64_t n : {1, 3})
+  for (int64_t n : {1, 3, 4, 5})
     EXPECT_LT(gradtest::gradcheck_max_error(post_res, {torch::randn({3, n, 5}), torch::randn({3, n, n}),
                                                        torch::randn({3, n}), torch::randn({3, 5})}),
               1e-7);

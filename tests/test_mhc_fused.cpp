@@ -57,7 +57,7 @@ TEST(MhcFused, EqualsReferenceWithGradients) {
 }
 
 TEST(MhcFused, GradcheckFp64) {
-  for (int64_t n : {1, 2, 3}) {
+  for (int64_t n : {1, 2, 3, 4, 5}) {
     torch::manual_seed(n);
     auto in = random_inputs(4, n, 5, at::kDouble);
     auto f = [&](const std::vector<at::Tensor>& x) { return combine(mhc_pre(x[0], x[1], x[2], x[3], 1e-6, 1e-6), 9); };
@@ -128,7 +128,7 @@ TEST(MhcMergePre, EqualsReferenceWithGradients) {
 }
 
 TEST(MhcMergePre, GradcheckFp64) {
-  for (int64_t n : {1, 2, 3}) {
+  for (int64_t n : {1, 2, 3, 4, 5}) {  // 1-4: fixed-n kernels, 5: the runtime-n loops
     torch::manual_seed(10 + n);
     auto mg = random_merge(19, n, 5, at::kDouble);  // crosses a cache block boundary
     auto in = random_inputs(19, n, 5, at::kDouble);

@@ -61,7 +61,7 @@ struct PreMixFn : torch::autograd::Function<PreMixFn> {
       C* pu = u.data_ptr<C>();
       at::parallel_for(0, T, grain(n * D), [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; ++t)
-          for (int64_t j = 0; j < n; ++j) axpy(pu + t * D, pp[t * n + j], px + (t * n + j) * D, D, j == 0);
+          premix_token(px + t * n * D, pp + t * n, n, D, pu + t * D);
       });
     });
     ctx->save_for_backward({X, pre});
@@ -81,12 +81,11 @@ struct PreMixFn : torch::autograd::Function<PreMixFn> {
       C* pgx = need_x ? gX.data_ptr<C>() : nullptr;
       C* pgp = need_p ? gp.data_ptr<C>() : nullptr;
       at::parallel_for(0, T, grain(n * D), [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t)
-          for (int64_t j = 0; j < n; ++j) {
-            const int64_t row = (t * n + j) * D;
-            if (need_x) axpy(pgx + row, pp[t * n + j], pg + t * D, D, true);
-            if (need_p) pgp[t * n + j] = row_dot(px + row, pg + t * D, D);
-          }
+        for (int64_t t = t0; t < t1; ++t) {
+          if (need_x)
+            for (int64_t j = 0; j < n; ++j) axpy(pgx + (t * n + j) * D, pp[t * n + j], pg + t * D, D, true);
+          if (need_p) stream_dots(px + t * n * D, pg + t * D, n, D, pgp + t * n);
+        }
       });
     });
     return {gX, gp};

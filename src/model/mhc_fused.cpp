@@ -6,12 +6,14 @@
 
 #include <cmath>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "core/compat.h"
 #include "core/error.h"
 #include "model/bmm.h"
 #include "model/hc_ops.h"
+#include "model/skinny_gemm.h"
 #include "model/stream_rows.h"
 
 namespace dynarch {
@@ -55,6 +57,28 @@ C sigmoid(C x) {
 // (merge, projection GEMM, coefficients, pre-mix; and the same in backward).
 constexpr int64_t kBlock = 16;
 
+// raw = X phi^T for M token rows: the AVX-512 skinny kernel (packed phi) or BLAS.
+template <class C>
+void project_block(int64_t M, int64_t nD, int64_t K, const C* x, const C* phi, const PackedPhi* packed, C* raw) {
+  if constexpr (std::is_same_v<C, float>)
+    if (packed) return skinny_project(M, x, *packed, raw);
+  gemm_rowmajor<C>(false, true, int(M), int(K), int(nD), x, int(nD), phi, int(nD), C(0), raw, int(K));
+}
+
+// dX += Gr phi for M token rows.
+template <class C>
+void expand_add_block(int64_t M, int64_t nD, int64_t K, const C* gr, const C* phi, bool skinny, C* dx) {
+  if constexpr (std::is_same_v<C, float>)
+    if (skinny) return skinny_expand_add(M, nD, K, gr, phi, dx);
+  gemm_rowmajor<C>(false, false, int(M), int(nD), int(K), gr, int(K), phi, int(nD), C(1), dx, int(nD));
+}
+
+// dphi += Gr^T X for M token rows (skinny path only, fp32).
+template <class C>
+void dphi_add_block(int64_t M, int64_t nD, int64_t K, const C* gr, const C* x, C* dphi) {
+  if constexpr (std::is_same_v<C, float>) skinny_dphi_add(M, nD, K, gr, x, dphi);
+}
+
 // Forward of both ops. With a merge (R defined) X is formed block by block from
 // (Xin = Xp, R, post0, y) and returned; otherwise X = Xin. Outputs: [X,] u, pre, post, Z.
 tensor_list pre_forward(const at::Tensor& Xin, const at::Tensor& R, const at::Tensor& post0, const at::Tensor& y,
@@ -74,6 +98,9 @@ tensor_list pre_forward(const at::Tensor& Xin, const at::Tensor& R, const at::Te
     const C *pb = bias.data_ptr<C>(), *pa = alpha.data_ptr<C>(), *pphi = phi.data_ptr<C>();
     C *px = X.data_ptr<C>(), *pr = raw.data_ptr<C>(), *prho = rho.data_ptr<C>();
     C *pu = u.data_ptr<C>(), *ppre = pre.data_ptr<C>(), *ppost = post.data_ptr<C>(), *pz = Z.data_ptr<C>();
+    PackedPhi packed;
+    const bool skinny = std::is_same_v<C, float> && skinny_gemm_available(K);
+    if (skinny) pack_phi(reinterpret_cast<const float*>(pphi), K, nD, packed);  // C is float here
     const int64_t nblk = (T + kBlock - 1) / kBlock;
     at::parallel_for(0, nblk, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
@@ -81,8 +108,7 @@ tensor_list pre_forward(const at::Tensor& Xin, const at::Tensor& R, const at::Te
         if (merge)
           for (int64_t t = t0; t < t1; ++t) merge_token(mg, t, n, D, px + t * nD);
         // raw = X phi^T for the block, while its rows are in cache.
-        gemm_rowmajor<C>(false, true, int(t1 - t0), int(K), int(nD), px + t0 * nD, int(nD), pphi, int(nD), C(0),
-                         pr + t0 * K, int(K));
+        project_block<C>(t1 - t0, nD, K, px + t0 * nD, pphi, skinny ? &packed : nullptr, pr + t0 * K);
         for (int64_t t = t0; t < t1; ++t) {
           const C* v = px + t * nD;
           const C r = C(1) / std::sqrt(row_dot(v, v, nD) / C(nD) + C(rms_eps));
@@ -95,13 +121,7 @@ tensor_list pre_forward(const at::Tensor& Xin, const at::Tensor& R, const at::Te
             for (int64_t k = 0; k < n; ++k)  // source j -> destination k
               pz[(t * n + k) * n + j] = pa[2] * m[2 * n + j * n + k] * r + pb[2 * n + j * n + k];
           }
-          C* ur = pu + t * D;
-          for (int64_t d = 0; d < D; ++d) ur[d] = pj[0] * v[d];
-          for (int64_t j = 1; j < n; ++j) {
-            const C w = pj[j];
-            const C* xj = v + j * D;
-            for (int64_t d = 0; d < D; ++d) ur[d] += w * xj[d];
-          }
+          premix_token(v, pj, n, D, pu + t * D);
         }
       }
     });
@@ -127,6 +147,11 @@ tensor_list pre_backward(const tensor_list& sv, const tensor_list& g, double pre
   auto dbias = at::zeros({K}, opt), dalpha = at::zeros({3}, opt);
   at::Tensor dR, dpost0, dy;
   if (merge) dR = at::empty({T, n, n}, opt), dpost0 = at::empty({T, n}, opt), dy = at::empty({T, D}, opt);
+  // With the skinny kernels dφ is summed per thread over its blocks while the
+  // rows are in cache, and the merged X is recomputed from Xp in the block
+  // instead of read back: neither pass over X leaves the cache.
+  const bool skinny = X.scalar_type() == at::kFloat && skinny_gemm_available(K), recompute = merge && skinny;
+  at::Tensor dphi = skinny ? at::zeros({K, nD}, opt) : at::Tensor();
   std::mutex mu;
   AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "mhc_pre_bwd", [&] {
     using C = scalar_t;
@@ -139,21 +164,25 @@ tensor_list pre_backward(const tensor_list& sv, const tensor_list& g, double pre
     C *pdxin = dXin.data_ptr<C>(), *pgr = Gr.data_ptr<C>();
     const int64_t nblk = (T + kBlock - 1) / kBlock;
     at::parallel_for(0, nblk, 1, [&](int64_t b0, int64_t b1) {
-      std::vector<C> db(K, C(0)), gm(K);
+      std::vector<C> db(K, C(0)), gm(K), xdu(n);
       std::vector<C> gbuf(merge ? kBlock * nD : 0);  // dX of the block (merge: before the merge's backward)
+      std::vector<C> xbuf(recompute ? kBlock * nD : 0), dphi_part(skinny ? K * nD : 0);
       C da[3] = {0, 0, 0};
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t t0 = b * kBlock, t1 = std::min(T, t0 + kBlock);
         C* G0 = merge ? gbuf.data() - t0 * nD : pdxin;  // G0 + t * nD: row of token t
+        const C* XB = recompute ? xbuf.data() - t0 * nD : px;  // XB + t * nD: X of token t
+        if (recompute)  // the same kernel as the forward: the same X, bit for bit
+          for (int64_t t = t0; t < t1; ++t) merge_token(mg, t, n, D, xbuf.data() + (t - t0) * nD);
         for (int64_t t = t0; t < t1; ++t) {
-          const C* v = px + t * nD;
+          const C* v = XB + t * nD;
           const C* dur = pdu + t * D;
           const C r = prho[t];
           const C* rw = praw + t * K;
+          stream_dots(v, dur, n, D, xdu.data());  // <x_j, du>
           for (int64_t j = 0; j < n; ++j) {
-            const C* xj = v + j * D;
             const C s = ppre[t * n + j] - C(pre_eps);
-            const C zp = (pdpre[t * n + j] + row_dot(xj, dur, D)) * s * (C(1) - s);
+            const C zp = (pdpre[t * n + j] + xdu[j]) * s * (C(1) - s);
             gm[j] = pa[0] * zp;
             db[j] += zp;
             da[0] += zp * rw[j] * r;
@@ -191,8 +220,8 @@ tensor_list pre_backward(const tensor_list& sv, const tensor_list& g, double pre
         }
         // d X += Gr phi for the block: a small GEMM on cached rows (K = n^2 + 2n rows of
         // phi; BLAS beats K per-token axpys over n·D).
-        gemm_rowmajor<C>(false, false, int(t1 - t0), int(nD), int(K), pgr + t0 * K, int(K), pphi, int(nD), C(1),
-                         G0 + t0 * nD, int(nD));
+        expand_add_block<C>(t1 - t0, nD, K, pgr + t0 * K, pphi, skinny, G0 + t0 * nD);
+        if (skinny) dphi_add_block<C>(t1 - t0, nD, K, pgr + t0 * K, XB + t0 * nD, dphi_part.data());
         if (merge)
           for (int64_t t = t0; t < t1; ++t)
             merge_token_backward(mg, t, n, D, G0 + t * nD, pdxin + t * nD, dR.data_ptr<C>() + t * n * n,
@@ -202,11 +231,15 @@ tensor_list pre_backward(const tensor_list& sv, const tensor_list& g, double pre
       C* pdb = dbias.data_ptr<C>();
       for (int64_t i = 0; i < K; ++i) pdb[i] += db[i];
       for (int i = 0; i < 3; ++i) dalpha.data_ptr<C>()[i] += da[i];
+      if (skinny) {
+        C* pd = dphi.data_ptr<C>();
+        for (int64_t i = 0; i < K * nD; ++i) pd[i] += dphi_part[i];
+      }
     });
   });
-  // d phi = Gr^T X as one GEMM over all tokens: per block (inner dimension 16) the
-  // packing of each block cost more than the product (perf: 15 % of the op).
-  auto dphi = at::mm(Gr.t(), X.view({T, nD}));
+  // Otherwise d phi = Gr^T X as one GEMM over all tokens: BLAS per block (inner
+  // dimension 16) spent more time packing than multiplying (perf: 15 % of the op).
+  if (!skinny) dphi = at::mm(Gr.t(), X.view({T, nD}));
   if (merge) return {dXin, dR, dpost0, dy, dphi, dbias, dalpha};
   return {dXin, dphi, dbias, dalpha};
 }
