@@ -238,6 +238,19 @@ at::Tensor StreamEnds::expand(const at::Tensor& x) const {
   return X.contiguous();
 }
 
+at::Tensor StreamEnds::collapse(const Streams& S) const {
+  if (!S.pending() || !cfg.fused || cfg.collapse == "learned") return collapse(settle(S, cfg.fused));
+  // c * sum_k X'_k = sum_j (c sum_k R_kj) Xp_j + (c sum_k post_k) y: one pre-mix
+  // pass over Xp instead of the merge, its (T, n, D) output and the reduction.
+  const int64_t n = S.X.size(-2), D = S.X.size(-1);
+  const double c = cfg.collapse == "mean" ? 1.0 / double(n) : 1.0;
+  auto w = S.R.sum(-2) * c, s = S.post.sum(-1, /*keepdim=*/true) * c;  // R: (T, destination, source)
+  auto out = hc_pre_mix(S.X.reshape({-1, n, D}), w) + s * S.y;
+  auto shape = S.X.sizes().vec();
+  shape.erase(shape.end() - 2);
+  return out.view(shape);
+}
+
 at::Tensor StreamEnds::collapse(const at::Tensor& X) const {
   if (cfg.collapse == "mean") return X.mean(-2);
   if (cfg.collapse == "sum") return X.sum(-2);

@@ -109,6 +109,9 @@ class StreamEnds : public torch::nn::Module {
   StreamEnds(const ResidualConfig& c, int64_t d);
   at::Tensor expand(const at::Tensor& x) const;
   at::Tensor collapse(const at::Tensor& X) const;
+  // The same from a state whose last merge may be pending: for the mean and sum
+  // collapses (fused) the merged n-stream state is never materialised.
+  at::Tensor collapse(const Streams& S) const;
   at::Tensor stream_embed;          // (n, D) or undefined
   at::Tensor head_phi, head_bias, head_alpha;  // learned collapse (n, nD), (n), (1)
   ResidualConfig cfg;
