@@ -2,7 +2,7 @@
 // model: training steps (forward, backward, clipping, AdamW) of each variant,
 // interleaved in rounds so that machine drift hits all variants alike.
 //   bench_mhc [--config M.json] [--n 4] [--batch 8] [--seq-len 512] [--steps 3] [--rounds 3]
-//             [--dtype bf16|fp32] [--variants plain,mhc,hc[,mhc_unmerged]] [--decode 0]
+//             [--dtype bf16|fp32] [--variants plain,mhc,hc[,mhc_unmerged,mhc_blas]] [--decode 0]
 // Prints one JSON line per variant and a summary line with the overheads.
 #include <torch/torch.h>
 
@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "model/lm.h"
+#include "model/skinny_gemm.h"
 
 using namespace dynarch;
 using nlohmann::json;
@@ -50,7 +51,7 @@ static int run(int argc, char** argv) {
   std::vector<std::shared_ptr<ByteLM>> models;
   for (auto& v : names) {
     json c = base;
-    if (v != "plain") c["residual"] = json{{"type", v == "mhc_unmerged" ? "mhc" : v}, {"n", n}};
+    if (v != "plain") c["residual"] = json{{"type", v.rfind("mhc", 0) == 0 ? "mhc" : v}, {"n", n}};
     else c.erase("residual");
     torch::manual_seed(0);
     models.push_back(std::make_shared<ByteLM>(ModelConfig::from_json(c, "variant " + v)));
@@ -59,10 +60,13 @@ static int run(int argc, char** argv) {
   auto ids = torch::randint(0, 256, {batch, seq}, at::kLong);
   auto tg = torch::randint(0, 256, {batch, seq}, at::kLong);
   std::vector<std::vector<double>> times(names.size());
-  // mhc_unmerged: mHC with each merge as its own hc_post_res pass (the path before mhc_merge_pre).
+  // mhc_unmerged: mHC with each merge as its own hc_post_res pass (the path before mhc_merge_pre);
+  // mhc_blas: mHC with BLAS instead of the AVX-512 skinny GEMMs (skinny_gemm.h).
   auto timed = [&](size_t v, int64_t k, int warm) {
     std::optional<SeparateMergeScope> sep;
+    std::optional<BlasSkinnyScope> blas;
     if (names[v] == "mhc_unmerged") sep.emplace();
+    if (names[v] == "mhc_blas") blas.emplace();
     return time_train_steps(*models[v], ids, tg, bf16, k, warm);
   };
   for (size_t v = 0; v < names.size(); ++v) timed(v, 1, 1);  // warm-up

@@ -1,6 +1,8 @@
 // mHC kernels (issue #4): forward+backward time of the fused ops against their
 // plain tensor-op references, measured in the same run; one JSON line per case.
 // Usage: bench_sinkhorn [--threads N] [--reps R] [--only CASE] [--iters 20]
+// Cases: sinkhorn, hc_pre_mix, hc_post_res, hc_post_res_vs_matmul, mhc_project,
+//        mhc_merge_pre_vs_chain, skinny_gemm (AVX-512 hosts)
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -10,8 +12,10 @@
 #include "bench/lm_bench.h"
 #include "core/error.h"
 #include "core/runtime.h"
+#include "model/bmm.h"
 #include "model/hc_ops.h"
 #include "model/mhc_fused.h"
+#include "model/skinny_gemm.h"
 #include "model/sinkhorn.h"
 
 using namespace dynarch;
@@ -139,6 +143,56 @@ static int run(int argc, char** argv) {
             return sums(X, mhc_pre(X, v[4], v[5], v[6], 1e-6, 1e-6));
           },
           {Xp, R, post, y, phi, bias, alpha}, reps);
+    });
+  }
+  // The skinny GEMMs of the fused input op, per 16-token block as the op runs them:
+  // the AVX-512 kernels (skinny_gemm.h) against the BLAS calls they replace, on one
+  // thread (the op runs one block per thread). GFLOP/s = 2·T·K·n·D per product.
+  for (int64_t D : {384, 1024}) {
+    if (!skinny_gemm_available(24)) break;
+    const int64_t Tg = 1024, K = 24, nD = n * D, B = 16;
+    auto X = torch::randn({Tg, nD}), phi = torch::randn({K, nD}), Gr = torch::randn({Tg, K});
+    auto dX = torch::zeros({Tg, nD}), raw = torch::zeros({Tg, K}), dphi = torch::zeros({K, nD});
+    const float *px = X.data_ptr<float>(), *pphi = phi.data_ptr<float>(), *pg = Gr.data_ptr<float>();
+    float *pdx = dX.data_ptr<float>(), *praw = raw.data_ptr<float>(), *pdphi = dphi.data_ptr<float>();
+    auto best_ms = [&](const std::function<void()>& f) {
+      double best = 1e30;
+      for (int r = 0; r <= reps; ++r) {
+        auto t0 = std::chrono::steady_clock::now();
+        f();
+        if (r > 0) best = std::min(best, ms_since(t0));
+      }
+      return best;
+    };
+    emit({{"case", "skinny_gemm"}, {"T", Tg}, {"n", n}, {"D", D}, {"block", B}}, [&] {
+      const double gf = 2.0 * Tg * K * nD / 1e6;  // MFLOP per product -> GFLOP/s = gf / ms
+      PackedPhi packed;
+      std::map<std::string, double> ms = {
+          {"project_blas", best_ms([&] {
+             for (int64_t t = 0; t < Tg; t += B)
+               gemm_rowmajor<float>(false, true, B, K, nD, px + t * nD, nD, pphi, nD, 0.f, praw + t * K, K);
+           })},
+          {"project_skinny", best_ms([&] {
+             pack_phi(pphi, K, nD, packed);
+             for (int64_t t = 0; t < Tg; t += B) skinny_project(B, px + t * nD, packed, praw + t * K);
+           })},
+          {"expand_blas", best_ms([&] {
+             for (int64_t t = 0; t < Tg; t += B)
+               gemm_rowmajor<float>(false, false, B, nD, K, pg + t * K, K, pphi, nD, 1.f, pdx + t * nD, nD);
+           })},
+          {"expand_skinny", best_ms([&] {
+             for (int64_t t = 0; t < Tg; t += B) skinny_expand_add(B, nD, K, pg + t * K, pphi, pdx + t * nD);
+           })},
+          {"dphi_blas_whole", best_ms([&] { at::mm_out(dphi, Gr.t(), X); })},
+          {"dphi_skinny", best_ms([&] {
+             for (int64_t t = 0; t < Tg; t += B) skinny_dphi_add(B, nD, K, pg + t * K, px + t * nD, pdphi);
+           })}};
+      json j;
+      for (auto& [k, v] : ms) j[k + "_gflops"] = gf / v;
+      j["speedup_project"] = ms["project_blas"] / ms["project_skinny"];
+      j["speedup_expand"] = ms["expand_blas"] / ms["expand_skinny"];
+      j["speedup_dphi"] = ms["dphi_blas_whole"] / ms["dphi_skinny"];
+      return j;
     });
   }
   return 0;
