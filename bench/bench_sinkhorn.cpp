@@ -148,7 +148,7 @@ static int run(int argc, char** argv) {
   // The skinny GEMMs of the fused input op, per 16-token block as the op runs them:
   // the AVX-512 kernels (skinny_gemm.h) against the BLAS calls they replace, on one
   // thread (the op runs one block per thread). GFLOP/s = 2·T·K·n·D per product.
-  for (int64_t D : {384, 1024}) {
+  for (int64_t D : {384, 1024, 1536}) {
     if (!skinny_gemm_available(24)) break;
     const int64_t Tg = 1024, K = 24, nD = n * D, B = 16;
     auto X = torch::randn({Tg, nD}), phi = torch::randn({K, nD}), Gr = torch::randn({Tg, K});
