@@ -70,8 +70,13 @@ static int run(int argc, char** argv) {
     return time_train_steps(*models[v], ids, tg, bf16, k, warm);
   };
   for (size_t v = 0; v < names.size(); ++v) timed(v, 1, 1);  // warm-up
+  // Odd rounds run the variants in reverse order, so that a drift within a round
+  // does not always favour the same variant.
   for (int64_t r = 0; r < rounds; ++r)
-    for (size_t v = 0; v < names.size(); ++v) times[v].push_back(timed(v, steps, 0));
+    for (size_t i = 0; i < names.size(); ++i) {
+      const size_t v = r % 2 ? names.size() - 1 - i : i;
+      times[v].push_back(timed(v, steps, 0));
+    }
   json summary{{"bench", "mhc_overhead"}, {"dtype", dtype}, {"n", n}, {"batch", batch}, {"seq_len", seq},
                {"threads", num_threads()}, {"layout", base["arch_layout"]}, {"d_model", base["d_model"]}};
   double plain_ms = 0;
@@ -89,9 +94,17 @@ static int run(int argc, char** argv) {
     std::cout << line.dump() << std::endl;
     summary["ms_" + names[v]] = ms;
   }
+  // Overheads: ratio of the medians, and the median of the per-round ratios (each
+  // against the plain run of the same round; steadier when the host drifts).
+  const auto pi = std::find(names.begin(), names.end(), "plain") - names.begin();
   if (plain_ms > 0)
-    for (auto& v : names)
-      if (v != "plain") summary["overhead_" + v] = summary["ms_" + v].get<double>() / plain_ms - 1.0;
+    for (size_t v = 0; v < names.size(); ++v) {
+      if (names[v] == "plain") continue;
+      summary["overhead_" + names[v]] = summary["ms_" + names[v]].get<double>() / plain_ms - 1.0;
+      std::vector<double> ratios;
+      for (int64_t r = 0; r < rounds; ++r) ratios.push_back(times[v][r] / times[pi][r] - 1.0);
+      summary["paired_overhead_" + names[v]] = median(ratios);
+    }
   summary["loadavg"] = read_loadavg();
   std::cout << summary.dump() << std::endl;
   return 0;

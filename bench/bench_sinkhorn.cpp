@@ -2,7 +2,7 @@
 // plain tensor-op references, measured in the same run; one JSON line per case.
 // Usage: bench_sinkhorn [--threads N] [--reps R] [--only CASE] [--iters 20]
 // Cases: sinkhorn, hc_pre_mix, hc_post_res, hc_post_res_vs_matmul, mhc_project,
-//        mhc_merge_pre_vs_chain, skinny_gemm (AVX-512 hosts)
+//        mhc_merge_pre_vs_chain, merge_backward_wide, skinny_gemm (the last two: AVX-512 hosts)
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -17,6 +17,7 @@
 #include "model/mhc_fused.h"
 #include "model/skinny_gemm.h"
 #include "model/sinkhorn.h"
+#include "model/stream_rows.h"
 
 using namespace dynarch;
 using nlohmann::json;
@@ -143,6 +144,36 @@ static int run(int argc, char** argv) {
             return sums(X, mhc_pre(X, v[4], v[5], v[6], 1e-6, 1e-6));
           },
           {Xp, R, post, y, phi, bias, alpha}, reps);
+    });
+  }
+  // The n = 4 merge backward of one token (rows in L2, 64 tokens cycled): the
+  // 32-register build (stream_rows_wide.cpp) against the portable one.
+  for (int64_t D : {384, 1024}) {
+    if (!stream_rows_wide()) break;
+    const int64_t Tw = 64;
+    auto Xp = torch::randn({Tw, n, D}), R = torch::rand({Tw, n, n}), post = torch::rand({Tw, n}), y = torch::randn({Tw, D});
+    auto G = torch::randn({Tw, n, D}), dxp = torch::empty({Tw, n, D}), dR = torch::empty({Tw, n, n});
+    auto dpost = torch::empty({Tw, n}), dy = torch::empty({Tw, D});
+    const Merge<float> m{Xp.data_ptr<float>(), R.data_ptr<float>(), post.data_ptr<float>(), y.data_ptr<float>()};
+    auto us_per_token = [&](bool wide) {
+      double best = 1e30;
+      for (int r = 0; r <= reps; ++r) {
+        auto t0 = std::chrono::steady_clock::now();
+        for (int rep = 0; rep < 20; ++rep)
+          for (int64_t t = 0; t < Tw; ++t) {
+            float *a = dxp.data_ptr<float>() + t * n * D, *b = dR.data_ptr<float>() + t * n * n;
+            float *c = dpost.data_ptr<float>() + t * n, *d = dy.data_ptr<float>() + t * D;
+            const float* g = G.data_ptr<float>() + t * n * D;
+            if (wide) merge_token_backward_4f_wide(m, t, D, g, a, b, c, d);
+            else merge_token_backward_n<4, float, false>(m, t, D, g, a, b, c, d);
+          }
+        if (r > 0) best = std::min(best, 1e3 * ms_since(t0) / (20 * Tw));
+      }
+      return best;
+    };
+    emit({{"case", "merge_backward_wide"}, {"n", n}, {"D", D}}, [&] {
+      const double a = us_per_token(false), b = us_per_token(true);
+      return json{{"portable_us_per_token", a}, {"wide_us_per_token", b}, {"speedup", a / b}};
     });
   }
   // The skinny GEMMs of the fused input op, per 16-token block as the op runs them:
