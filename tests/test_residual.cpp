@@ -235,31 +235,44 @@ int count_nodes(const at::Tensor& t, const std::string& part) {
 }
 }  // namespace
 
+namespace {
+// A T1M1 mHC model (4 sub-layers) and its `fused: false` twin with the same weights.
+struct FusedAndReference {
+  std::unique_ptr<ByteLM> fused, ref;
+  explicit FusedAndReference(json r) {
+    fused = std::make_unique<ByteLM>(ModelConfig::from_json(iso_config("T1M1", r), "t"));
+    r["fused"] = false;
+    ref = std::make_unique<ByteLM>(ModelConfig::from_json(iso_config("T1M1", r), "t"));
+    copy_shared(*fused, *ref);
+  }
+  // After the same loss on outputs a (fused) and b (reference): equal gradients.
+  void expect_same_grads(const at::Tensor& a, const at::Tensor& b, const std::string& what) {
+    a.logsumexp(-1).sum().backward();
+    b.logsumexp(-1).sum().backward();
+    auto pr = ref->named_parameters();
+    for (auto& kv : fused->named_parameters())
+      EXPECT_LT(maxdiff(kv.value().grad(), pr[kv.key()].grad()), 1e-4) << what << " " << kv.key();
+  }
+};
+}  // namespace
+
 TEST(Mhc, FusedEqualsReferenceInAModel) {
   torch::manual_seed(6);
-  json r = {{"type", "mhc"}, {"n", 4}, {"init", "zero"}, {"collapse", "learned"}, {"stream_embed", true}};
-  ByteLM fused(ModelConfig::from_json(iso_config("T1M1", r), "t"));
-  r["fused"] = false;
-  ByteLM ref(ModelConfig::from_json(iso_config("T1M1", r), "t"));
-  copy_shared(fused, ref);
+  FusedAndReference m({{"type", "mhc"}, {"n", 4}, {"init", "zero"}, {"collapse", "learned"}, {"stream_embed", true}});
   auto ids = torch::randint(0, 256, {2, 9}, at::kLong);
-  auto a = fused.forward(ids), b = ref.forward(ids);
+  auto a = m.fused->forward(ids), b = m.ref->forward(ids);
   EXPECT_LT(maxdiff(a, b), 1e-4);
   // T1M1 = 4 mHC sub-layers: 3 merges fused into the next input pass, the last one settled.
   EXPECT_EQ(count_nodes(a, "MhcMergePreFn"), 3);
   EXPECT_EQ(count_nodes(a, "PostResFn"), 1);
   {
     SeparateMergeScope separate;  // every merge as its own hc_post_res pass: the same numbers
-    auto c = fused.forward(ids);
+    auto c = m.fused->forward(ids);
     EXPECT_LT(maxdiff(c, a), 1e-5);
     EXPECT_EQ(count_nodes(c, "MhcMergePreFn"), 0);
     EXPECT_EQ(count_nodes(c, "PostResFn"), 4);
   }
-  a.logsumexp(-1).sum().backward();
-  b.logsumexp(-1).sum().backward();
-  auto pr = ref.named_parameters();
-  for (auto& kv : fused.named_parameters())
-    EXPECT_LT(maxdiff(kv.value().grad(), pr[kv.key()].grad()), 1e-4) << kv.key();
+  m.expect_same_grads(a, b, "learned");
 }
 
 // Mean and sum collapses fold the last pending merge into one pre-mix pass:
@@ -267,23 +280,15 @@ TEST(Mhc, FusedEqualsReferenceInAModel) {
 TEST(Mhc, CollapseOfPendingMergeEqualsReference) {
   for (const char* collapse : {"mean", "sum"}) {
     torch::manual_seed(8);
-    json r = {{"type", "mhc"}, {"n", 4}, {"init", "zero"}, {"collapse", collapse}, {"stream_embed", true}};
-    ByteLM fused(ModelConfig::from_json(iso_config("T1M1", r), "t"));
-    r["fused"] = false;
-    ByteLM ref(ModelConfig::from_json(iso_config("T1M1", r), "t"));
-    copy_shared(fused, ref);
+    FusedAndReference m({{"type", "mhc"}, {"n", 4}, {"init", "zero"}, {"collapse", collapse}, {"stream_embed", true}});
     auto ids = torch::randint(0, 256, {2, 9}, at::kLong);
-    auto a = fused.forward(ids), b = ref.forward(ids);
+    auto a = m.fused->forward(ids), b = m.ref->forward(ids);
     EXPECT_LT(maxdiff(a, b), 1e-4) << collapse;
     EXPECT_GT(a.abs().max().item<double>(), 0.1);
     EXPECT_EQ(count_nodes(a, "MhcMergePreFn"), 3) << collapse;
     EXPECT_EQ(count_nodes(a, "PostResFn"), 0) << collapse;
     EXPECT_EQ(count_nodes(a, "PreMixFn"), 1) << collapse;
-    a.logsumexp(-1).sum().backward();
-    b.logsumexp(-1).sum().backward();
-    auto pr = ref.named_parameters();
-    for (auto& kv : fused.named_parameters())
-      EXPECT_LT(maxdiff(kv.value().grad(), pr[kv.key()].grad()), 1e-4) << collapse << " " << kv.key();
+    m.expect_same_grads(a, b, collapse);
     // The model's final norm hides a scale error, so also the ends alone, with gradients.
     ResidualConfig rc;
     rc.type = "mhc", rc.n = 3, rc.collapse = collapse;

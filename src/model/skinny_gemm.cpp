@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <type_traits>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -60,6 +61,22 @@ __mmask16 lanes(int64_t count) {  // mask of the first min(count, 16) lanes (non
   return count >= 16 ? __mmask16(0xFFFF) : count <= 0 ? __mmask16(0) : __mmask16((1u << count) - 1);
 }
 
+// Calls f(std::integral_constant<int, R>) for R = count in 1..8, so that the
+// tiles below exist for every remainder of 8 rows.
+template <class F>
+void with_count(int64_t count, F&& f) {
+  switch (count) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 6: return f(std::integral_constant<int, 6>{});
+    case 7: return f(std::integral_constant<int, 7>{});
+    case 8: return f(std::integral_constant<int, 8>{});
+  }
+}
+
 // MR rows × (16·NV) outputs in registers; one broadcast per row and input element.
 template <int MR, int NV>
 __attribute__((target("avx512f"))) void project_tile(int64_t nD, int64_t K, const float* X, const float* Bp,
@@ -86,120 +103,68 @@ __attribute__((target("avx512f"))) void project_tile(int64_t nD, int64_t K, cons
 
 template <int NV>
 void project_rows(int64_t M, const float* X, const PackedPhi& p, float* raw) {
-  const int64_t nD = p.nD, K = p.K;
-  int64_t r = 0;
-  for (; r + 8 <= M; r += 8) project_tile<8, NV>(nD, K, X + r * nD, p.data.data(), raw + r * K);
-  const float *x = X + r * nD, *b = p.data.data();
-  float* o = raw + r * K;
-  switch (M - r) {
-    case 1: return project_tile<1, NV>(nD, K, x, b, o);
-    case 2: return project_tile<2, NV>(nD, K, x, b, o);
-    case 3: return project_tile<3, NV>(nD, K, x, b, o);
-    case 4: return project_tile<4, NV>(nD, K, x, b, o);
-    case 5: return project_tile<5, NV>(nD, K, x, b, o);
-    case 6: return project_tile<6, NV>(nD, K, x, b, o);
-    case 7: return project_tile<7, NV>(nD, K, x, b, o);
-  }
+  for (int64_t r = 0; r < M; r += 8)
+    with_count(std::min<int64_t>(8, M - r), [&](auto count) {
+      project_tile<decltype(count)::value, NV>(p.nD, p.K, X + r * p.nD, p.data.data(), raw + r * p.K);
+    });
 }
 
-// MR rows × 32 columns of dX in registers, updated by all K rows of φ. Masked
-// loads only for the last, partial chunk: with a full mask they still ran at
-// less than half the speed here.
-template <int MR, bool Tail>
-__attribute__((target("avx512f"))) void expand_tile(int64_t nD, int64_t K, const float* Gr, const float* phi, float* dX,
-                                                    __mmask16 m0, __mmask16 m1) {
+// Y[r, c : c + 32) += Σ_l A(r, l) · S[l, c : c + 32) for R rows of Y, with
+// A(r, l) = a[r·lda + l] (or a[l·lda + r] if AT) and rows of Y and S nD apart:
+// both dX += Gr · φ (S = φ, A = Gr) and dφ += Grᵀ · X (S = X, A = Grᵀ). The R × 32 tile stays in
+// registers. Masked loads only for the last, partial chunk: with a full mask
+// they still ran at less than half the speed here.
+template <int R, bool Tail, bool AT>
+__attribute__((target("avx512f"))) void rank_tile(int64_t L, const float* a, int64_t lda, const float* S, float* Y,
+                                                  int64_t nD, __mmask16 m0, __mmask16 m1) {
   auto load = [&](const float* p, __mmask16 m) __attribute__((target("avx512f"))) {
     return Tail ? _mm512_maskz_loadu_ps(m, p) : _mm512_loadu_ps(p);
   };
-  __m512 acc[MR][2];
+  __m512 acc[R][2];
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    acc[i][0] = load(dX + i * nD, m0);
-    acc[i][1] = load(dX + i * nD + 16, m1);
+  for (int r = 0; r < R; ++r) {
+    acc[r][0] = load(Y + r * nD, m0);
+    acc[r][1] = load(Y + r * nD + 16, m1);
   }
-  for (int64_t o = 0; o < K; ++o) {
-    const __m512 b0 = load(phi + o * nD, m0), b1 = load(phi + o * nD + 16, m1);
+  for (int64_t l = 0; l < L; ++l) {
+    const __m512 s0 = load(S + l * nD, m0), s1 = load(S + l * nD + 16, m1);
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const __m512 g = _mm512_set1_ps(Gr[i * K + o]);
-      acc[i][0] = _mm512_fmadd_ps(g, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(g, b1, acc[i][1]);
+    for (int r = 0; r < R; ++r) {
+      const __m512 g = _mm512_set1_ps(AT ? a[l * lda + r] : a[r * lda + l]);
+      acc[r][0] = _mm512_fmadd_ps(g, s0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(g, s1, acc[r][1]);
     }
   }
-  for (int i = 0; i < MR; ++i) {
+  for (int r = 0; r < R; ++r) {
     if (Tail) {
-      _mm512_mask_storeu_ps(dX + i * nD, m0, acc[i][0]);
-      _mm512_mask_storeu_ps(dX + i * nD + 16, m1, acc[i][1]);
+      _mm512_mask_storeu_ps(Y + r * nD, m0, acc[r][0]);
+      _mm512_mask_storeu_ps(Y + r * nD + 16, m1, acc[r][1]);
     } else {
-      _mm512_storeu_ps(dX + i * nD, acc[i][0]);
-      _mm512_storeu_ps(dX + i * nD + 16, acc[i][1]);
+      _mm512_storeu_ps(Y + r * nD, acc[r][0]);
+      _mm512_storeu_ps(Y + r * nD + 16, acc[r][1]);
     }
   }
 }
 
-template <int MR>
-void expand_rows(int64_t nD, int64_t K, const float* Gr, const float* phi, float* dX) {
-  int64_t c = 0;
-  for (; c + 32 <= nD; c += 32) expand_tile<MR, false>(nD, K, Gr, phi + c, dX + c, 0, 0);
-  if (c < nD) expand_tile<MR, true>(nD, K, Gr, phi + c, dX + c, lanes(nD - c), lanes(nD - c - 16));
-}
-
-// OR rows of dφ × 32 columns in registers, updated by the M token rows of X.
-template <int OR, bool Tail>
-__attribute__((target("avx512f"))) void dphi_tile(int64_t M, int64_t nD, int64_t K, const float* Gr, const float* X,
-                                                  float* dphi, __mmask16 m0, __mmask16 m1) {
-  auto load = [&](const float* p, __mmask16 m) __attribute__((target("avx512f"))) {
-    return Tail ? _mm512_maskz_loadu_ps(m, p) : _mm512_loadu_ps(p);
-  };
-  __m512 acc[OR][2];
-#pragma GCC unroll 8
-  for (int o = 0; o < OR; ++o) {
-    acc[o][0] = load(dphi + o * nD, m0);
-    acc[o][1] = load(dphi + o * nD + 16, m1);
+// All rows of Y (groups of 8, then the rest), each group over all 32-column chunks.
+template <bool AT>
+void rank_update(int64_t rows, int64_t L, const float* a, int64_t lda, const float* S, float* Y, int64_t nD) {
+  for (int64_t r0 = 0; r0 < rows; r0 += 8) {
+    const float* ag = a + (AT ? r0 : r0 * lda);
+    float* Yg = Y + r0 * nD;
+    with_count(std::min<int64_t>(8, rows - r0), [&](auto count) {
+      constexpr int R = decltype(count)::value;
+      int64_t c = 0;
+      for (; c + 32 <= nD; c += 32) rank_tile<R, false, AT>(L, ag, lda, S + c, Yg + c, nD, 0, 0);
+      if (c < nD) rank_tile<R, true, AT>(L, ag, lda, S + c, Yg + c, nD, lanes(nD - c), lanes(nD - c - 16));
+    });
   }
-  for (int64_t i = 0; i < M; ++i) {
-    const __m512 x0 = load(X + i * nD, m0), x1 = load(X + i * nD + 16, m1);
-#pragma GCC unroll 8
-    for (int o = 0; o < OR; ++o) {
-      const __m512 g = _mm512_set1_ps(Gr[i * K + o]);
-      acc[o][0] = _mm512_fmadd_ps(g, x0, acc[o][0]);
-      acc[o][1] = _mm512_fmadd_ps(g, x1, acc[o][1]);
-    }
-  }
-  for (int o = 0; o < OR; ++o) {
-    if (Tail) {
-      _mm512_mask_storeu_ps(dphi + o * nD, m0, acc[o][0]);
-      _mm512_mask_storeu_ps(dphi + o * nD + 16, m1, acc[o][1]);
-    } else {
-      _mm512_storeu_ps(dphi + o * nD, acc[o][0]);
-      _mm512_storeu_ps(dphi + o * nD + 16, acc[o][1]);
-    }
-  }
-}
-
-template <int OR>
-void dphi_rows(int64_t M, int64_t nD, int64_t K, const float* Gr, const float* X, float* dphi) {
-  int64_t c = 0;
-  for (; c + 32 <= nD; c += 32) dphi_tile<OR, false>(M, nD, K, Gr, X + c, dphi + c, 0, 0);
-  if (c < nD) dphi_tile<OR, true>(M, nD, K, Gr, X + c, dphi + c, lanes(nD - c), lanes(nD - c - 16));
 }
 
 }  // namespace
 
 void skinny_dphi_add(int64_t M, int64_t nD, int64_t K, const float* Gr, const float* X, float* dphi) {
-  int64_t o = 0;
-  for (; o + 8 <= K; o += 8) dphi_rows<8>(M, nD, K, Gr + o, X, dphi + o * nD);
-  const float* g = Gr + o;
-  float* d = dphi + o * nD;
-  switch (K - o) {
-    case 1: return dphi_rows<1>(M, nD, K, g, X, d);
-    case 2: return dphi_rows<2>(M, nD, K, g, X, d);
-    case 3: return dphi_rows<3>(M, nD, K, g, X, d);
-    case 4: return dphi_rows<4>(M, nD, K, g, X, d);
-    case 5: return dphi_rows<5>(M, nD, K, g, X, d);
-    case 6: return dphi_rows<6>(M, nD, K, g, X, d);
-    case 7: return dphi_rows<7>(M, nD, K, g, X, d);
-  }
+  rank_update<true>(K, M, Gr, K, X, dphi, nD);  // row o of dφ, step i: Gr[i, o]
 }
 
 void skinny_project(int64_t M, const float* X, const PackedPhi& p, float* raw) {
@@ -210,19 +175,7 @@ void skinny_project(int64_t M, const float* X, const PackedPhi& p, float* raw) {
 }
 
 void skinny_expand_add(int64_t M, int64_t nD, int64_t K, const float* Gr, const float* phi, float* dX) {
-  int64_t r = 0;
-  for (; r + 8 <= M; r += 8) expand_rows<8>(nD, K, Gr + r * K, phi, dX + r * nD);
-  const float* g = Gr + r * K;
-  float* o = dX + r * nD;
-  switch (M - r) {
-    case 1: return expand_rows<1>(nD, K, g, phi, o);
-    case 2: return expand_rows<2>(nD, K, g, phi, o);
-    case 3: return expand_rows<3>(nD, K, g, phi, o);
-    case 4: return expand_rows<4>(nD, K, g, phi, o);
-    case 5: return expand_rows<5>(nD, K, g, phi, o);
-    case 6: return expand_rows<6>(nD, K, g, phi, o);
-    case 7: return expand_rows<7>(nD, K, g, phi, o);
-  }
+  rank_update<false>(M, K, Gr, K, phi, dX, nD);  // row i of dX, step o: Gr[i, o]
 }
 
 #else  // no AVX-512 kernels on this architecture: callers use BLAS

@@ -12,6 +12,19 @@
 
 namespace dynarch {
 
+// Runs f(std::integral_constant<int, N>) for n = N in 1..4 and returns true;
+// false otherwise (the callers' runtime-n loops).
+template <class F>
+inline bool with_fixed_n(int64_t n, F&& f) {
+  switch (n) {
+    case 1: f(std::integral_constant<int, 1>{}); return true;
+    case 2: f(std::integral_constant<int, 2>{}); return true;
+    case 3: f(std::integral_constant<int, 3>{}); return true;
+    case 4: f(std::integral_constant<int, 4>{}); return true;
+  }
+  return false;
+}
+
 template <class C>
 inline C row_dot(const C* a, const C* b, int64_t n) {
   constexpr int W = 32;
@@ -189,12 +202,7 @@ inline void premix_token_n(const C* __restrict x, const C* pre, int64_t D, C* __
 }
 template <class C>
 inline void premix_token(const C* x, const C* pre, int64_t n, int64_t D, C* u) {
-  switch (n) {
-    case 1: return premix_token_n<1>(x, pre, D, u);
-    case 2: return premix_token_n<2>(x, pre, D, u);
-    case 3: return premix_token_n<3>(x, pre, D, u);
-    case 4: return premix_token_n<4>(x, pre, D, u);
-  }
+  if (with_fixed_n(n, [&](auto N) { premix_token_n<decltype(N)::value>(x, pre, D, u); })) return;
   for (int64_t d = 0; d < D; ++d) u[d] = pre[0] * x[d];
   for (int64_t j = 1; j < n; ++j)
     for (int64_t d = 0; d < D; ++d) u[d] += pre[j] * x[j * D + d];
@@ -209,24 +217,14 @@ inline void stream_dots_n(const C* x, const C* b, int64_t D, C* out) {
 }
 template <class C>
 inline void stream_dots(const C* x, const C* b, int64_t n, int64_t D, C* out) {
-  switch (n) {
-    case 1: return stream_dots_n<1>(x, b, D, out);
-    case 2: return stream_dots_n<2>(x, b, D, out);
-    case 3: return stream_dots_n<3>(x, b, D, out);
-    case 4: return stream_dots_n<4>(x, b, D, out);
-  }
+  if (with_fixed_n(n, [&](auto N) { stream_dots_n<decltype(N)::value>(x, b, D, out); })) return;
   for (int64_t j = 0; j < n; ++j) out[j] = row_dot(x + j * D, b, D);
 }
 
 // X[t] = sum_j R[t,k,j] Xp[t,j] + post[t,k] y[t] for one token (rows in L1).
 template <class C>
 inline void merge_token(const Merge<C>& m, int64_t t, int64_t n, int64_t D, C* out) {
-  switch (n) {
-    case 1: return merge_token_n<1>(m, t, D, out);
-    case 2: return merge_token_n<2>(m, t, D, out);
-    case 3: return merge_token_n<3>(m, t, D, out);
-    case 4: return merge_token_n<4>(m, t, D, out);
-  }
+  if (with_fixed_n(n, [&](auto N) { merge_token_n<decltype(N)::value>(m, t, D, out); })) return;
   const C* xp = m.xp + t * n * D;
   const C* yt = m.y + t * D;
   for (int64_t k = 0; k < n; ++k) {
@@ -248,12 +246,8 @@ inline void merge_token_backward(const Merge<C>& m, int64_t t, int64_t n, int64_
                           C* dy) {
   if constexpr (std::is_same_v<C, float>)
     if (n == 4 && stream_rows_wide()) return merge_token_backward_4f_wide(m, t, D, G, dxp, dR, dpost, dy);
-  switch (n) {
-    case 1: return merge_token_backward_n<1>(m, t, D, G, dxp, dR, dpost, dy);
-    case 2: return merge_token_backward_n<2>(m, t, D, G, dxp, dR, dpost, dy);
-    case 3: return merge_token_backward_n<3>(m, t, D, G, dxp, dR, dpost, dy);
-    case 4: return merge_token_backward_n<4>(m, t, D, G, dxp, dR, dpost, dy);
-  }
+  if (with_fixed_n(n, [&](auto N) { merge_token_backward_n<decltype(N)::value>(m, t, D, G, dxp, dR, dpost, dy); }))
+    return;
   const C* xp = m.xp + t * n * D;
   const C* yt = m.y + t * D;
   for (int64_t k = 0; k < n; ++k) {
