@@ -156,3 +156,23 @@ TEST(MhcMergePre, MergedStateUnusedAndBadInputs) {
   expect_error([&] { mhc_merge_pre(mg.Xp, mg.R, mg.post.to(at::kDouble), mg.y, in.phi, in.bias, in.alpha, 1e-6, 0); },
                "post must have shape");
 }
+
+// The per-thread sums of dphi, dbias and dalpha are added in block order, so the
+// gradients are the same bits on every run with the same thread count.
+TEST(MhcMergePre, GradientsRepeatBitForBit) {
+  const int saved = at::get_num_threads();
+  at::set_num_threads(3);
+  torch::manual_seed(12);
+  auto mg = random_merge(200, 4, 40, at::kFloat);
+  auto in = random_inputs(200, 4, 40, at::kFloat);
+  std::vector<at::Tensor> first;
+  for (int run = 0; run < 4; ++run) {
+    std::vector<at::Tensor> x = {mg.Xp, mg.R, mg.post, mg.y, in.phi, in.bias, in.alpha};
+    for (auto& t : x) t = t.clone().requires_grad_(true);
+    auto m = mhc_merge_pre(x[0], x[1], x[2], x[3], x[4], x[5], x[6], 1e-6, 1e-6);
+    auto g = torch::autograd::grad({combine_merge(m, 3)}, {x[4], x[5], x[6]});
+    if (run == 0) first = g;
+    for (size_t i = 0; i < g.size(); ++i) EXPECT_TRUE(torch::equal(g[i], first[i])) << "run " << run << " grad " << i;
+  }
+  at::set_num_threads(saved);
+}

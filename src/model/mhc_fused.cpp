@@ -5,6 +5,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
+#include <map>
 #include <mutex>
 #include <type_traits>
 #include <vector>
@@ -163,11 +164,14 @@ tensor_list pre_backward(const tensor_list& sv, const tensor_list& g, double pre
     const C* pdxo = dXout.defined() ? dXout.data_ptr<C>() : nullptr;
     C *pdxin = dXin.data_ptr<C>(), *pgr = Gr.data_ptr<C>();
     const int64_t nblk = (T + kBlock - 1) / kBlock;
+    // Each thread's sums of dbias, dalpha (and dphi), added in block order after the
+    // loop: the result does not depend on which thread finishes first.
+    std::map<int64_t, std::vector<C>> parts;
     at::parallel_for(0, nblk, 1, [&](int64_t b0, int64_t b1) {
-      std::vector<C> db(K, C(0)), gm(K), xdu(n);
+      std::vector<C> part(K + 3 + (skinny ? K * nD : 0), C(0)), gm(K), xdu(n);
+      C *db = part.data(), *da = db + K, *dphi_part = da + 3;
       std::vector<C> gbuf(merge ? kBlock * nD : 0);  // dX of the block (merge: before the merge's backward)
-      std::vector<C> xbuf(recompute ? kBlock * nD : 0), dphi_part(skinny ? K * nD : 0);
-      C da[3] = {0, 0, 0};
+      std::vector<C> xbuf(recompute ? kBlock * nD : 0);
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t t0 = b * kBlock, t1 = std::min(T, t0 + kBlock);
         C* G0 = merge ? gbuf.data() - t0 * nD : pdxin;  // G0 + t * nD: row of token t
@@ -218,24 +222,25 @@ tensor_list pre_backward(const tensor_list& sv, const tensor_list& g, double pre
               for (int64_t d = 0; d < D; ++d) dj[d] = cv * xj[d] + w * dur[d];
           }
         }
-        // d X += Gr phi for the block: a small GEMM on cached rows (K = n^2 + 2n rows of
-        // phi; BLAS beats K per-token axpys over n·D).
+        // d X += Gr phi for the block on cached rows (K = n^2 + 2n rows of phi; a
+        // GEMM beats K per-token axpys over n·D), and dphi += Gr^T X on the same rows.
         expand_add_block<C>(t1 - t0, nD, K, pgr + t0 * K, pphi, skinny, G0 + t0 * nD);
-        if (skinny) dphi_add_block<C>(t1 - t0, nD, K, pgr + t0 * K, XB + t0 * nD, dphi_part.data());
+        if (skinny) dphi_add_block<C>(t1 - t0, nD, K, pgr + t0 * K, XB + t0 * nD, dphi_part);
         if (merge)
           for (int64_t t = t0; t < t1; ++t)
             merge_token_backward(mg, t, n, D, G0 + t * nD, pdxin + t * nD, dR.data_ptr<C>() + t * n * n,
                                  dpost0.data_ptr<C>() + t * n, dy.data_ptr<C>() + t * D);
       }
       std::lock_guard<std::mutex> lock(mu);
-      C* pdb = dbias.data_ptr<C>();
-      for (int64_t i = 0; i < K; ++i) pdb[i] += db[i];
-      for (int i = 0; i < 3; ++i) dalpha.data_ptr<C>()[i] += da[i];
-      if (skinny) {
-        C* pd = dphi.data_ptr<C>();
-        for (int64_t i = 0; i < K * nD; ++i) pd[i] += dphi_part[i];
-      }
+      parts.emplace(b0, std::move(part));
     });
+    C *pdb = dbias.data_ptr<C>(), *pda = dalpha.data_ptr<C>(), *pd = skinny ? dphi.data_ptr<C>() : nullptr;
+    for (const auto& [b0, part] : parts) {
+      for (int64_t i = 0; i < K; ++i) pdb[i] += part[i];
+      for (int i = 0; i < 3; ++i) pda[i] += part[K + i];
+      if (pd)
+        for (int64_t i = 0; i < K * nD; ++i) pd[i] += part[K + 3 + i];
+    }
   });
   // Otherwise d phi = Gr^T X as one GEMM over all tokens: BLAS per block (inner
   // dimension 16) spent more time packing than multiplying (perf: 15 % of the op).
