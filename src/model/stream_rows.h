@@ -38,65 +38,47 @@ inline C row_dot(const C* a, const C* b, int64_t n) {
   return s;
 }
 
-// out[i] = <a[i], b> for NA rows against one shared row b: each step loads b
-// once for all NA dot products (row_dot loads both rows per product). GCC
-// vector types keep the 2·NA accumulators in registers (a 2-D scalar array
-// stayed on the stack).
-template <int NA, class C>
-inline void multi_dot(const C* const (&a)[NA], const C* b, int64_t n, C* out) {
-  typedef C V __attribute__((vector_size(32)));
-  constexpr int L = sizeof(V) / sizeof(C), W = 2 * L;
-  auto load = [](const C* p) {
-    V v;
-    std::memcpy(&v, p, sizeof(V));
-    return v;
-  };
-  V acc[NA][2] = {};
-  int64_t i = 0;
-  for (; i + W <= n; i += W) {
-    const V b0 = load(b + i), b1 = load(b + i + L);
-    for (int r = 0; r < NA; ++r) {
-      acc[r][0] += load(a[r] + i) * b0;
-      acc[r][1] += load(a[r] + i + L) * b1;
-    }
-  }
-  for (int r = 0; r < NA; ++r) {
-    C s = 0;
-    for (int64_t k = i; k < n; ++k) s += a[r][k] * b[k];
-    for (int l = 0; l < L; ++l) s += acc[r][0][l] + acc[r][1][l];
-    out[r] = s;
-  }
-}
-
-// out[a * NB + b] = <A[a], B[b]> for all pairs in one pass: NA + NB loads per
-// NA·NB products, one vector accumulator per pair. For NA·NB ≈ 20 this needs
-// the 32 vector registers of AVX-512 hosts (stream_rows_wide()).
-template <int NA, int NB, class C>
+// out[a * NB + q] = <A[a], B[q]> for all pairs in one pass: NA + NB row loads
+// per NA·NB products. Each pair has U vector accumulators (U = 2 hides the FMA
+// latency when there are few pairs); GCC vector types keep them in registers,
+// where a 2-D scalar array stayed on the stack. For NA·NB ≈ 20 with U = 1 this
+// needs the 32 vector registers of AVX-512 hosts (stream_rows_wide()).
+template <int NA, int NB, int U, class C>
 inline void grid_dot(const C* const (&A)[NA], const C* const (&B)[NB], int64_t n, C* out) {
   typedef C V __attribute__((vector_size(32)));
-  constexpr int L = sizeof(V) / sizeof(C);
+  constexpr int L = sizeof(V) / sizeof(C), W = U * L;
   auto load = [](const C* p) {
     V v;
     std::memcpy(&v, p, sizeof(V));
     return v;
   };
-  V acc[NA][NB] = {};
+  V acc[NA][NB][U] = {};
   int64_t i = 0;
-  for (; i + L <= n; i += L) {
-    V b[NB];
-    for (int q = 0; q < NB; ++q) b[q] = load(B[q] + i);
-    for (int a = 0; a < NA; ++a) {
-      const V x = load(A[a] + i);
-      for (int q = 0; q < NB; ++q) acc[a][q] += x * b[q];
+  for (; i + W <= n; i += W)
+    for (int u = 0; u < U; ++u) {
+      V b[NB];
+      for (int q = 0; q < NB; ++q) b[q] = load(B[q] + i + u * L);
+      for (int a = 0; a < NA; ++a) {
+        const V x = load(A[a] + i + u * L);
+        for (int q = 0; q < NB; ++q) acc[a][q][u] += x * b[q];
+      }
     }
-  }
   for (int a = 0; a < NA; ++a)
     for (int q = 0; q < NB; ++q) {
       C s = 0;
       for (int64_t k = i; k < n; ++k) s += A[a][k] * B[q][k];
-      for (int l = 0; l < L; ++l) s += acc[a][q][l];
+      for (int l = 0; l < L; ++l)
+        for (int u = 0; u < U; ++u) s += acc[a][q][u][l];
       out[a * NB + q] = s;
     }
+}
+
+// out[i] = <a[i], b> for NA rows against one shared row b (loaded once per step
+// for all NA products; row_dot loads both rows per product).
+template <int NA, class C>
+inline void multi_dot(const C* const (&a)[NA], const C* b, int64_t n, C* out) {
+  const C* const bs[1] = {b};
+  grid_dot<NA, 1, 2>(a, bs, n, out);
 }
 
 // AVX-512 build of the n = 4 fp32 merge backward (stream_rows_wide.cpp): the
@@ -171,7 +153,7 @@ inline void merge_token_backward_n(const Merge<C>& m, int64_t t, int64_t D, cons
     const C* g[N];
     for (int k = 0; k < N; ++k) g[k] = G + k * D;
     C o[N * (N + 1)];
-    grid_dot<N, N + 1>(g, rows, D, o);
+    grid_dot<N, N + 1, 1>(g, rows, D, o);
     for (int k = 0; k < N; ++k) {
       if (dR)
         for (int j = 0; j < N; ++j) dR[k * N + j] = o[k * (N + 1) + j];
