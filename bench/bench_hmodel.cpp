@@ -25,9 +25,9 @@
 #include "data/labeled.h"
 #include "infer/accuracy.h"
 #include "infer/evaluate.h"
-#include "model/hmodel.h"
+#include "model/hmodel/hmodel.h"
 #include "model/lm.h"
-#include "train/checkpoint.h"
+#include "run/checkpoint.h"
 
 using namespace dynarch;
 using nlohmann::json;

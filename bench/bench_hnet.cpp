@@ -25,9 +25,9 @@
 #include "core/runtime.h"
 #include "data/corpus.h"
 #include "infer/evaluate.h"
-#include "model/fused_decode.h"
+#include "kernels/cpu/dense/linear_rows.h"
 #include "model/lm.h"
-#include "train/checkpoint.h"
+#include "run/checkpoint.h"
 
 using namespace dynarch;
 using nlohmann::json;

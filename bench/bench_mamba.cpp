@@ -15,8 +15,8 @@
 #include "bench/lm_bench.h"
 #include "core/error.h"
 #include "core/runtime.h"
-#include "model/fused_mamba.h"
-#include "model/mamba2.h"
+#include "kernels/cpu/mamba/mamba_core.h"
+#include "model/layers/mamba2.h"
 
 using namespace dynarch;
 

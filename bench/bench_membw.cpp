@@ -26,7 +26,7 @@
 #include "bench/lm_bench.h"
 #include "core/error.h"
 #include "core/runtime.h"
-#include "model/fused_decode.h"
+#include "kernels/cpu/dense/linear_rows.h"
 
 using namespace dynarch;
 using nlohmann::json;

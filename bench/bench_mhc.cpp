@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "model/lm.h"
-#include "model/skinny_gemm.h"
+#include "kernels/cpu/gemm/skinny_gemm.h"
 
 using namespace dynarch;
 using nlohmann::json;

@@ -12,12 +12,12 @@
 #include "bench/lm_bench.h"
 #include "core/error.h"
 #include "core/runtime.h"
-#include "model/bmm.h"
-#include "model/hc_ops.h"
-#include "model/mhc_fused.h"
-#include "model/skinny_gemm.h"
-#include "model/sinkhorn.h"
-#include "model/stream_rows.h"
+#include "kernels/cpu/gemm/bmm.h"
+#include "kernels/cpu/streams/stream_mix.h"
+#include "kernels/cpu/streams/mhc_input.h"
+#include "kernels/cpu/gemm/skinny_gemm.h"
+#include "kernels/cpu/streams/sinkhorn.h"
+#include "kernels/cpu/streams/stream_rows.h"
 
 using namespace dynarch;
 using nlohmann::json;

@@ -18,7 +18,7 @@
 #include "data/corpus.h"
 #include "infer/evaluate.h"
 #include "model/lm.h"
-#include "train/checkpoint.h"
+#include "run/checkpoint.h"
 
 using namespace dynarch;
 

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "model/hmodel.h"
+#include "model/hmodel/hmodel.h"
 
 namespace dynarch::hmtest {
 
@@ -53,7 +53,7 @@ inline void randomise_heads(HModel& m) {
 // An HModel of the stage-0 layout in fp64, initialised as in a ByteLM.
 inline std::shared_ptr<HModel> make_hmodel(const std::string& layout, const nlohmann::json& h, bool randomise = false) {
   auto c = ModelConfig::from_json(hm_config(layout, h), "t");
-  auto m = std::make_shared<HModel>(c, 0);
+  auto m = std::make_shared<HModel>(c, 0, stack_options(c, 0));
   m->init_linears(m->height);
   if (randomise) randomise_heads(*m);
   m->to(at::kDouble);

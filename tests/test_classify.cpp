@@ -11,7 +11,7 @@
 #include "data/labeled.h"
 #include "data/reasoning.h"
 #include "infer/accuracy.h"
-#include "train/checkpoint.h"
+#include "run/checkpoint.h"
 #include "train/trainer.h"
 #include "test_util.h"
 

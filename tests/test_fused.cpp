@@ -3,8 +3,8 @@
 #include <torch/torch.h>
 
 #include "gradcheck.h"
-#include "model/fused_ops.h"
-#include "model/norm.h"
+#include "kernels/cpu/dense/norm_act.h"
+#include "model/layers/norm.h"
 
 using namespace dynarch;
 
@@ -52,7 +52,7 @@ TEST(Gradcheck, RMSNormFp64) {
   EXPECT_LT(gradtest::gradcheck_max_error(f, {torch::randn({4, 6}), torch::rand({6}) + 0.5}), 1e-7);
 }
 
-#include "model/bmm.h"
+#include "kernels/cpu/gemm/bmm.h"
 
 TEST(Fused, BmmSmallEqualsMatmulWithBroadcast) {
   torch::manual_seed(4);

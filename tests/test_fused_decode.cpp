@@ -4,10 +4,12 @@
 
 #include <optional>
 
-#include "model/attention.h"
-#include "model/fused_decode.h"
-#include "model/fused_ops.h"
-#include "model/mamba2.h"
+#include "model/layers/attention.h"
+#include "kernels/cpu/dense/attention_step.h"
+#include "kernels/cpu/dense/linear_rows.h"
+#include "kernels/cpu/mamba/mamba_step.h"
+#include "kernels/cpu/dense/norm_act.h"
+#include "model/layers/mamba2.h"
 
 using namespace dynarch;
 

@@ -4,8 +4,8 @@
 #include <torch/torch.h>
 
 #include "gradcheck.h"
-#include "model/fused_mamba.h"
-#include "model/mamba2.h"
+#include "kernels/cpu/mamba/mamba_core.h"
+#include "model/layers/mamba2.h"
 
 using namespace dynarch;
 

@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "expect_error.h"
 #include "gradcheck.h"
-#include "model/hc_ops.h"
+#include "kernels/cpu/streams/stream_mix.h"
 
 using namespace dynarch;
 using testutil::expect_error;

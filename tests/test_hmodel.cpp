@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "hmodel_util.h"
-#include "model/hmodel.h"
+#include "model/hmodel/hmodel.h"
 #include "model/lm.h"
 
 using namespace dynarch;

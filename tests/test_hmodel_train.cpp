@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "run/compose.h"
 #include "gradcheck.h"
 #include "hmodel_util.h"
 #include "infer/evaluate.h"
@@ -15,7 +16,7 @@
 #include "model/aux_loss.h"
 #include "model/lm.h"
 #include "train/adamw.h"
-#include "train/checkpoint.h"
+#include "run/checkpoint.h"
 
 using namespace dynarch;
 using namespace dynarch::hmtest;

@@ -5,7 +5,10 @@
 #include "core/error.h"
 #include "gradcheck.h"
 #include "model/lm.h"
-#include "model/routing.h"
+#include "kernels/cpu/chunk/ema_scan.h"
+#include "model/hnet/chunk.h"
+#include "model/hnet/ratio_loss.h"
+#include "model/hnet/routing_module.h"
 #include "train/trainer.h"
 
 using namespace dynarch;

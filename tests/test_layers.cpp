@@ -3,11 +3,11 @@
 #include <torch/torch.h>
 
 #include "core/compat.h"
-#include "model/attention.h"
-#include "model/isotropic.h"
-#include "model/mamba2.h"
-#include "model/mlp.h"
-#include "model/norm.h"
+#include "model/layers/attention.h"
+#include "model/stack/isotropic.h"
+#include "model/layers/mamba2.h"
+#include "model/layers/mlp.h"
+#include "model/layers/norm.h"
 
 using namespace dynarch;
 

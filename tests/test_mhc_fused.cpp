@@ -5,7 +5,7 @@
 
 #include "expect_error.h"
 #include "gradcheck.h"
-#include "model/mhc_fused.h"
+#include "kernels/cpu/streams/mhc_input.h"
 
 using namespace dynarch;
 

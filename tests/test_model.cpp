@@ -6,7 +6,7 @@
 #include "core/error.h"
 #include "gradcheck.h"
 #include "model/lm.h"
-#include "model/mamba2.h"
+#include "model/layers/mamba2.h"
 
 using namespace dynarch;
 using nlohmann::json;

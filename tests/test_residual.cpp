@@ -8,8 +8,8 @@
 #include "core/error.h"
 #include "gradcheck.h"
 #include "model/lm.h"
-#include "model/mlp.h"
-#include "model/residual.h"
+#include "model/layers/mlp.h"
+#include "model/residual/residual.h"
 
 using namespace dynarch;
 using nlohmann::json;

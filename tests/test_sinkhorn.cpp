@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "expect_error.h"
 #include "gradcheck.h"
-#include "model/sinkhorn.h"
+#include "kernels/cpu/streams/sinkhorn.h"
 
 using namespace dynarch;
 using testutil::expect_error;

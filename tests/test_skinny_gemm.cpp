@@ -7,9 +7,9 @@
 
 #include <optional>
 
-#include "model/mhc_fused.h"
-#include "model/skinny_gemm.h"
-#include "model/stream_rows.h"
+#include "kernels/cpu/streams/mhc_input.h"
+#include "kernels/cpu/gemm/skinny_gemm.h"
+#include "kernels/cpu/streams/stream_rows.h"
 
 using namespace dynarch;
 

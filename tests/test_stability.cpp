@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "inspect/stability.h"
+#include "model/residual/stream_gains.h"
 #include "inspect/svg_plot.h"
 #include "model/lm.h"
 

@@ -14,7 +14,7 @@
 #include "infer/generate.h"
 #include "io/atomic_file.h"
 #include "train/adamw.h"
-#include "train/checkpoint.h"
+#include "run/checkpoint.h"
 #include "train/trainer.h"
 #include "expect_error.h"
 #include "test_util.h"

@@ -13,7 +13,7 @@
 #include "core/runtime.h"
 #include "infer/evaluate.h"
 #include "model/lm.h"
-#include "model/routing.h"
+#include "model/hnet/ratio_loss.h"
 #include "train/adamw.h"
 
 namespace dynarch {

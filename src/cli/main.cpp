@@ -21,7 +21,7 @@
 #include "inspect/stability.h"
 #include "inspect/routes.h"
 #include "io/atomic_file.h"
-#include "train/checkpoint.h"
+#include "run/checkpoint.h"
 #include "train/trainer.h"
 
 using namespace dynarch;

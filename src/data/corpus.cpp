@@ -10,7 +10,7 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "model/lm.h"
+#include "core/bytes.h"
 
 namespace dynarch {
 

@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "data/corpus.h"
 #include "data/reasoning.h"
-#include "model/lm.h"
+#include "core/bytes.h"
 
 namespace dynarch {
 using nlohmann::json;

@@ -9,8 +9,8 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
-#include "model/hmodel.h"
-#include "train/checkpoint.h"
+#include "model/hmodel/hmodel.h"
+#include "run/checkpoint.h"
 
 namespace dynarch {
 namespace fs = std::filesystem;

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "model/hmodel_metrics.h"
+#include "model/hmodel/hmodel_metrics.h"
 #include "model/lm.h"
 
 namespace dynarch {

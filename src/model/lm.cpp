@@ -3,8 +3,9 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
-#include "model/fused_decode.h"
-#include "model/residual.h"
+#include "kernels/cpu/dense/linear_rows.h"
+#include "model/hmodel/hmodel.h"
+#include "model/residual/residual.h"
 
 namespace dynarch {
 
@@ -170,6 +171,16 @@ double ByteLM::flops_per_byte(int64_t L, const std::vector<double>& ratios_in) c
     }
   }
   return f;
+}
+
+HModel* find_hmodel(ByteLM& m) {
+  HNetStage* s = m.backbone.get();
+  while (s && !s->innermost) s = s->inner.get();
+  return s ? dynamic_cast<HModel*>(s->main_stack.get()) : nullptr;
+}
+
+void set_hmodel_training_step(ByteLM& m, int64_t step) {
+  if (auto* h = find_hmodel(m)) h->set_training_step(step);
 }
 
 }  // namespace dynarch

@@ -6,13 +6,12 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 
-#include "model/config.h"
-#include "model/hnet.h"
-#include "model/state.h"
+#include "core/bytes.h"
+#include "model/config/config.h"
+#include "model/hnet/hnet_stage.h"
+#include "model/stack/state.h"
 
 namespace dynarch {
-
-inline constexpr int64_t kBOS = 254, kEOS = 255;
 
 // hnet.md §9: lambda_s = sqrt(N_GPT * D_S / (D_s * prod_{i<s} N_i)), N_GPT = 4.6.
 std::vector<double> stage_lr_multipliers(const ModelConfig& c, const std::vector<double>& ratios);
@@ -25,6 +24,8 @@ struct ParamInfo {
   double lr_mult = 1.0;
   bool weight_decay = true;
 };
+
+class HModel;
 
 class ByteLM : public torch::nn::Module {
  public:
@@ -54,5 +55,10 @@ class ByteLM : public torch::nn::Module {
   torch::nn::Linear lm_head{nullptr};   // task lm
   torch::nn::Linear cls_head{nullptr};  // task classify
 };
+
+// The H-Model of a byte LM (its innermost main network), or null.
+HModel* find_hmodel(ByteLM& m);
+// The training step for the H-Model's alpha schedule (< 0: after training).
+void set_hmodel_training_step(ByteLM& m, int64_t step);
 
 }  // namespace dynarch

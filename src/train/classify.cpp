@@ -12,8 +12,8 @@
 #include "core/runtime.h"
 #include "data/labeled.h"
 #include "infer/accuracy.h"
-#include "model/routing.h"
-#include "train/checkpoint.h"
+#include "model/hnet/ratio_loss.h"
+#include "run/checkpoint.h"
 
 namespace dynarch {
 namespace fs = std::filesystem;

@@ -1,3 +1,4 @@
+#include "run/compose.h"
 #include "train/trainer.h"
 
 #include <torch/torch.h>
@@ -13,14 +14,14 @@
 #include "core/runtime.h"
 #include "data/corpus.h"
 #include "infer/evaluate.h"
-#include "inspect/stability.h"
+#include "model/residual/stream_gains.h"
 #include "io/atomic_file.h"
 #include "model/aux_loss.h"
-#include "model/hmodel.h"
+#include "model/hmodel/hmodel.h"
 #include "model/lm.h"
-#include "model/routing.h"
+#include "model/hnet/ratio_loss.h"
 #include "train/adamw.h"
-#include "train/checkpoint.h"
+#include "run/checkpoint.h"
 #include "train/classify.h"
 
 namespace dynarch {

@@ -4,7 +4,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
-#include "model/config.h"
+#include "model/config/config.h"
 
 namespace dynarch {
 

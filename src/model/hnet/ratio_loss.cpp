@@ -1,0 +1,16 @@
+#include "model/hnet/ratio_loss.h"
+
+#include <torch/torch.h>
+
+namespace dynarch {
+
+RatioStats ratio_loss(const at::Tensor& p, const at::Tensor& b, const at::Tensor& mask, double N) {
+  auto m = mask.defined() ? mask.to(p.scalar_type()) : at::ones_like(p);
+  auto n = m.sum();
+  auto F = (b.to(p.scalar_type()) * m).sum() / n;  // no gradient (b is hard)
+  auto G = (p * m).sum() / n;
+  auto loss = N / (N - 1.0) * ((N - 1.0) * F * G + (1.0 - F) * (1.0 - G));
+  return {loss, F.item<double>(), G.item<double>()};
+}
+
+}  // namespace dynarch

@@ -1,0 +1,54 @@
+// Mamba-2 layer exactly as hnet.md §11: in_proj split [z | xBC | dt], causal
+// depthwise conv over xBC, SSD recurrence with D skip, gated RMSNorm, out_proj.
+#pragma once
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+
+#include "model/layers/mixer.h"
+#include "model/layers/norm.h"
+
+namespace dynarch {
+
+struct SsdResult {
+  at::Tensor y;      // (B, L, H, P), without the D skip
+  at::Tensor state;  // (B, H, P, N) final state
+};
+
+// SSD scan: S_t = exp(dt_t a) S_{t-1} + dt_t x_t (x) B_t,  y_t = S_t C_t.
+// x (B,L,H,P), dt (B,L,H) post-softplus, a (H) negative, Bm/Cm (B,L,N),
+// init (B,H,P,N) or undefined for zeros.
+SsdResult ssd_chunked(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& a,
+                      const at::Tensor& Bm, const at::Tensor& Cm, int64_t chunk,
+                      const at::Tensor& init = {});
+// Plain sequential recurrence: the reference the chunked form must equal.
+SsdResult ssd_sequential(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& a,
+                         const at::Tensor& Bm, const at::Tensor& Cm, const at::Tensor& init = {});
+
+class Mamba2 : public Mixer {
+ public:
+  Mamba2(int64_t d_model, int64_t d_state, int64_t d_conv, int64_t expand, int64_t headdim,
+         int64_t chunk_size);
+  // Training/prefill: in_proj, the fused core (fused_mamba.h), out_proj.
+  at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {}) override;
+  // Op-by-op form (conv1d, SSD scan, gated norm): the reference of the fused core.
+  at::Tensor forward_reference(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {});
+  // Decode step: GEMV in_proj, fused conv + SSM + gated norm (fused_decode.h), GEMV
+  // out_proj; step_reference is the op-by-op form.
+  at::Tensor step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) override;
+  at::Tensor step_reference(const at::Tensor& x, LayerCache& cache);
+  // fp32 decode of a plain-residual block in one call (mamba_block_step).
+  at::Tensor fused_residual_step(const at::Tensor& r, const at::Tensor& norm_w, double norm_eps, LayerCache& cache,
+                                 const std::vector<int64_t>& pos) override;
+  LayerCache new_cache(int64_t batch, at::ScalarType dtype) const override;
+  // Mamba-2's own init for dt_bias, A_log, D (hnet.md §11.4).
+  void reset_ssm_parameters();
+
+  torch::nn::Linear in_proj{nullptr}, out_proj{nullptr};
+  torch::nn::Conv1d conv1d{nullptr};
+  at::Tensor dt_bias, A_log, D;
+  std::shared_ptr<RMSNorm> norm;
+  int64_t d_model, d_state, d_conv, d_inner, headdim, nheads, conv_dim, chunk_size;
+  bool use_sequential = false;  // tests: op-by-op reference forward (sequential scan) and step
+};
+
+}  // namespace dynarch

@@ -1,0 +1,95 @@
+#include "run/checkpoint.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "train/adamw.h"
+
+namespace dynarch {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string resolve_model_dir(const std::string& path) {
+  if (!fs::exists(path)) fail("model path " + path + " does not exist");
+  for (auto p : {fs::path(path), fs::path(path) / "checkpoint", fs::path(path) / "checkpoint.old"})
+    if (fs::exists(p / "model.safetensors") && fs::exists(p / "config.json")) return p.string();
+  fail("model path " + path + " holds no model (expected model.safetensors and config.json in it or in " +
+       path + "/checkpoint)");
+}
+
+void save_weights(const std::string& path, ByteLM& model, const std::map<std::string, std::string>& meta) {
+  std::vector<std::pair<std::string, at::Tensor>> ts;
+  for (auto& kv : model.named_parameters()) ts.emplace_back(kv.key(), kv.value().detach());
+  io::save_safetensors(path, ts, meta);
+}
+
+void load_weights(const std::string& path, ByteLM& model) {
+  io::SafetensorsFile f;
+  try {
+    f = io::load_safetensors(path);
+  } catch (const io::SafetensorsError& e) {
+    fail(e.what());
+  }
+  torch::NoGradGuard ng;
+  auto params = model.named_parameters();
+  for (auto& kv : params) {
+    auto it = f.tensors.find(kv.key());
+    if (it == f.tensors.end()) fail(path + ": missing tensor " + kv.key());
+    if (it->second.sizes() != kv.value().sizes())
+      fail(path + ": tensor " + kv.key() + " has shape " + c10::str(it->second.sizes()) + ", the config expects " +
+           c10::str(kv.value().sizes()));
+    kv.value().copy_(it->second);
+  }
+  for (auto& name : f.order)
+    if (!params.contains(name)) fail(path + ": unexpected tensor " + name + " (config and weights disagree)");
+}
+
+std::shared_ptr<ByteLM> load_model(const std::string& path) {
+  auto dir = resolve_model_dir(path);
+  auto cfg = ModelConfig::from_file((fs::path(dir) / "config.json").string());
+  auto model = std::make_shared<ByteLM>(cfg);
+  load_weights((fs::path(dir) / "model.safetensors").string(), *model);
+  return model;
+}
+
+void save_checkpoint(const std::string& run_dir, ByteLM& model, const AdamW& opt, const json& trainer,
+                     const json& options) {
+  fs::path run(run_dir), tmp = run / "checkpoint.tmp", cur = run / "checkpoint", old = run / "checkpoint.old";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  io::write_file_atomic((tmp / "config.json").string(), model.config.to_json().dump(2) + "\n");
+  io::write_file_atomic((tmp / "train_options.json").string(), options.dump(2) + "\n");
+  save_weights((tmp / "model.safetensors").string(), model, {{"step", trainer.at("step").dump()}});
+  io::save_safetensors((tmp / "trainer.safetensors").string(), opt.state_tensors(), {{"trainer", trainer.dump()}});
+  // Swap: cur -> old, tmp -> cur, drop old. Readers fall back to old if cur is missing.
+  fs::remove_all(old);
+  if (fs::exists(cur)) fs::rename(cur, old);
+  fs::rename(tmp, cur);
+  fs::remove_all(old);
+}
+
+TrainerCheckpoint load_trainer_checkpoint(const std::string& run_dir) {
+  fs::path dir = fs::path(run_dir) / "checkpoint";
+  if (!fs::exists(dir / "trainer.safetensors")) dir = fs::path(run_dir) / "checkpoint.old";
+  if (!fs::exists(dir / "trainer.safetensors"))
+    fail("cannot resume: " + run_dir + " has no checkpoint/trainer.safetensors");
+  TrainerCheckpoint c;
+  try {
+    auto f = io::load_safetensors((dir / "trainer.safetensors").string());
+    c.optim = f.tensors;
+    c.trainer = json::parse(f.metadata.at("trainer"));
+    c.options = json::parse(io::read_file((dir / "train_options.json").string()));
+  } catch (const io::SafetensorsError& e) {
+    fail(e.what());
+  } catch (const std::exception& e) {
+    fail("cannot resume from " + dir.string() + ": " + e.what());
+  }
+  return c;
+}
+
+}  // namespace dynarch
