@@ -213,7 +213,7 @@ static int run(int argc, char** argv) {
   ByteLM c(ModelConfig::from_json(j, "per_sequence"));
   c.eval();
   auto emb = c.embeddings->forward(inputs);
-  run_variants(*find_hmodel(c), vs, reps, [&] { return c.backbone->forward(emb, {}, nullptr, nullptr); },
+  run_variants(*find_hmodel(c), vs, reps, [&] { return c.backbone->forward(emb, {}, nullptr); },
                [&](const at::Tensor& y, const at::Tensor& base) {
                  return json{{"bench", "hardening_per_sequence"},
                              {"rel_output_change", ((y - base).norm() / base.norm()).item<double>()}};

@@ -20,6 +20,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "core/forward_context.h"
 #include "bench/lm_bench.h"
 #include "core/error.h"
 #include "core/runtime.h"
@@ -95,8 +96,9 @@ static int run(int argc, char** argv) {
   out["model"] = model_dir.empty() ? "initialisation" : model_dir;
   auto bytes_per_chunk = [](ByteLM& m, const at::Tensor& ids) {  // of this model on this text
     torch::NoGradGuard ng;
-    std::vector<StageTrace> tr;
-    m.forward(ids, nullptr, &tr);
+    StageRecorder stage_rec;
+    auto& tr = stage_rec.traces;
+    m.forward(ids);
     return (double)tr[0].b.numel() / tr[0].b.sum().item<double>();
   };
   for (bool bf16 : {false, true}) {

@@ -23,6 +23,7 @@
 #include <sstream>
 #include <vector>
 
+#include "core/forward_context.h"
 #include "bench/lm_bench.h"
 #include "core/error.h"
 #include "core/runtime.h"

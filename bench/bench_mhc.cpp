@@ -11,6 +11,7 @@
 #include <iostream>
 #include <optional>
 
+#include "core/forward_context.h"
 #include "bench/lm_bench.h"
 #include "core/error.h"
 #include "core/runtime.h"

@@ -117,7 +117,7 @@ TEST(ClassifyHead, LastPoolingReadsTheLastValidPosition) {
   auto batch = m.classify(ids, torch::tensor(lens, at::kLong));
   for (int64_t r = 0; r < 3; ++r) {
     auto x = ids.narrow(0, r, 1).narrow(1, 0, lens[r]);
-    auto h = m.backbone->forward(m.embeddings->forward(x).to(at::kDouble), {}, nullptr, nullptr);
+    auto h = m.backbone->forward(m.embeddings->forward(x).to(at::kDouble), {}, nullptr);
     auto ref = m.cls_head->forward(h.select(1, lens[r] - 1));
     EXPECT_LT(maxdiff(ref, batch.narrow(0, r, 1)), 1e-12) << "row " << r;
   }
@@ -172,7 +172,7 @@ TEST_P(ClassifyPadding, BatchOfMixedLengthsEqualsEachAlone) {
   }
   // and the masked mean is the mean of the per-position features
   auto h = m.backbone->forward(m.embeddings->forward(ids.narrow(0, 0, 1).narrow(1, 0, 7)).to(at::kDouble), {},
-                               nullptr, nullptr);
+                               nullptr);
   auto ref = m.cls_head->forward(h.mean(1));
   EXPECT_LT(maxdiff(ref, batch.narrow(0, 0, 1)), 1e-12);
 }

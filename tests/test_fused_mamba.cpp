@@ -1,8 +1,11 @@
-// The fused Mamba-2 core (fused_mamba.h) against the op-by-op layer with the
+// The fused Mamba-2 core (kernels/cpu/mamba/mamba_core.h) against the op-by-op layer with the
 // sequential scan, and fp64 gradcheck of the custom op.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <optional>
+
+#include "core/forward_context.h"
 #include "gradcheck.h"
 #include "kernels/cpu/mamba/mamba_core.h"
 #include "model/layers/mamba2.h"
@@ -33,6 +36,11 @@ std::vector<at::Tensor> run(Mamba2& m, const at::Tensor& x, const at::Tensor& le
   g.insert(g.begin(), y.detach());
   return g;
 }
+// The same in KernelMode::reference: the op-by-op layer with the sequential scan.
+std::vector<at::Tensor> run_reference(Mamba2& m, const at::Tensor& x, const at::Tensor& lengths, const at::Tensor& w) {
+  ReferenceKernelsScope reference;
+  return run(m, x, lengths, w);
+}
 }  // namespace
 
 TEST(FusedMamba, EqualsSequentialReferenceFp64) {
@@ -47,10 +55,8 @@ TEST(FusedMamba, EqualsSequentialReferenceFp64) {
     auto w = torch::randn({2, 70, 48}, torch::kDouble);
     for (bool with_len : {false, true}) {
       auto len = with_len ? torch::tensor({70, 45}, at::kLong) : at::Tensor();
-      m.use_sequential = false;
       auto a = run(m, x, len, w);
-      m.use_sequential = true;
-      auto b = run(m, x, len, w);
+      auto b = run_reference(m, x, len, w);
       ASSERT_EQ(a.size(), b.size());
       for (size_t i = 0; i < a.size(); ++i)
         EXPECT_LT(maxdiff(a[i], b[i]), 1e-10) << "tensor " << i << " len " << with_len << " headdim " << hd;
@@ -66,9 +72,7 @@ TEST(FusedMamba, HeadGroupsWhenRowsAreFewerThanThreads) {
   m.to(torch::kDouble);
   randomise(m);
   auto x = torch::randn({1, 40, 16}, torch::kDouble), w = torch::randn({1, 40, 16}, torch::kDouble);
-  m.use_sequential = true;
-  auto b = run(m, x, {}, w);
-  m.use_sequential = false;
+  auto b = run_reference(m, x, {}, w);
   at::set_num_threads(3);
   auto a = run(m, x, {}, w);
   at::set_num_threads(saved);
@@ -86,7 +90,8 @@ TEST(FusedMamba, ContinuesFromCacheLikeReference) {
   std::vector<at::Tensor> outs[2];
   LayerCache caches[2];
   for (int ref = 0; ref < 2; ++ref) {
-    m.use_sequential = ref == 1;
+    std::optional<ReferenceKernelsScope> reference;
+    if (ref == 1) reference.emplace();
     caches[ref] = m.new_cache(2, at::kDouble);
     outs[ref].push_back(m.forward(x.narrow(1, 0, 20), &caches[ref], 0, len));
     outs[ref].push_back(m.forward(x.narrow(1, 20, 2), &caches[ref], 20));  // shorter than the conv window
@@ -106,8 +111,7 @@ TEST(FusedMamba, Fp32AndBf16HeaddimKernel) {
   auto x = torch::randn({2, 75, 64}), w = torch::randn({2, 75, 64});
   auto a = run(m, x, {}, w);
   m.to(torch::kDouble);
-  m.use_sequential = true;
-  auto b = run(m, x.to(torch::kDouble), {}, w.to(torch::kDouble));
+  auto b = run_reference(m, x.to(torch::kDouble), {}, w.to(torch::kDouble));
   for (size_t i = 0; i < a.size(); ++i)
     EXPECT_LT(maxdiff(a[i], b[i]), 2e-4 * std::max(1.0, b[i].abs().max().item<double>())) << "tensor " << i;
 

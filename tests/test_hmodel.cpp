@@ -316,8 +316,8 @@ TEST(HModelWiring, PerSequencePaddingEqualsAlone) {
   ByteLM c(ModelConfig::from_json(hm_config("T1m1g1", {{"T", 2}, {"routing", {{"granularity", "per_sequence"}}}}), "t"));
   randomise_heads(*find_hmodel(c));
   auto ids = torch::randint(0, 256, {2, S}, at::kLong);
-  auto yb = c.backbone->forward(c.embeddings->forward(ids), torch::tensor({S, S - 4}, at::kLong), nullptr, nullptr);
-  auto ya = c.backbone->forward(c.embeddings->forward(ids.narrow(0, 1, 1).narrow(1, 0, S - 4)), {}, nullptr, nullptr);
+  auto yb = c.backbone->forward(c.embeddings->forward(ids), torch::tensor({S, S - 4}, at::kLong), nullptr);
+  auto ya = c.backbone->forward(c.embeddings->forward(ids.narrow(0, 1, 1).narrow(1, 0, S - 4)), {}, nullptr);
   EXPECT_LT(maxdiff(yb.narrow(0, 1, 1).narrow(1, 0, S - 4), ya), 1e-5);
   StackState st = m->new_state(1, at::kDouble);
   EXPECT_THROW(m->step(x.select(1, 0).narrow(0, 0, 1), st), UserError);

@@ -244,8 +244,9 @@ TEST_P(HNetDecode, StepEqualsFullForwardAndBatchEqualsSingle) {
   torch::NoGradGuard ng;
   const int64_t B = 3, L = 24;
   auto ids = torch::randint(0, 256, {B, L}, at::kLong);
-  std::vector<StageTrace> tr;
-  auto full = m->forward(ids, nullptr, &tr);
+  StageRecorder stage_rec;
+  auto& tr = stage_rec.traces;
+  auto full = m->forward(ids);
   ASSERT_EQ((int)tr.size(), stages);
   // rows must chunk differently for the test to mean something
   const int64_t total = tr[0].b.sum().item<int64_t>();
@@ -279,8 +280,9 @@ TEST(HNet, GradientsReachRoutingAndResidual) {
   auto m = make_hnet(1, 4);
   m->train();
   auto ids = torch::randint(0, 256, {2, 16}, at::kLong);
-  std::vector<StageTrace> tr;
-  auto loss = m->forward(ids, nullptr, &tr).logsumexp(-1).mean();
+  StageRecorder stage_rec;
+  auto& tr = stage_rec.traces;
+  auto loss = m->forward(ids).logsumexp(-1).mean();
   loss = loss + 0.03 * ratio_loss(tr[0].p, tr[0].b, tr[0].mask, 6.0).loss;
   loss.backward();
   auto p = m->named_parameters();

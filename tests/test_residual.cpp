@@ -5,6 +5,7 @@
 
 #include <set>
 
+#include "core/forward_context.h"
 #include "core/error.h"
 #include "gradcheck.h"
 #include "model/lm.h"
@@ -90,6 +91,33 @@ TEST(ResidualConfig, DefaultsRoundTripAndErrors) {
   EXPECT_NE(config_error(iso_config("T2", {{"type", "hc"}, {"n", "four"}})).find("wrong type"), std::string::npos);
   EXPECT_NE(config_error(hnet_config(json::array({{{"type", "mhc"}}}))).find("residual has 1 entries"),
             std::string::npos);
+}
+
+TEST(ResidualConfig, OldFusedFieldLoadsAndIsNotWritten) {
+  // Runs written before the kernel mode moved to the forward context carry
+  // "fused" in config.json: they still load; the field is not written back.
+  auto c = ModelConfig::from_json(iso_config("T2", {{"type", "mhc"}, {"fused", false}}), "t");
+  EXPECT_EQ(c.residual[0].type, "mhc");
+  EXPECT_FALSE(c.to_json()["residual"].contains("fused"));
+  EXPECT_NE(config_error(iso_config("T2", {{"type", "mhc"}, {"fused", "no"}})).find("wrong type"), std::string::npos);
+}
+
+TEST(ForwardContext, ScopesNestAndRestore) {
+  EXPECT_FALSE(forward_context().reference());
+  {
+    ReferenceKernelsScope reference;
+    EXPECT_TRUE(forward_context().reference());
+    {
+      ConnectionRecorder rec;
+      SeparateMergeScope separate;
+      EXPECT_EQ(forward_context().connections, &rec.traces);
+      EXPECT_TRUE(forward_context().variants.separate_merge);
+      EXPECT_TRUE(forward_context().reference());
+    }
+    EXPECT_EQ(forward_context().connections, nullptr);
+    EXPECT_FALSE(forward_context().variants.separate_merge);
+  }
+  EXPECT_FALSE(forward_context().reference());
 }
 
 TEST(ResidualConfig, SymmetricPresetWarns) {
@@ -236,14 +264,18 @@ int count_nodes(const at::Tensor& t, const std::string& part) {
 }  // namespace
 
 namespace {
-// A T1M1 mHC model (4 sub-layers) and its `fused: false` twin with the same weights.
+// A T1M1 mHC model (4 sub-layers) and a twin with the same weights whose
+// forward runs in KernelMode::reference (ref_forward).
 struct FusedAndReference {
   std::unique_ptr<ByteLM> fused, ref;
   explicit FusedAndReference(json r) {
     fused = std::make_unique<ByteLM>(ModelConfig::from_json(iso_config("T1M1", r), "t"));
-    r["fused"] = false;
     ref = std::make_unique<ByteLM>(ModelConfig::from_json(iso_config("T1M1", r), "t"));
     copy_shared(*fused, *ref);
+  }
+  at::Tensor ref_forward(const at::Tensor& ids) {
+    ReferenceKernelsScope reference;
+    return ref->forward(ids);
   }
   // After the same loss on outputs a (fused) and b (reference): equal gradients.
   void expect_same_grads(const at::Tensor& a, const at::Tensor& b, const std::string& what) {
@@ -260,11 +292,14 @@ TEST(Mhc, FusedEqualsReferenceInAModel) {
   torch::manual_seed(6);
   FusedAndReference m({{"type", "mhc"}, {"n", 4}, {"init", "zero"}, {"collapse", "learned"}, {"stream_embed", true}});
   auto ids = torch::randint(0, 256, {2, 9}, at::kLong);
-  auto a = m.fused->forward(ids), b = m.ref->forward(ids);
+  auto a = m.fused->forward(ids), b = m.ref_forward(ids);
   EXPECT_LT(maxdiff(a, b), 1e-4);
   // T1M1 = 4 mHC sub-layers: 3 merges fused into the next input pass, the last one settled.
   EXPECT_EQ(count_nodes(a, "MhcMergePreFn"), 3);
   EXPECT_EQ(count_nodes(a, "PostResFn"), 1);
+  // The reference mode runs the tensor-op forms: none of the fused ops in its graph.
+  EXPECT_EQ(count_nodes(b, "MhcMergePreFn"), 0);
+  EXPECT_EQ(count_nodes(b, "PostResFn"), 0);
   {
     SeparateMergeScope separate;  // every merge as its own hc_post_res pass: the same numbers
     auto c = m.fused->forward(ids);
@@ -282,7 +317,7 @@ TEST(Mhc, CollapseOfPendingMergeEqualsReference) {
     torch::manual_seed(8);
     FusedAndReference m({{"type", "mhc"}, {"n", 4}, {"init", "zero"}, {"collapse", collapse}, {"stream_embed", true}});
     auto ids = torch::randint(0, 256, {2, 9}, at::kLong);
-    auto a = m.fused->forward(ids), b = m.ref->forward(ids);
+    auto a = m.fused->forward(ids), b = m.ref_forward(ids);
     EXPECT_LT(maxdiff(a, b), 1e-4) << collapse;
     EXPECT_GT(a.abs().max().item<double>(), 0.1);
     EXPECT_EQ(count_nodes(a, "MhcMergePreFn"), 3) << collapse;
@@ -367,8 +402,9 @@ TEST(Residual, HNetWithMhcDecodesAndBatches) {
   torch::NoGradGuard ng;
   const int64_t B = 3, L = 20;
   auto ids = torch::randint(0, 256, {B, L}, at::kLong);
-  std::vector<StageTrace> tr;
-  auto full = m.forward(ids, nullptr, &tr);
+  StageRecorder stage_rec;
+  auto& tr = stage_rec.traces;
+  auto full = m.forward(ids);
   EXPECT_GT((tr[0].b.any(0) != tr[0].b.all(0)).sum().item<int64_t>(), 0);  // rows chunk differently
   for (int64_t r = 0; r < B; ++r) EXPECT_LT(maxdiff(m.forward(ids.narrow(0, r, 1)), full.narrow(0, r, 1)), 1e-4);
   auto st = m.new_state(B);

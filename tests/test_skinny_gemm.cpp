@@ -7,6 +7,7 @@
 
 #include <optional>
 
+#include "core/forward_context.h"
 #include "kernels/cpu/streams/mhc_input.h"
 #include "kernels/cpu/gemm/skinny_gemm.h"
 #include "kernels/cpu/streams/stream_rows.h"

@@ -84,10 +84,11 @@ double time_train_steps(ByteLM& model, const at::Tensor& ids, const at::Tensor& 
     const double c0 = cpu_seconds();
     opt.zero_grad();
     at::Tensor loss;
-    std::vector<StageTrace> tr;
+    StageRecorder stage_rec;
+    auto& tr = stage_rec.traces;
     {
       compat::AutocastScope ac(bf16);
-      loss = lm_loss(model.forward(ids, nullptr, &tr), tg);
+      loss = lm_loss(model.forward(ids), tg);
     }
     for (size_t i = 0; i < tr.size(); ++i) loss = loss + 0.03 * ratio_loss(tr[i].p, tr[i].b, tr[i].mask, targets[i]).loss;
     loss.backward();

@@ -15,8 +15,9 @@ ChunkView compute_chunks(ByteLM& model, const std::string& text) {
   model.eval();
   std::vector<int64_t> ids{kBOS};
   for (unsigned char c : text) ids.push_back(c);
-  std::vector<StageTrace> tr;
-  model.forward(at::tensor(ids, at::kLong).view({1, -1}), nullptr, &tr);
+  StageRecorder stage_rec;
+  auto& tr = stage_rec.traces;
+  model.forward(at::tensor(ids, at::kLong).view({1, -1}));
   ChunkView v;
   v.text = text;
   // byte_of[j] = input position (0 = BOS) of the j-th position of the current stage

@@ -35,7 +35,9 @@ RouteTrace run_trace(ByteLM& m, const std::string& text, std::vector<StageTrace>
   RouteRecorder rec;
   auto h = m.embeddings->forward(at::tensor(ids, at::kLong).view({1, -1}));
   if (m.embeddings->weight.scalar_type() == at::kDouble) h = h.to(at::kDouble);
-  m.backbone->forward(h, {}, nullptr, stages);
+  StageRecorder stage_rec;
+  m.backbone->forward(h, {}, nullptr);
+  if (stages) *stages = std::move(stage_rec.traces);
   check(rec.traces.size() == 1, "routes: expected one H-Model trace");
   return std::move(rec.traces[0]);
 }

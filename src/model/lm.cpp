@@ -43,14 +43,14 @@ void check_lm(const ByteLM& m) {
 }
 }  // namespace
 
-at::Tensor ByteLM::forward(const at::Tensor& ids, ModelState* state, std::vector<StageTrace>* traces) {
+at::Tensor ByteLM::forward(const at::Tensor& ids, ModelState* state) {
   check_lm(*this);
   check(!config.hmodel || config.hmodel->granularity == "per_token",
         "hmodel.routing.granularity: per_sequence routing is not causal and cannot be used for language modelling "
         "(use per_token, or the classification task)");
   auto h = embeddings->forward(ids);
   if (embeddings->weight.scalar_type() == at::kDouble) h = h.to(at::kDouble);
-  h = backbone->forward(h, {}, state, traces);
+  h = backbone->forward(h, {}, state);
   auto logits = lm_head->forward(h);
   return logits.scalar_type() == at::kDouble ? logits : logits.to(at::kFloat);
 }
@@ -62,11 +62,11 @@ at::Tensor ByteLM::step(const at::Tensor& ids, ModelState& state) {
   return logits.scalar_type() == at::kDouble ? logits : logits.to(at::kFloat);
 }
 
-at::Tensor ByteLM::classify(const at::Tensor& ids, const at::Tensor& lengths, std::vector<StageTrace>* traces) {
+at::Tensor ByteLM::classify(const at::Tensor& ids, const at::Tensor& lengths) {
   check(!cls_head.is_empty(), "this model is a byte LM, not a classifier (config has no task.type = classify)");
   auto h = embeddings->forward(ids);
   if (embeddings->weight.scalar_type() == at::kDouble) h = h.to(at::kDouble);
-  h = backbone->forward(h, lengths, nullptr, traces);  // ends with RMSNorm; fp32 (fp64 in tests)
+  h = backbone->forward(h, lengths, nullptr);  // ends with RMSNorm; fp32 (fp64 in tests)
   const int64_t B = ids.size(0), L = ids.size(1);
   auto len = lengths.defined() ? lengths : at::full({B}, L, at::kLong);
   at::Tensor pooled;

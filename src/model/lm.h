@@ -31,13 +31,13 @@ class ByteLM : public torch::nn::Module {
  public:
   explicit ByteLM(const ModelConfig& c);
   // ids (B, L) int64 -> logits (B, L, 256) fp32. With a state: prefill/continue.
-  // `traces` receives each outer stage's routing (p, b, mask).
-  at::Tensor forward(const at::Tensor& ids, ModelState* state = nullptr, std::vector<StageTrace>* traces = nullptr);
+  // Each outer stage's routing (p, b, mask) goes to a StageRecorder if one is alive.
+  at::Tensor forward(const at::Tensor& ids, ModelState* state = nullptr);
   // ids (B) -> logits (B, 256); uses and advances the caches.
   at::Tensor step(const at::Tensor& ids, ModelState& state);
   // Classifier: ids (B, L) int64 = BOS + bytes, right-padded; lengths (B) int64
   // valid positions per row (undefined = all) -> logits (B, K) fp32.
-  at::Tensor classify(const at::Tensor& ids, const at::Tensor& lengths, std::vector<StageTrace>* traces = nullptr);
+  at::Tensor classify(const at::Tensor& ids, const at::Tensor& lengths);
   ModelState new_state(int64_t batch) const;
   // Init rules of hnet.md §8 (seeded by the caller through torch::manual_seed).
   void init_weights();

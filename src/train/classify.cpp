@@ -68,11 +68,12 @@ TrainResult run_classifier(const TrainOptions& o, ByteLM& model, AdamW& opt, int
     std::vector<double> stage_F(targets.size());
     for (int64_t m = 0; m < o.accum; ++m) {
       auto b = make_cls_batch(train, sampler.batch(step, m, o.accum, o.batch));
-      std::vector<StageTrace> traces;
+      StageRecorder stage_rec;
+      auto& traces = stage_rec.traces;
       at::Tensor logits;
       {
         compat::AutocastScope ac(bf16);
-        logits = model.classify(b.ids, b.lengths, &traces).to(at::kFloat);
+        logits = model.classify(b.ids, b.lengths).to(at::kFloat);
       }
       auto loss = torch::nn::functional::cross_entropy(logits, b.labels);
       at::Tensor total = loss;

@@ -165,7 +165,8 @@ TrainResult run_session(Session& s, const RunControl& ctl) {
     for (int64_t m = 0; m < o.accum; ++m) {
       auto b = sample_batch(corpus.train, o.seed, s.step, m, o.batch, o.seq_len);
       at::Tensor loss, total;
-      std::vector<StageTrace> traces;
+      StageRecorder stage_rec;
+      auto& traces = stage_rec.traces;
       AuxLossCollector aux;
       {
         // Stream-mixing maps of the first micro-batch feed the gain monitor.
@@ -173,7 +174,7 @@ TrainResult run_session(Session& s, const RunControl& ctl) {
         std::optional<ConnectionRecorder> rec;
         if (watch) rec.emplace();
         compat::AutocastScope ac(bf16);
-        loss = lm_loss(s.model->forward(b.inputs, nullptr, &traces), b.targets);
+        loss = lm_loss(s.model->forward(b.inputs), b.targets);
         if (watch) gains = stability_monitor(rec->traces);
       }
       total = loss + aux.total();

@@ -22,7 +22,6 @@ struct ResidualConfig {
   bool tanh = true;                // hc: tanh on the dynamic parts
   bool stream_embed = false;       // learned per-stream vector added at expansion (init 0)
   double out_std_scale = 1.0;      // hc_out_std_scale: multiplies the out_proj/fc2 init std
-  bool fused = true;               // false: tensor-op references (tests)
 
   bool streams() const { return type != "plain"; }
   static ResidualConfig from_json(const nlohmann::json& j, const std::string& where);

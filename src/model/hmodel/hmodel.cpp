@@ -6,7 +6,7 @@
 
 #include "core/compat.h"
 #include "core/error.h"
-#include "model/aux_loss.h"
+#include "core/forward_context.h"
 #include "kernels/cpu/streams/sinkhorn.h"
 
 namespace dynarch {
@@ -312,8 +312,8 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
   const bool per_seq = cfg.granularity == "per_sequence", ds = cfg.doubly_stochastic;
   const int64_t Sp = per_seq ? 1 : S;
   const bool infer = !is_training() || !at::GradMode::is_enabled();
-  auto* aux = infer ? nullptr : AuxLossCollector::active();
-  auto* rec = RouteRecorder::active();
+  const bool aux = !infer && forward_context().aux;
+  auto* rec = forward_context().routes;
   const bool halting = infer && cfg.halt_eps > 0 && cfg.readout == "accumulate";
   const bool need_walk = aux || halting;
   // Routing and aggregation stay in fp32 (fp64 in tests); the layers run under the caller's autocast.
@@ -445,7 +445,7 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
     trace.valid = valid_p.cpu();
     trace.calls = stats.calls - calls0;
     trace.calls_dense = stats.calls_dense - dense0;
-    rec->traces.push_back(std::move(trace));
+    rec->push_back(std::move(trace));
   }
   return rmsnorm->forward(y);
 }

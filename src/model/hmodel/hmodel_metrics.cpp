@@ -44,18 +44,6 @@ at::Tensor expected_depth(const std::vector<at::Tensor>& e) {
   return d + T * (1.0 - s);
 }
 
-// ---------------------------------------------------------------- recorder
-
-namespace {
-RouteRecorder*& recorder_slot() {
-  thread_local RouteRecorder* r = nullptr;
-  return r;
-}
-}  // namespace
-RouteRecorder::RouteRecorder() : prev_(recorder_slot()) { recorder_slot() = this; }
-RouteRecorder::~RouteRecorder() { recorder_slot() = prev_; }
-RouteRecorder* RouteRecorder::active() { return recorder_slot(); }
-
 // ---------------------------------------------------------------- statistics
 
 void RouteStats::add(const RouteTrace& t) {

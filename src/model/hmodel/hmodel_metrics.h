@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/forward_context.h"
+
 namespace dynarch {
 
 // c / row sum (zero rows stay zero): the walk's transition rows ĉ.
@@ -42,16 +44,14 @@ struct RouteTrace {
   int64_t calls = 0, calls_dense = 0;  // node applications (row-wise) executed / dense T*L per row
 };
 
-// While one is installed (RAII, this thread), every H-Model forward appends its trace.
+// While one is alive, every H-Model forward appends its trace (the routes sink
+// of core/forward_context.h).
 class RouteRecorder {
  public:
-  RouteRecorder();
-  ~RouteRecorder();
   std::vector<RouteTrace> traces;
-  static RouteRecorder* active();
 
  private:
-  RouteRecorder* prev_;
+  ForwardScope scope_{[this](ForwardContext& c) { c.routes = &traces; }};
 };
 
 // Sums over the valid rows of one or more traces (same L, T), then means.

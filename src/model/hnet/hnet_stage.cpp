@@ -4,6 +4,7 @@
 
 #include "core/compat.h"
 #include "core/error.h"
+#include "core/forward_context.h"
 #include "kernels/cpu/dense/linear_rows.h"
 #include "model/hmodel/hmodel.h"
 
@@ -88,8 +89,7 @@ at::Tensor last_valid(const at::Tensor& x, const at::Tensor& lengths) {
 }
 }  // namespace
 
-at::Tensor HNetStage::forward(const at::Tensor& x_in, const at::Tensor& lengths, ModelState* st,
-                              std::vector<StageTrace>* traces) {
+at::Tensor HNetStage::forward(const at::Tensor& x_in, const at::Tensor& lengths, ModelState* st) {
   auto x = pad(x_in);
   if (innermost) {
     auto y = main_stack->forward(x, st ? &st->main : nullptr, lengths);
@@ -107,10 +107,10 @@ at::Tensor HNetStage::forward(const at::Tensor& x_in, const at::Tensor& lengths,
   const bool cont = st && st->seen.defined() && st->seen.any().item<bool>();
   if (cont) check(st->seen.all().item<bool>(), "H-Net: continuing a batch whose rows are in different states");
   auto rt = routing_module->forward(xh, mask, cont ? st->last : at::Tensor());
-  if (traces) traces->push_back({rt.p, rt.b, mask});
+  if (auto* traces = forward_context().stage_traces) traces->push_back({rt.p, rt.b, mask});
   auto ch = downsample(xh, rt.b);
   auto inner_len = ch.mask.sum(1);
-  auto zhat = inner->forward(ch.x, inner_len, st ? st->inner.get() : nullptr, traces);
+  auto zhat = inner->forward(ch.x, inner_len, st ? st->inner.get() : nullptr);
   auto p_chunks = rt.p.gather(1, ch.index);
   auto ztil = dechunk(zhat, p_chunks, rt.b, cont ? st->last_zbar : at::Tensor());
   auto z = ztil.to(r.scalar_type()) * ste_ones(rt.c).unsqueeze(-1) + r;

@@ -5,6 +5,7 @@
 #pragma once
 #include <torch/nn/modules/linear.h>
 
+#include "core/forward_context.h"
 #include "model/config/config.h"
 #include "model/stack/isotropic.h"
 #include "model/hnet/chunk.h"
@@ -18,14 +19,23 @@ namespace dynarch {
 struct StageTrace {
   at::Tensor p, b, mask;  // (B, L) at that stage's resolution; mask undefined = all valid
 };
+// While one is alive, every outer stage's forward appends its trace, outermost
+// first (the stage_traces sink of core/forward_context.h).
+class StageRecorder {
+ public:
+  std::vector<StageTrace> traces;
+
+ private:
+  ForwardScope scope_{[this](ForwardContext& c) { c.stage_traces = &traces; }};
+};
 
 class HNetStage : public torch::nn::Module {
  public:
   HNetStage(const ModelConfig& c, int stage, int64_t d_prev);
   // x: (B, L, D_{s-1}); lengths: (B) valid rows (undefined = all). With a state,
-  // prefills/continues it. Traces of this and inner stages are appended.
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& lengths, ModelState* st,
-                     std::vector<StageTrace>* traces);
+  // prefills/continues it. A StageRecorder receives the traces of this
+  // and the inner stages.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& lengths, ModelState* st);
   // One byte (or chunk) per row: x (B, D_{s-1}).
   at::Tensor step(const at::Tensor& x, ModelState& st);
   ModelState new_state(int64_t batch, at::ScalarType dtype) const;

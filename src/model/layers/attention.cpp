@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/compat.h"
+#include "core/forward_context.h"
 #include "kernels/cpu/dense/attention_step.h"
 #include "kernels/cpu/dense/linear_rows.h"
 
@@ -157,7 +158,7 @@ int64_t Attention::write_kv(const at::Tensor& qkv, LayerCache& cache, const std:
 }
 
 at::Tensor Attention::step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) {
-  if (use_reference_step) return step_reference(x, cache, pos);
+  if (forward_context().reference()) return step_reference(x, cache, pos);
   const int64_t B = x.size(0);
   auto ct = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   auto qkv = linear_rows(x, Wqkv->weight).to(ct).contiguous().view({B, 3, num_heads, head_dim});

@@ -26,14 +26,14 @@ class Attention : public Mixer {
   Attention(int64_t d_model, int64_t num_heads, int64_t rotary_dim, int64_t window);
   at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {}) override;
   // Decode step: GEMV projections and one loop per (row, head) over the cached
-  // keys (fused_decode.h); step_reference is the matmul/softmax form.
+  // keys (kernels/cpu/dense/attention_step.h); step_reference (reference mode) is the
+  // matmul/softmax form.
   at::Tensor step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) override;
   at::Tensor step_reference(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos);
   LayerCache new_cache(int64_t batch, at::ScalarType dtype) const override;
 
   torch::nn::Linear Wqkv{nullptr}, out_proj{nullptr};
   int64_t d_model, num_heads, head_dim, rotary_dim, window;
-  bool use_reference_step = false;  // tests
 
  private:
   // Writes this step's rotated k and v at each row's position (growing the

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "core/forward_context.h"
 #include "kernels/cpu/gemm/bmm.h"
 #include "kernels/cpu/dense/linear_rows.h"
 #include "kernels/cpu/mamba/mamba_step.h"
@@ -138,7 +139,7 @@ at::Tensor conv_tail(const at::Tensor& xBC, const at::Tensor& left, const at::Te
 }  // namespace
 
 at::Tensor Mamba2::forward(const at::Tensor& u, LayerCache* cache, int64_t pos0, const at::Tensor& lengths) {
-  if (use_sequential) return forward_reference(u, cache, pos0, lengths);
+  if (forward_context().reference()) return forward_reference(u, cache, pos0, lengths);
   const bool cont = cache && pos0 > 0;
   auto zx = in_proj->forward(u);
   auto r = mamba_core(zx, conv1d->weight, conv1d->bias, dt_bias, A_log, D, norm->weight,
@@ -181,9 +182,7 @@ at::Tensor Mamba2::forward_reference(const at::Tensor& u, LayerCache* cache, int
     delta = delta * (at::arange(L, at::kLong).view({1, L}) < lengths.view({B, 1})).to(fdt).unsqueeze(-1);
   auto a = -at::exp(A_log.to(fdt));
   at::Tensor init = (cache && pos0 > 0) ? cache->ssm.to(fdt) : at::Tensor();
-  SsdResult r = use_sequential
-                    ? ssd_sequential(xs.to(fdt), delta, a, Bm.to(fdt), Cm.to(fdt), init)
-                    : ssd_chunked(xs.to(fdt), delta, a, Bm.to(fdt), Cm.to(fdt), chunk_size, init);
+  SsdResult r = ssd_sequential(xs.to(fdt), delta, a, Bm.to(fdt), Cm.to(fdt), init);
   if (cache) cache->ssm = r.state.detach();
   auto y = r.y + xs.to(fdt) * D.to(fdt).view({1, 1, nheads, 1});
   auto g = gated_rms_norm_fused(y.reshape({B, L, d_inner}), z, norm->weight);
@@ -213,14 +212,14 @@ at::Tensor Mamba2::step_reference(const at::Tensor& u, LayerCache& cache) {
 
 at::Tensor Mamba2::fused_residual_step(const at::Tensor& r, const at::Tensor& norm_w, double norm_eps,
                                        LayerCache& cache, const std::vector<int64_t>&) {
-  if (use_sequential) return {};
+  if (forward_context().reference()) return {};
   return mamba_block_step(r, {norm_w, norm_eps, in_proj->weight, out_proj->weight, conv1d->weight, conv1d->bias, dt_bias,
                               A_log, D, norm->weight, d_inner, d_state},
                           cache.conv, cache.ssm);
 }
 
 at::Tensor Mamba2::step(const at::Tensor& u, LayerCache& cache, const std::vector<int64_t>&) {
-  if (use_sequential) return step_reference(u, cache);
+  if (forward_context().reference()) return step_reference(u, cache);
   auto zx = linear_rows(u, in_proj->weight);
   auto g = mamba_step_core(zx, cache.conv, cache.ssm, conv1d->weight, conv1d->bias, dt_bias, A_log, D, norm->weight,
                            d_inner, d_state);

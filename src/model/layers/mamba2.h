@@ -28,12 +28,13 @@ class Mamba2 : public Mixer {
  public:
   Mamba2(int64_t d_model, int64_t d_state, int64_t d_conv, int64_t expand, int64_t headdim,
          int64_t chunk_size);
-  // Training/prefill: in_proj, the fused core (fused_mamba.h), out_proj.
+  // Training/prefill: in_proj, the fused core (kernels/cpu/mamba/mamba_core.h),
+  // out_proj; forward_reference in KernelMode::reference (core/forward_context.h).
   at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {}) override;
-  // Op-by-op form (conv1d, SSD scan, gated norm): the reference of the fused core.
+  // Op-by-op form (conv1d, sequential SSD scan, gated norm): the reference of the fused core.
   at::Tensor forward_reference(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {});
-  // Decode step: GEMV in_proj, fused conv + SSM + gated norm (fused_decode.h), GEMV
-  // out_proj; step_reference is the op-by-op form.
+  // Decode step: GEMV in_proj, fused conv + SSM + gated norm (kernels/cpu/mamba/
+  // mamba_step.h), GEMV out_proj; step_reference (reference mode) is the op-by-op form.
   at::Tensor step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) override;
   at::Tensor step_reference(const at::Tensor& x, LayerCache& cache);
   // fp32 decode of a plain-residual block in one call (mamba_block_step).
@@ -48,7 +49,6 @@ class Mamba2 : public Mixer {
   at::Tensor dt_bias, A_log, D;
   std::shared_ptr<RMSNorm> norm;
   int64_t d_model, d_state, d_conv, d_inner, headdim, nheads, conv_dim, chunk_size;
-  bool use_sequential = false;  // tests: op-by-op reference forward (sequential scan) and step
 };
 
 }  // namespace dynarch

@@ -7,6 +7,7 @@
 
 #include "core/compat.h"
 #include "core/error.h"
+#include "core/forward_context.h"
 #include "kernels/cpu/streams/stream_mix.h"
 #include "kernels/cpu/streams/mhc_input.h"
 #include "model/layers/norm.h"
@@ -14,26 +15,18 @@
 namespace dynarch {
 using nlohmann::json;
 
-// ---------------------------------------------------------------- recorder
-
 namespace {
-thread_local ConnectionRecorder* g_recorder = nullptr;
-thread_local int g_separate_merge = 0;
+// The fused kernels, or their tensor-op references (KernelMode::reference).
+bool fast_kernels() { return !forward_context().reference(); }
 }  // namespace
-SeparateMergeScope::SeparateMergeScope() { ++g_separate_merge; }
-SeparateMergeScope::~SeparateMergeScope() { --g_separate_merge; }
-bool SeparateMergeScope::active() { return g_separate_merge > 0; }
-ConnectionRecorder::ConnectionRecorder() { g_recorder = this; }
-ConnectionRecorder::~ConnectionRecorder() { g_recorder = nullptr; }
-ConnectionRecorder* ConnectionRecorder::active() { return g_recorder; }
 
 // ---------------------------------------------------------------- shared mixing
 
-at::Tensor settle(const Streams& s, bool fused) {
+at::Tensor settle(const Streams& s) {
   if (!s.pending()) return s.X;
   const int64_t n = s.X.size(-2), D = s.X.size(-1);
   auto Xt = s.X.reshape({-1, n, D});
-  auto out = fused ? hc_post_res(Xt, s.R, s.post, s.y) : hc_post_res_reference(Xt, s.R, s.post, s.y);
+  auto out = fast_kernels() ? hc_post_res(Xt, s.R, s.post, s.y) : hc_post_res_reference(Xt, s.R, s.post, s.y);
   return out.view(s.X.sizes());
 }
 
@@ -42,9 +35,9 @@ Streams StreamConnection::mix(const at::Tensor& X, const at::Tensor& pre, const 
   const auto lead = X.sizes().slice(0, X.dim() - 2).vec();
   const int64_t n = X.size(-2), D = X.size(-1);
   auto Xt = X.reshape({-1, n, D});
-  if (auto* rec = ConnectionRecorder::active())
-    rec->traces.push_back({trace_name, pre.detach(), post.detach(), res.detach()});
-  if (!u.defined()) u = cfg.fused ? hc_pre_mix(Xt, pre) : hc_pre_mix_reference(Xt, pre);
+  if (auto* rec = forward_context().connections)
+    rec->push_back({trace_name, pre.detach(), post.detach(), res.detach()});
+  if (!u.defined()) u = fast_kernels() ? hc_pre_mix(Xt, pre) : hc_pre_mix_reference(Xt, pre);
   auto ushape = lead;
   ushape.push_back(D);
   auto y = F(u.view(ushape)).to(X.scalar_type()).reshape({-1, D});
@@ -85,7 +78,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> HyperConnection::maps(const at::T
 }
 
 Streams HyperConnection::forward(const Streams& S, const Branch& F) {
-  auto X = settle(S, cfg.fused);
+  auto X = settle(S);
   auto [pre, res, post] = maps(X.reshape({-1, X.size(-2), X.size(-1)}));
   return mix(X, pre, res, post, F);
 }
@@ -124,19 +117,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ManifoldHyperConnecti
   const int64_t n = S.X.size(-2), D = S.X.size(-1);
   // Logits of source j -> destination k sit at 2n + j n + k; Z is destination x source.
   MhcPre p;
-  if (cfg.fused && S.pending() && !SeparateMergeScope::active()) {
+  if (fast_kernels() && S.pending() && !forward_context().variants.separate_merge) {
     auto m = mhc_merge_pre(S.X.reshape({-1, n, D}), S.R, S.post, S.y, phi.to(dt), bias.to(dt), alpha.to(dt),
                            cfg.rms_eps, cfg.pre_eps);
     Xt = m.X;
     p = m.p;
   } else {
-    Xt = settle(S, cfg.fused).reshape({-1, n, D});
-    p = cfg.fused ? mhc_pre(Xt, phi.to(dt), bias.to(dt), alpha.to(dt), cfg.rms_eps, cfg.pre_eps)
+    Xt = settle(S).reshape({-1, n, D});
+    p = fast_kernels() ? mhc_pre(Xt, phi.to(dt), bias.to(dt), alpha.to(dt), cfg.rms_eps, cfg.pre_eps)
                   : mhc_pre_reference(Xt, phi.to(dt), bias.to(dt), alpha.to(dt), cfg.rms_eps, cfg.pre_eps);
   }
   // SK returns exactly 1 for n = 1 (the only doubly-stochastic 1x1 matrix).
   const SinkhornOptions so{cfg.sinkhorn_iters, cfg.sinkhorn_eps, cfg.eps_after_first};
-  auto res = cfg.fused ? sinkhorn(p.Z, so) : sinkhorn_reference(p.Z.contiguous(), so);
+  auto res = fast_kernels() ? sinkhorn(p.Z, so) : sinkhorn_reference(p.Z.contiguous(), so);
   return {p.u, p.pre, res, p.post};
 }
 
@@ -181,7 +174,7 @@ at::Tensor StreamEnds::expand(const at::Tensor& x) const {
 }
 
 at::Tensor StreamEnds::collapse(const Streams& S) const {
-  if (!S.pending() || !cfg.fused || cfg.collapse == "learned") return collapse(settle(S, cfg.fused));
+  if (!S.pending() || !fast_kernels() || cfg.collapse == "learned") return collapse(settle(S));
   // c * sum_k X'_k = sum_j (c sum_k R_kj) Xp_j + (c sum_k post_k) y: one pre-mix
   // pass over Xp instead of the merge, its (T, n, D) output and the reduction.
   const int64_t n = S.X.size(-2), D = S.X.size(-1);
@@ -200,10 +193,10 @@ at::Tensor StreamEnds::collapse(const at::Tensor& X) const {
   const auto dt = X.scalar_type();
   const int64_t n = cfg.n, D = X.size(-1);
   auto Xt = X.reshape({-1, n, D});
-  auto m = cfg.fused ? mhc_project(Xt, head_phi.to(dt), cfg.rms_eps)
+  auto m = fast_kernels() ? mhc_project(Xt, head_phi.to(dt), cfg.rms_eps)
                      : mhc_project_reference(Xt, head_phi.to(dt), cfg.rms_eps);
   auto w = at::sigmoid(head_alpha.to(dt) * m + head_bias.to(dt)) + 1e-6;
-  auto out = cfg.fused ? hc_pre_mix(Xt, w) : hc_pre_mix_reference(Xt, w);
+  auto out = fast_kernels() ? hc_pre_mix(Xt, w) : hc_pre_mix_reference(Xt, w);
   auto shape = X.sizes().vec();
   shape.erase(shape.end() - 2);
   return out.view(shape);

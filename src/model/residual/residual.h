@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/forward_context.h"
 #include "model/config/residual_config.h"
 #include "kernels/cpu/streams/sinkhorn.h"
 
@@ -24,13 +25,14 @@ struct ConnectionTrace {
   at::Tensor pre, post;   // (T, n)
   at::Tensor res;         // (T, n, n) destination x source
 };
-// While one is installed (RAII), every connection appends its maps, detached.
+// While one is alive, every connection appends its maps, detached
+// (the connections sink of core/forward_context.h).
 class ConnectionRecorder {
  public:
-  ConnectionRecorder();
-  ~ConnectionRecorder();
   std::vector<ConnectionTrace> traces;
-  static ConnectionRecorder* active();
+
+ private:
+  ForwardScope scope_{[this](ForwardContext& c) { c.connections = &traces; }};
 };
 
 // The n-stream state between sub-layers. A fused mHC sub-layer leaves its merge
@@ -41,15 +43,9 @@ struct Streams {
   at::Tensor R, post, y;   // pending merge over the flattened tokens: (T, n, n), (T, n), (T, D)
   bool pending() const { return R.defined(); }
 };
-// The materialised state (hc_post_res, or its reference when !fused).
-at::Tensor settle(const Streams& s, bool fused = true);
-// While one is alive (RAII, this thread), mHC sub-layers settle a pending merge
-// with hc_post_res before mhc_pre instead of mhc_merge_pre: the A/B of bench_mhc.
-struct SeparateMergeScope {
-  SeparateMergeScope();
-  ~SeparateMergeScope();
-  static bool active();
-};
+// The materialised state: hc_post_res, or its reference in KernelMode::reference.
+// (The separate_merge variant settles every merge this way, for A/B runs.)
+at::Tensor settle(const Streams& s);
 
 // One sub-layer's stream update. X: (..., n, D) in fp32 (fp64 in tests);
 // F maps the branch input (..., D) to its output (..., D).
@@ -58,7 +54,7 @@ class StreamConnection : public torch::nn::Module {
   using Branch = std::function<at::Tensor(const at::Tensor&)>;
   // The update; the result may be pending (settle() materialises it).
   virtual Streams forward(const Streams& S, const Branch& F) = 0;
-  at::Tensor forward(const at::Tensor& X, const Branch& F) { return settle(forward(Streams{X}, F), cfg.fused); }
+  at::Tensor forward(const at::Tensor& X, const Branch& F) { return settle(forward(Streams{X}, F)); }
   std::string trace_name;  // set by name_connections()
 
  protected:

@@ -103,7 +103,7 @@ at::Tensor Isotropic::forward(const at::Tensor& x, StackState* state, const at::
   Streams S{r};
   for (size_t i = 0; i < blocks.size(); ++i)
     S = blocks[i]->forward(S, state ? &state->layers[i] : nullptr, pos0, state ? lengths : at::Tensor());
-  r = hc_ends ? hc_ends->collapse(S) : settle(S, residual.fused);
+  r = hc_ends ? hc_ends->collapse(S) : settle(S);
   if (state) {
     for (size_t b = 0; b < state->pos.size(); ++b)
       state->pos[b] += lengths.defined() ? lengths[b].item<int64_t>() : x.size(1);
@@ -129,7 +129,7 @@ at::Tensor Isotropic::step(const at::Tensor& x, StackState& state) {
   if (hc_ends) r = hc_ends->expand(r);
   Streams S{r};
   for (size_t i = 0; i < blocks.size(); ++i) S = blocks[i]->step(S, state.layers[i], state.pos);
-  r = hc_ends ? hc_ends->collapse(S) : settle(S, residual.fused);
+  r = hc_ends ? hc_ends->collapse(S) : settle(S);
   for (auto& p : state.pos) p += 1;
   return rmsnorm ? rmsnorm->forward(r) : r;
 }

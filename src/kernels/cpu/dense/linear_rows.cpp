@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "core/compat.h"
+#include "core/forward_context.h"
 #include "kernels/cpu/dense/gemv_rows.h"
 #include "kernels/cpu/row_math.h"
 
@@ -66,8 +67,6 @@ void gemv_kernel(const C* x, int64_t M, int64_t in, const WT* W, const C* bias, 
   });
 }
 
-thread_local bool decode_option[kNumDecodeOptions] = {};  // DecodeOptionScope flags of this thread
-
 // bf16 copies of fp32 weights, made on first use and remade when the weight
 // changes (version counter) or is freed (weak reference).
 struct Bf16Copy {
@@ -94,24 +93,9 @@ at::Tensor bf16_copy(const at::Tensor& W) {
 
 }  // namespace
 
-bool decode_option_active(DecodeOption o) { return decode_option[o]; }
-
-template <DecodeOption Option>
-DecodeOptionScope<Option>::DecodeOptionScope() : prev(decode_option[Option]) {
-  decode_option[Option] = true;
-}
-template <DecodeOption Option>
-DecodeOptionScope<Option>::~DecodeOptionScope() {
-  decode_option[Option] = prev;
-}
-template struct DecodeOptionScope<kStreamWeights>;
-template struct DecodeOptionScope<kBf16Weights>;
-template struct DecodeOptionScope<kBlockGemv>;
-template struct DecodeOptionScope<kUnfusedStep>;
-
 at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& W, const at::Tensor& bias) {
-  const bool stream_weights = decode_option[kStreamWeights], bf16_weights = decode_option[kBf16Weights],
-             block_gemv = decode_option[kBlockGemv];
+  const auto& v = forward_context().variants;
+  const bool stream_weights = v.stream_weights, bf16_weights = v.bf16_weights, block_gemv = v.block_gemv;
   const auto t = x.scalar_type();
   const int64_t in = W.size(1), out = W.size(0);
   const int64_t M = x.numel() / std::max<int64_t>(in, 1);

@@ -1,8 +1,9 @@
 #include "kernels/cpu/gemm/skinny_gemm.h"
 
 #include <algorithm>
-#include <atomic>
 #include <type_traits>
+
+#include "core/forward_context.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -10,13 +11,6 @@
 #endif
 
 namespace dynarch {
-
-namespace {
-std::atomic<int> g_force_blas{0};
-}  // namespace
-
-BlasSkinnyScope::BlasSkinnyScope() { ++g_force_blas; }
-BlasSkinnyScope::~BlasSkinnyScope() { --g_force_blas; }
 
 void pack_phi(const float* phi, int64_t K, int64_t nD, PackedPhi& out) {
   out.nD = nD;
@@ -52,7 +46,7 @@ void skinny_dphi_add_reference(int64_t M, int64_t nD, int64_t K, const float* Gr
 
 bool skinny_gemm_available(int64_t K) {
   static const bool avx512 = __builtin_cpu_supports("avx512f");
-  return avx512 && K >= 1 && K <= 32 && g_force_blas.load(std::memory_order_relaxed) == 0;
+  return avx512 && K >= 1 && K <= 32 && !forward_context().variants.blas_skinny;
 }
 
 namespace {

@@ -19,7 +19,8 @@ struct PackedPhi {
   int64_t nD = 0, K = 0, Kp = 0;
 };
 
-// True when the kernels run for K outputs on this host (and no BlasSkinnyScope is active).
+// True when the kernels run for K outputs on this host (and the blas_skinny variant of
+// core/forward_context.h is off; it is read on the calling thread).
 bool skinny_gemm_available(int64_t K);
 void pack_phi(const float* phi, int64_t K, int64_t nD, PackedPhi& out);
 // Requires skinny_gemm_available(p.K).
@@ -31,11 +32,5 @@ void skinny_dphi_add(int64_t M, int64_t nD, int64_t K, const float* Gr, const fl
 void skinny_project_reference(int64_t M, int64_t nD, int64_t K, const float* X, const float* phi, float* raw);
 void skinny_expand_add_reference(int64_t M, int64_t nD, int64_t K, const float* Gr, const float* phi, float* dX);
 void skinny_dphi_add_reference(int64_t M, int64_t nD, int64_t K, const float* Gr, const float* X, float* dphi);
-
-// Forces the BLAS path while alive, in every thread (A/B benchmarks, tests).
-struct BlasSkinnyScope {
-  BlasSkinnyScope();
-  ~BlasSkinnyScope();
-};
 
 }  // namespace dynarch

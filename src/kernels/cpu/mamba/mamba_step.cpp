@@ -4,8 +4,8 @@
 #include <ATen/core/grad_mode.h>
 
 #include "core/compat.h"
+#include "core/forward_context.h"
 #include "kernels/cpu/dense/gemv_rows.h"
-#include "kernels/cpu/dense/linear_rows.h"
 #include "kernels/cpu/row_math.h"
 
 namespace dynarch {
@@ -96,7 +96,8 @@ at::Tensor mamba_step_core(const at::Tensor& zx_in, at::Tensor& conv, at::Tensor
 
 at::Tensor mamba_block_step(const at::Tensor& r, const MambaBlockWeights& w, at::Tensor& conv, at::Tensor& ssm) {
   auto fp32 = [](const at::Tensor& t) { return t.scalar_type() == at::kFloat && t.is_contiguous(); };
-  if (decode_option_active(kBf16Weights) || decode_option_active(kBlockGemv) || decode_option_active(kUnfusedStep) ||
+  const auto& v = forward_context().variants;
+  if (v.bf16_weights || v.block_gemv || v.unfused_step ||
       at::GradMode::is_enabled() || compat::cpu_autocast_enabled() || r.dim() != 2 || r.size(0) > 2 ||
       r.size(1) != w.in_w.size(1))
     return {};
@@ -110,7 +111,7 @@ at::Tensor mamba_block_step(const at::Tensor& r, const MambaBlockWeights& w, at:
   xn.resize(B * Dm), zx.resize(B * W), g.resize(B * Di), y.resize(B * Dm);
   const float *pr = r.data_ptr<float>(), *nw = w.norm_w.data_ptr<float>();
   for (int64_t b = 0; b < B; ++b) fused::rms_norm_row(pr + b * Dm, nw, xn.data() + b * Dm, Dm, (float)w.norm_eps);
-  auto gemv = decode_option_active(kStreamWeights) ? gemv_rows_f32<true> : gemv_rows_f32<false>;
+  auto gemv = v.stream_weights ? gemv_rows_f32<true> : gemv_rows_f32<false>;
   gemv(xn.data(), B, Dm, w.in_w.data_ptr<float>(), nullptr, W, zx.data());
   mamba_step_kernel<float>(zx.data(), conv.data_ptr<float>(), w.conv_w.data_ptr<float>(), w.conv_b.data_ptr<float>(),
                            w.dt_bias.data_ptr<float>(), w.A_log.data_ptr<float>(), w.D.data_ptr<float>(),

@@ -26,8 +26,8 @@ struct MambaBlockWeights {
 };
 // r + out_proj(mamba_step_core(in_proj(rmsnorm(r)))) for a pre-norm block with
 // a plain residual, in one call: fp32 rows (at most two), fp32 weights and
-// caches, no autograd, no autocast, no bf16 weight copies, no BlockGemvScope or
-// UnfusedStepScope. It runs the norm, both GEMVs and the core on raw buffers
+// caches, no autograd, no autocast, no bf16 weight copies, no block_gemv or
+// unfused_step variant (core/forward_context.h). It runs the norm, both GEMVs and the core on raw buffers
 // instead of ~12 LibTorch ops (each a dispatcher round trip and an allocation;
 // LibTorch op overhead was ~1/4 of the decode wall time). Returns an undefined
 // tensor where it does not apply (the caller runs the ops); conv / ssm are
