@@ -25,7 +25,7 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "data/corpus.h"
-#include "infer/evaluate.h"
+#include "train/lm_objective.h"
 #include "kernels/cpu/dense/linear_rows.h"
 #include "model/lm.h"
 #include "run/checkpoint.h"

@@ -16,7 +16,7 @@
 #include "core/compat.h"
 #include "core/runtime.h"
 #include "data/corpus.h"
-#include "infer/evaluate.h"
+#include "train/lm_objective.h"
 #include "model/lm.h"
 #include "run/checkpoint.h"
 

@@ -10,7 +10,7 @@
 #include "data/corpus.h"
 #include "data/labeled.h"
 #include "data/reasoning.h"
-#include "infer/accuracy.h"
+#include "train/classify_objective.h"
 #include "run/checkpoint.h"
 #include "train/trainer.h"
 #include "test_util.h"
@@ -344,4 +344,47 @@ TEST(ClassifyTrain, LearnsAnEasyTask) {
   auto r = train_new(o, ModelConfig::from_json(j, "c"), RunControl{1, false, -1});
   EXPECT_LT(r.losses.back(), 0.6);
   EXPECT_GT(r.val_acc, 0.75);
+}
+
+// One training loop for every objective: an H-Model classifier gets the
+// model's auxiliary losses (hmodel.loss.*) and the alpha schedule, which the
+// classifier loop before the restructure never set up.
+TEST(ClassifyTrain, HModelClassifierGetsAuxLossesAndAlphaSchedule) {
+  auto d = temp_dir("cls_hmodel");
+  reasoning::GenOptions g;
+  g.max_depth = 1;
+  reasoning::write_dataset((d / "data").string(), g, 8, 2);
+  auto config = [](double lambda_self) {
+    auto j = classifier_json(R"(["T1f1"])");
+    j["hmodel"] = {{"T", 2},
+                   {"routing", {{"alpha", {{"schedule", "linear"}, {"start", 1}, {"end", 4}, {"steps", 3}}}}},
+                   {"loss", {{"lambda_self", lambda_self}, {"lambda_depth", 0.1}}}};
+    return ModelConfig::from_json(j, "c");
+  };
+  auto opts = [&](const std::string& out) {
+    return TrainOptions::from_json({{"data", (d / "data").string()}, {"out", (d / out).string()}, {"steps", 3},
+                                    {"batch", 4}, {"seq_len", 1025}, {"lr", 3e-3}, {"eval_every", 0},
+                                    {"eval_windows", 4}, {"save_every", 0}, {"seed", 5}},
+                                   "test options");
+  };
+  RunControl quiet{1, false, -1};
+  train_new(opts("with"), config(1.0), quiet);
+  std::ifstream m(fs::path(opts("with").out) / "metrics.jsonl");
+  std::vector<json> lines;
+  for (std::string line; std::getline(m, line);)
+    if (auto j = json::parse(line); j.contains("loss")) lines.push_back(j);
+  ASSERT_EQ(lines.size(), 3u);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    for (auto k : {"hmodel_self", "hmodel_depth", "hmodel_ent", "hmodel_bal"})
+      EXPECT_TRUE(lines[i].contains(k)) << k << " at step " << i + 1;
+    EXPECT_DOUBLE_EQ(lines[i]["hmodel_alpha"].get<double>(), 1.0 + (double)i) << "alpha at step " << i + 1;
+  }
+  // The terms act: with lambda_self 0 the same data and seed give other weights.
+  train_new(opts("without"), config(0.0), quiet);
+  auto a = load_model(opts("with").out), b = load_model(opts("without").out);
+  double diff = 0;
+  auto pb = b->named_parameters();
+  for (auto& kv : a->named_parameters())
+    if (kv.key().find(".head.") != std::string::npos) diff = std::max(diff, maxdiff(kv.value(), pb[kv.key()]));
+  EXPECT_GT(diff, 1e-6);
 }

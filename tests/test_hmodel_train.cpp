@@ -10,7 +10,7 @@
 #include "run/compose.h"
 #include "gradcheck.h"
 #include "hmodel_util.h"
-#include "infer/evaluate.h"
+#include "train/lm_objective.h"
 #include "inspect/routes.h"
 #include "io/atomic_file.h"
 #include "model/aux_loss.h"

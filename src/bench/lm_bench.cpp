@@ -11,7 +11,7 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "core/runtime.h"
-#include "infer/evaluate.h"
+#include "train/lm_objective.h"
 #include "model/lm.h"
 #include "model/hnet/ratio_loss.h"
 #include "train/adamw.h"

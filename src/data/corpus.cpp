@@ -97,4 +97,19 @@ Batch sample_batch(const ByteSpan& span, uint64_t seed, int64_t step, int64_t mi
   return windows_at(span, offs, L);
 }
 
+std::vector<int64_t> tiling_offsets(int64_t size, int64_t L) {
+  std::vector<int64_t> o;
+  for (int64_t s = 0; s < size; s += L) o.push_back(s);
+  return o;
+}
+
+std::vector<int64_t> spread_offsets(int64_t size, int64_t L, int64_t n) {
+  if (size <= L || n <= 1) return {0};
+  std::vector<int64_t> o;
+  const int64_t range = size - L;
+  n = std::min(n, range + 1);
+  for (int64_t i = 0; i < n; ++i) o.push_back(range * i / (n - 1));
+  return o;
+}
+
 }  // namespace dynarch

@@ -53,6 +53,11 @@ Batch sample_batch(const ByteSpan& span, uint64_t seed, int64_t step, int64_t mi
 // target -1, which the loss ignores).
 Batch windows_at(const ByteSpan& span, const std::vector<int64_t>& offsets, int64_t L);
 
+// Offsets 0, L, 2L, ... covering the whole span (the last window may be short).
+std::vector<int64_t> tiling_offsets(int64_t size, int64_t L);
+// n windows of length L spread evenly over the span (fixed validation set).
+std::vector<int64_t> spread_offsets(int64_t size, int64_t L, int64_t n);
+
 uint64_t splitmix64(uint64_t x);
 
 }  // namespace dynarch

@@ -9,7 +9,7 @@
 #include "core/bytes.h"
 #include "model/config/config.h"
 #include "model/hnet/hnet_stage.h"
-#include "model/stack/state.h"
+#include "model/layers/state.h"
 
 namespace dynarch {
 

@@ -8,7 +8,6 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
-#include "train/adamw.h"
 
 namespace dynarch {
 namespace fs = std::filesystem;
@@ -57,7 +56,7 @@ std::shared_ptr<ByteLM> load_model(const std::string& path) {
   return model;
 }
 
-void save_checkpoint(const std::string& run_dir, ByteLM& model, const AdamW& opt, const json& trainer,
+void save_checkpoint(const std::string& run_dir, ByteLM& model, const NamedTensors& optimizer, const json& trainer,
                      const json& options) {
   fs::path run(run_dir), tmp = run / "checkpoint.tmp", cur = run / "checkpoint", old = run / "checkpoint.old";
   fs::remove_all(tmp);
@@ -65,7 +64,7 @@ void save_checkpoint(const std::string& run_dir, ByteLM& model, const AdamW& opt
   io::write_file_atomic((tmp / "config.json").string(), model.config.to_json().dump(2) + "\n");
   io::write_file_atomic((tmp / "train_options.json").string(), options.dump(2) + "\n");
   save_weights((tmp / "model.safetensors").string(), model, {{"step", trainer.at("step").dump()}});
-  io::save_safetensors((tmp / "trainer.safetensors").string(), opt.state_tensors(), {{"trainer", trainer.dump()}});
+  io::save_safetensors((tmp / "trainer.safetensors").string(), optimizer, {{"trainer", trainer.dump()}});
   // Swap: cur -> old, tmp -> cur, drop old. Readers fall back to old if cur is missing.
   fs::remove_all(old);
   if (fs::exists(cur)) fs::rename(cur, old);

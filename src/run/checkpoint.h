@@ -1,4 +1,5 @@
-// Run directories and checkpoints.
+// Run directories, weights and checkpoints: what train/ writes and infer/,
+// inspect/ and a resumed training read.
 //   RUN/checkpoint/{config.json, model.safetensors, trainer.safetensors, train_options.json}
 //   RUN/metrics.jsonl
 // A checkpoint is written to RUN/checkpoint.tmp and swapped in with renames, so
@@ -10,7 +11,7 @@
 
 namespace dynarch {
 
-class AdamW;
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
 // RUN, RUN/checkpoint, or a directory holding model.safetensors + config.json.
 std::string resolve_model_dir(const std::string& path);
@@ -22,7 +23,8 @@ void load_weights(const std::string& path, ByteLM& model);
 // Builds the model from config.json and loads model.safetensors.
 std::shared_ptr<ByteLM> load_model(const std::string& path);
 
-void save_checkpoint(const std::string& run_dir, ByteLM& model, const AdamW& opt, const nlohmann::json& trainer,
+// `optimizer`: the optimizer state as named tensors (AdamW::state_tensors).
+void save_checkpoint(const std::string& run_dir, ByteLM& model, const NamedTensors& optimizer, const nlohmann::json& trainer,
                      const nlohmann::json& options);
 
 struct TrainerCheckpoint {

@@ -118,6 +118,104 @@ HModelNodeSpec parse_node(const json& e, const std::string& w, const std::vector
   return n;
 }
 
+// The "routing" section; records which defaults it overrode (for doubly_stochastic).
+void parse_routing(HModelConfig& c, const json& r, const std::string& wr, bool& norm_set, bool& inject_set) {
+  only_keys(r, {"granularity", "sharpen", "alpha", "topk", "straight_through", "norm", "tau", "allow_self",
+                "inject_input", "source_embed", "doubly_stochastic", "sinkhorn_iters", "sinkhorn_eps"},
+            wr);
+  get(r, "granularity", c.granularity, wr);
+  get(r, "sharpen", c.sharpen, wr);
+  if (r.contains("alpha") && r["alpha"].is_object()) {
+    const auto& a = r["alpha"];
+    only_keys(a, {"schedule", "start", "end", "steps"}, wr + ".alpha");
+    get(a, "schedule", c.alpha_schedule, wr + ".alpha");
+    get(a, "start", c.alpha_start, wr + ".alpha");
+    get(a, "end", c.alpha_end, wr + ".alpha");
+    get(a, "steps", c.alpha_steps, wr + ".alpha");
+    one_of(c.alpha_schedule, {"constant", "linear", "exp"}, wr + ".alpha.schedule");
+    if (c.alpha_start <= 0 || c.alpha_end <= 0) fail(wr + ".alpha: start and end must be > 0");
+    if (c.alpha_schedule != "constant" && c.alpha_steps < 1) fail(wr + ".alpha.steps: must be >= 1");
+    c.alpha = c.alpha_schedule == "constant" ? c.alpha_start : c.alpha_end;
+  } else {
+    get(r, "alpha", c.alpha, wr);
+    if (!(c.alpha > 0)) fail(wr + ".alpha: must be > 0, got " + json(c.alpha).dump());
+    c.alpha_start = c.alpha_end = c.alpha;
+  }
+  get(r, "topk", c.topk, wr);
+  get(r, "straight_through", c.straight_through, wr);
+  norm_set = r.contains("norm");
+  inject_set = r.contains("inject_input");
+  get(r, "norm", c.norm, wr);
+  get(r, "tau", c.tau, wr);
+  get(r, "allow_self", c.allow_self, wr);
+  get(r, "inject_input", c.inject_input, wr);
+  get(r, "source_embed", c.source_embed, wr);
+  get(r, "doubly_stochastic", c.doubly_stochastic, wr);
+  get(r, "sinkhorn_iters", c.sinkhorn_iters, wr);
+  get(r, "sinkhorn_eps", c.sinkhorn_eps, wr);
+  one_of(c.granularity, {"per_token", "per_sequence"}, wr + ".granularity");
+  one_of(c.sharpen, {"softmax", "power", "sigmoid"}, wr + ".sharpen");
+  one_of(c.norm, {"count", "weighted", "none"}, wr + ".norm");
+  if (c.topk < 0 || c.topk > c.L + 1)
+    fail(wr + ".topk: must be in [1, L+1] = [1, " + std::to_string(c.L + 1) + "] (0 = off), got " +
+         std::to_string(c.topk));
+  if (c.tau < 0) fail(wr + ".tau: must be >= 0");
+  if (c.sinkhorn_iters < 1) fail(wr + ".sinkhorn_iters: must be >= 1");
+  if (c.sinkhorn_eps < 0) fail(wr + ".sinkhorn_eps: must be >= 0");
+  if (c.straight_through && c.topk == 0) fail(wr + ".straight_through: needs topk");
+}
+
+void parse_readout(HModelConfig& c, const json& r, const std::string& w, bool& readout_set) {
+  only_keys(r, {"mode", "flush_last"}, w + ".readout");
+  readout_set = r.contains("mode");
+  get(r, "mode", c.readout, w + ".readout");
+  get(r, "flush_last", c.flush_last, w + ".readout");
+  if (c.readout.rfind("node:", 0) == 0) {
+    try {
+      size_t used = 0;
+      c.readout_node = std::stoi(c.readout.substr(5), &used);
+      if (used != c.readout.size() - 5) throw std::invalid_argument("");
+    } catch (const std::exception&) {
+      fail(w + ".readout.mode: \"" + c.readout + "\" is not node:k");
+    }
+    if (c.readout_node < 1 || c.readout_node > c.L)
+      fail(w + ".readout.mode: node " + std::to_string(c.readout_node) + " is not in 1.." + std::to_string(c.L));
+  } else {
+    one_of(c.readout, {"accumulate", "last"}, w + ".readout.mode");
+  }
+}
+
+void parse_infer(HModelConfig& c, const json& in, const std::string& wi) {
+  only_keys(in, {"topk", "threshold", "halt_eps", "sparse", "skip_semantics"}, wi);
+  get(in, "topk", c.infer_topk, wi);
+  get(in, "threshold", c.infer_threshold, wi);
+  get(in, "halt_eps", c.halt_eps, wi);
+  get(in, "sparse", c.sparse, wi);
+  get(in, "skip_semantics", c.skip_semantics, wi);
+  if (c.infer_topk < 0 || c.infer_topk > c.L + 1)
+    fail(wi + ".topk: must be in [1, L+1] = [1, " + std::to_string(c.L + 1) + "] (0 = off)");
+  if (c.infer_threshold < 0 || c.infer_threshold >= 1) fail(wi + ".threshold: must be in [0, 1)");
+  if (c.halt_eps < 0 || c.halt_eps >= 1) fail(wi + ".halt_eps: must be in [0, 1) (0 = off)");
+  one_of(c.skip_semantics, {"zero_input", "hold_state"}, wi + ".skip_semantics");
+  if (c.skip_semantics == "hold_state")
+    fail(wi + ".skip_semantics: hold_state is not implemented (it needs masked keys / held states inside every "
+              "layer type, in training too); use zero_input");
+}
+
+// Doubly-stochastic routing fixes norm, injection and readout; contradicting settings are errors.
+void apply_doubly_stochastic(HModelConfig& c, const std::string& w, bool norm_set, bool inject_set, bool readout_set) {
+  const std::string wr = w + ".routing";
+  if (norm_set && c.norm != "none") fail(wr + ".norm: doubly_stochastic routing uses norm = none");
+  if (inject_set && !c.inject_input) fail(wr + ".inject_input: doubly_stochastic routing needs inject_input = true");
+  if (readout_set && c.readout != "last") fail(w + ".readout.mode: doubly_stochastic routing reads out last");
+  if (c.sharpen != "softmax") fail(wr + ".sharpen: doubly_stochastic routing replaces sharpening (use softmax)");
+  if (c.topk) fail(wr + ".topk: not combinable with doubly_stochastic routing");
+  if (c.flush_last) fail(w + ".readout.flush_last: not combinable with doubly_stochastic routing");
+  c.norm = "none";
+  c.inject_input = true;
+  c.readout = "last";
+}
+
 }  // namespace
 
 HModelConfig HModelConfig::from_json(const json& j, const std::string& w, const std::vector<LayerSpec>& pool, int d) {
@@ -129,53 +227,7 @@ HModelConfig HModelConfig::from_json(const json& j, const std::string& w, const 
   get(j, "T", c.T, w);
   if (c.T < 1) fail(w + ".T: the number of iterations must be >= 1, got " + std::to_string(c.T));
   bool norm_set = false, inject_set = false, readout_set = false;
-  if (j.contains("routing")) {
-    const auto& r = j["routing"];
-    const std::string wr = w + ".routing";
-    only_keys(r, {"granularity", "sharpen", "alpha", "topk", "straight_through", "norm", "tau", "allow_self",
-                  "inject_input", "source_embed", "doubly_stochastic", "sinkhorn_iters", "sinkhorn_eps"},
-              wr);
-    get(r, "granularity", c.granularity, wr);
-    get(r, "sharpen", c.sharpen, wr);
-    if (r.contains("alpha") && r["alpha"].is_object()) {
-      const auto& a = r["alpha"];
-      only_keys(a, {"schedule", "start", "end", "steps"}, wr + ".alpha");
-      get(a, "schedule", c.alpha_schedule, wr + ".alpha");
-      get(a, "start", c.alpha_start, wr + ".alpha");
-      get(a, "end", c.alpha_end, wr + ".alpha");
-      get(a, "steps", c.alpha_steps, wr + ".alpha");
-      one_of(c.alpha_schedule, {"constant", "linear", "exp"}, wr + ".alpha.schedule");
-      if (c.alpha_start <= 0 || c.alpha_end <= 0) fail(wr + ".alpha: start and end must be > 0");
-      if (c.alpha_schedule != "constant" && c.alpha_steps < 1) fail(wr + ".alpha.steps: must be >= 1");
-      c.alpha = c.alpha_schedule == "constant" ? c.alpha_start : c.alpha_end;
-    } else {
-      get(r, "alpha", c.alpha, wr);
-      if (!(c.alpha > 0)) fail(wr + ".alpha: must be > 0, got " + json(c.alpha).dump());
-      c.alpha_start = c.alpha_end = c.alpha;
-    }
-    get(r, "topk", c.topk, wr);
-    get(r, "straight_through", c.straight_through, wr);
-    norm_set = r.contains("norm");
-    inject_set = r.contains("inject_input");
-    get(r, "norm", c.norm, wr);
-    get(r, "tau", c.tau, wr);
-    get(r, "allow_self", c.allow_self, wr);
-    get(r, "inject_input", c.inject_input, wr);
-    get(r, "source_embed", c.source_embed, wr);
-    get(r, "doubly_stochastic", c.doubly_stochastic, wr);
-    get(r, "sinkhorn_iters", c.sinkhorn_iters, wr);
-    get(r, "sinkhorn_eps", c.sinkhorn_eps, wr);
-    one_of(c.granularity, {"per_token", "per_sequence"}, wr + ".granularity");
-    one_of(c.sharpen, {"softmax", "power", "sigmoid"}, wr + ".sharpen");
-    one_of(c.norm, {"count", "weighted", "none"}, wr + ".norm");
-    if (c.topk < 0 || c.topk > c.L + 1)
-      fail(wr + ".topk: must be in [1, L+1] = [1, " + std::to_string(c.L + 1) + "] (0 = off), got " +
-           std::to_string(c.topk));
-    if (c.tau < 0) fail(wr + ".tau: must be >= 0");
-    if (c.sinkhorn_iters < 1) fail(wr + ".sinkhorn_iters: must be >= 1");
-    if (c.sinkhorn_eps < 0) fail(wr + ".sinkhorn_eps: must be >= 0");
-    if (c.straight_through && c.topk == 0) fail(wr + ".straight_through: needs topk");
-  }
+  if (j.contains("routing")) parse_routing(c, j["routing"], w + ".routing", norm_set, inject_set);
   if (j.contains("head")) {
     const auto& h = j["head"];
     only_keys(h, {"init", "init_c", "hidden"}, w + ".head");
@@ -185,26 +237,7 @@ HModelConfig HModelConfig::from_json(const json& j, const std::string& w, const 
     one_of(c.head_init, {"uniform", "chain", "self_next"}, w + ".head.init");
     if (c.head_hidden < 0) fail(w + ".head.hidden: must be >= 0 (0 = one linear map)");
   }
-  if (j.contains("readout")) {
-    const auto& r = j["readout"];
-    only_keys(r, {"mode", "flush_last"}, w + ".readout");
-    readout_set = r.contains("mode");
-    get(r, "mode", c.readout, w + ".readout");
-    get(r, "flush_last", c.flush_last, w + ".readout");
-    if (c.readout.rfind("node:", 0) == 0) {
-      try {
-        size_t used = 0;
-        c.readout_node = std::stoi(c.readout.substr(5), &used);
-        if (used != c.readout.size() - 5) throw std::invalid_argument("");
-      } catch (const std::exception&) {
-        fail(w + ".readout.mode: \"" + c.readout + "\" is not node:k");
-      }
-      if (c.readout_node < 1 || c.readout_node > c.L)
-        fail(w + ".readout.mode: node " + std::to_string(c.readout_node) + " is not in 1.." + std::to_string(c.L));
-    } else {
-      one_of(c.readout, {"accumulate", "last"}, w + ".readout.mode");
-    }
-  }
+  if (j.contains("readout")) parse_readout(c, j["readout"], w, readout_set);
   if (j.contains("loss")) {
     const auto& l = j["loss"];
     const std::string wl = w + ".loss";
@@ -216,36 +249,8 @@ HModelConfig HModelConfig::from_json(const json& j, const std::string& w, const 
     for (double v : {c.lambda_depth, c.lambda_self, c.lambda_ent, c.lambda_bal})
       if (v < 0) fail(wl + ": every lambda must be >= 0");
   }
-  if (j.contains("infer")) {
-    const auto& in = j["infer"];
-    const std::string wi = w + ".infer";
-    only_keys(in, {"topk", "threshold", "halt_eps", "sparse", "skip_semantics"}, wi);
-    get(in, "topk", c.infer_topk, wi);
-    get(in, "threshold", c.infer_threshold, wi);
-    get(in, "halt_eps", c.halt_eps, wi);
-    get(in, "sparse", c.sparse, wi);
-    get(in, "skip_semantics", c.skip_semantics, wi);
-    if (c.infer_topk < 0 || c.infer_topk > c.L + 1)
-      fail(wi + ".topk: must be in [1, L+1] = [1, " + std::to_string(c.L + 1) + "] (0 = off)");
-    if (c.infer_threshold < 0 || c.infer_threshold >= 1) fail(wi + ".threshold: must be in [0, 1)");
-    if (c.halt_eps < 0 || c.halt_eps >= 1) fail(wi + ".halt_eps: must be in [0, 1) (0 = off)");
-    one_of(c.skip_semantics, {"zero_input", "hold_state"}, wi + ".skip_semantics");
-    if (c.skip_semantics == "hold_state")
-      fail(wi + ".skip_semantics: hold_state is not implemented (it needs masked keys / held states inside every "
-                "layer type, in training too); use zero_input");
-  }
-  if (c.doubly_stochastic) {
-    const std::string wr = w + ".routing";
-    if (norm_set && c.norm != "none") fail(wr + ".norm: doubly_stochastic routing uses norm = none");
-    if (inject_set && !c.inject_input) fail(wr + ".inject_input: doubly_stochastic routing needs inject_input = true");
-    if (readout_set && c.readout != "last") fail(w + ".readout.mode: doubly_stochastic routing reads out last");
-    if (c.sharpen != "softmax") fail(wr + ".sharpen: doubly_stochastic routing replaces sharpening (use softmax)");
-    if (c.topk) fail(wr + ".topk: not combinable with doubly_stochastic routing");
-    if (c.flush_last) fail(w + ".readout.flush_last: not combinable with doubly_stochastic routing");
-    c.norm = "none";
-    c.inject_input = true;
-    c.readout = "last";
-  }
+  if (j.contains("infer")) parse_infer(c, j["infer"], w + ".infer");
+  if (c.doubly_stochastic) apply_doubly_stochastic(c, w, norm_set, inject_set, readout_set);
   if (j.contains("nodes")) {
     if (!j["nodes"].is_array()) fail(w + ".nodes: expected a list of node entries");
     std::set<int> seen;

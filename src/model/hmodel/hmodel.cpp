@@ -306,6 +306,65 @@ struct ObjectiveSums {
 
 }  // namespace
 
+std::pair<at::Tensor, Messages> HModel::route(int r, const std::vector<at::Tensor>& h,
+                                              const std::vector<at::Tensor>& act, const at::Tensor& valid, bool infer,
+                                              at::Tensor& smask) {
+  const auto& x = h[0];
+  const auto dt = x.scalar_type();
+  const int64_t B = x.size(0), S = x.size(1), K = L + 1, Sp = act[0].size(1);
+  const bool last = r == T, ds = cfg.doubly_stochastic;
+  std::vector<int> senders;
+  for (int i = 0; i <= L; ++i) {
+    const bool in_play = i == 0 ? (r == 0 || cfg.inject_input) : (r > 0 || ds);
+    if (in_play && act[i].defined() && (ds || act[i].any().item<bool>())) senders.push_back(i);
+  }
+  smask = at::zeros({B, Sp, K}, at::TensorOptions().dtype(at::kBool));
+  for (int i : senders) smask.select(-1, i).copy_(act[i]);
+  if (senders.empty()) {
+    // Hardened routing sent everything to OUT before step T: nothing is in flight. The
+    // remaining steps carry no messages, but still run (a decoding state's stateful
+    // layers must see their zero inputs, as in the full forward).
+    const int64_t Kc = last ? 1 : K;
+    return {at::zeros({B, Sp, K, K}, x.options()),
+            Messages{at::zeros({B, S, Kc, x.size(2)}, x.options()), at::zeros({B, Sp, Kc}, x.options()),
+                     at::zeros({B, Sp, Kc}, x.options())}};
+  }
+  auto C = routing_matrix(r, senders, h, smask, valid, infer);
+  // Messages: M_k = sum_i c_ik (h_i + e_i) for every target (only OUT at the last step).
+  std::vector<at::Tensor> msg(K);
+  for (int i : senders) msg[i] = source_embed.defined() ? h[i] + source_embed[i].to(dt) : h[i];
+  // The last step only feeds OUT: aggregate its column alone.
+  return {C, aggregate(last ? C.narrow(-1, L, 1) : C, msg, cfg.tau)};
+}
+
+void HModel::run_layers(int r, const Messages& agg, const at::Tensor& n, const at::Tensor& w,
+                        std::vector<at::Tensor>& h, std::vector<at::Tensor>& act, const at::Tensor& valid,
+                        StackState* state, const at::Tensor& lengths, bool stepping, bool autocast, at::Tensor* rms_in,
+                        at::Tensor* rms_out) {
+  const auto dt = h[0].scalar_type();
+  const int64_t B = h[0].size(0), S = h[0].size(1), Sp = act[0].size(1);
+  if (rms_in) {
+    *rms_in = at::full({L}, std::numeric_limits<double>::quiet_NaN(), at::kDouble);
+    *rms_out = rms_in->clone();
+  }
+  for (int j = 1; j <= L; ++j) {
+    auto aj = cfg.doubly_stochastic ? at::ones({B, Sp}, at::TensorOptions().dtype(at::kBool))
+                                    : n.select(-1, j - 1) > 0;
+    act[j] = aj;
+    auto X = normalise_messages(agg.M.select(-2, j - 1), n.narrow(-1, j - 1, 1), w.narrow(-1, j - 1, 1), cfg.norm);
+    X = X * aj.to(dt).unsqueeze(-1);  // zero input at inactive positions
+    {
+      compat::AutocastScope layers(autocast);
+      h[j] = run_node(r, j, X, aj, state, lengths, stepping);
+    }
+    if (rms_in) {
+      auto pm = aj.expand({B, S}).logical_and(valid);
+      (*rms_in)[j - 1] = rms_over(X, pm);
+      (*rms_out)[j - 1] = rms_over(h[j], pm);
+    }
+  }
+}
+
 at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tensor& lengths, bool stepping) {
   const auto dt = x_in.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const int64_t B = x_in.size(0), S = x_in.size(1), K = L + 1;
@@ -332,9 +391,6 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
     for (int j = 1; j <= L; ++j) h[j] = at::zeros_like(x), act[j] = at::ones({B, Sp}, bopt);
   auto A = at::zeros_like(x);
   auto nO = at::zeros({B, Sp, 1}, x.options()), wO = at::zeros({B, Sp, 1}, x.options());
-  auto normalise = [&](const at::Tensor& M, const at::Tensor& n, const at::Tensor& w) {
-    return normalise_messages(M, n, w, cfg.norm);
-  };
   auto rho = at::zeros({B, Sp, K}, x.options());
   rho.select(-1, 0).fill_(1.0);
   std::vector<at::Tensor> exits;
@@ -348,31 +404,8 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
   for (int r = 0; r <= T; ++r) {
     const bool last = r == T;
     ++steps;
-    std::vector<int> senders;
-    for (int i = 0; i <= L; ++i) {
-      const bool in_play = i == 0 ? (r == 0 || cfg.inject_input) : (r > 0 || ds);
-      if (in_play && act[i].defined() && (ds || act[i].any().item<bool>())) senders.push_back(i);
-    }
-    auto smask = at::zeros({B, Sp, K}, bopt);  // sender i active at (b, s)
-    for (int i : senders) smask.select(-1, i).copy_(act[i]);
-    at::Tensor C;
-    Messages agg;
-    if (senders.empty()) {
-      // Hardened routing sent everything to OUT before step T: nothing is in flight. The
-      // remaining steps carry no messages, but still run (a decoding state's stateful
-      // layers must see their zero inputs, as in the full forward).
-      const int64_t Kc = last ? 1 : K;
-      C = at::zeros({B, Sp, K, K}, x.options());
-      agg = {at::zeros({B, S, Kc, x.size(2)}, x.options()), at::zeros({B, Sp, Kc}, x.options()),
-             at::zeros({B, Sp, Kc}, x.options())};
-    } else {
-      C = routing_matrix(r, senders, h, smask, valid, infer);
-      // Messages: M_k = sum_i c_ik (h_i + e_i) for every target (only OUT at the last step).
-      std::vector<at::Tensor> msg(K);
-      for (int i : senders) msg[i] = source_embed.defined() ? h[i] + source_embed[i].to(dt) : h[i];
-      // The last step only feeds OUT: aggregate its column alone.
-      agg = aggregate(last ? C.narrow(-1, L, 1) : C, msg, cfg.tau);
-    }
+    at::Tensor smask;  // (B, Sp, K): sender i active at (b, s)
+    auto [C, agg] = route(r, h, act, valid, infer, smask);
     const auto& M = agg.M;
     auto pad_layers = [&](const at::Tensor& t) { return last ? at::cat({at::zeros({B, Sp, L}, x.options()), t}, -1) : t; };
     auto n = pad_layers(agg.n), w = pad_layers(agg.w);
@@ -406,24 +439,8 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
       }
     }
     if (last) break;
-    // Iteration r+1: every layer with a contributor runs on its normalised input.
-    rms_in = at::full({L}, std::numeric_limits<double>::quiet_NaN(), at::kDouble);
-    rms_out = rms_in.clone();
-    for (int j = 1; j <= L; ++j) {
-      auto aj = ds ? at::ones({B, Sp}, bopt) : n.select(-1, j - 1) > 0;
-      act[j] = aj;
-      auto X = normalise(M.select(-2, j - 1), n.narrow(-1, j - 1, 1), w.narrow(-1, j - 1, 1));
-      X = X * aj.to(dt).unsqueeze(-1);  // zero input at inactive positions
-      {
-        compat::AutocastScope layers(autocast);
-        h[j] = run_node(r + 1, j, X, aj, state, lengths, stepping);
-      }
-      if (rec) {
-        auto pm = aj.expand({B, S}).logical_and(valid);
-        rms_in[j - 1] = rms_over(X, pm);
-        rms_out[j - 1] = rms_over(h[j], pm);
-      }
-    }
+    run_layers(r + 1, agg, n, w, h, act, valid, state, lengths, stepping, autocast, rec ? &rms_in : nullptr,
+               rec ? &rms_out : nullptr);
   }
   ++stats.forwards;
   stats.steps_run += steps;
@@ -433,7 +450,7 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
     const int k = cfg.readout_node;
     y = h[k].defined() && act[k].defined() ? h[k] * act[k].to(dt).unsqueeze(-1) : at::zeros_like(x);
   } else {
-    y = normalise(A, nO, wO);
+    y = normalise_messages(A, nO, wO, cfg.norm);
   }
   if (aux) {
     auto vp = valid_p.to(dt);

@@ -93,6 +93,15 @@ class HModel : public Stack {
   // Routing rows of step r (B, Sp, L+1, L+1); zero rows where smask (B, Sp, L+1) is false.
   at::Tensor routing_matrix(int r, const std::vector<int>& senders, const std::vector<at::Tensor>& h,
                             const at::Tensor& smask, const at::Tensor& valid, bool infer);
+  // Step r's routing over its active senders (smask receives them, (B, Sp, L+1))
+  // and the messages they send (§5).
+  std::pair<at::Tensor, Messages> route(int r, const std::vector<at::Tensor>& h, const std::vector<at::Tensor>& act,
+                                        const at::Tensor& valid, bool infer, at::Tensor& smask);
+  // Iteration r: every layer with a contributor runs on its normalised input; with
+  // rms_in/rms_out, the RMS of each layer's input and output over its active positions.
+  void run_layers(int r, const Messages& agg, const at::Tensor& n, const at::Tensor& w, std::vector<at::Tensor>& h,
+                  std::vector<at::Tensor>& act, const at::Tensor& valid, StackState* state, const at::Tensor& lengths,
+                  bool stepping, bool autocast, at::Tensor* rms_in, at::Tensor* rms_out);
   at::Tensor run_node(int r, int j, const at::Tensor& X, const at::Tensor& active, StackState* state,
                       const at::Tensor& lengths, bool step);
   int64_t step_ = -1;

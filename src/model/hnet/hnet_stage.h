@@ -11,7 +11,7 @@
 #include "model/hnet/chunk.h"
 #include "model/hnet/ratio_loss.h"
 #include "model/hnet/routing_module.h"
-#include "model/stack/state.h"
+#include "model/layers/state.h"
 
 namespace dynarch {
 

@@ -2,7 +2,7 @@
 #pragma once
 #include <torch/nn/module.h>
 
-#include "model/stack/state.h"
+#include "model/layers/state.h"
 
 namespace dynarch {
 

@@ -5,7 +5,7 @@
 #include <torch/nn/module.h>
 
 #include "model/config/config.h"
-#include "model/stack/state.h"
+#include "model/layers/state.h"
 
 namespace dynarch {
 

@@ -1,9 +1,11 @@
-#include "infer/evaluate.h"
+#include "train/lm_objective.h"
 
 #include <torch/torch.h>
 
 #include "core/compat.h"
 #include "core/progress.h"
+
+#include <fmt/format.h>
 
 namespace dynarch {
 
@@ -11,21 +13,6 @@ at::Tensor lm_loss(const at::Tensor& logits, const at::Tensor& targets) {
   return torch::nn::functional::cross_entropy(
       logits.reshape({-1, logits.size(-1)}).to(at::kFloat), targets.reshape({-1}),
       torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1));
-}
-
-std::vector<int64_t> tiling_offsets(int64_t size, int64_t L) {
-  std::vector<int64_t> o;
-  for (int64_t s = 0; s < size; s += L) o.push_back(s);
-  return o;
-}
-
-std::vector<int64_t> spread_offsets(int64_t size, int64_t L, int64_t n) {
-  if (size <= L || n <= 1) return {0};
-  std::vector<int64_t> o;
-  const int64_t range = size - L;
-  n = std::min(n, range + 1);
-  for (int64_t i = 0; i < n; ++i) o.push_back(range * i / (n - 1));
-  return o;
 }
 
 EvalResult evaluate(ByteLM& model, const ByteSpan& span, const std::vector<int64_t>& offsets, int64_t L,
@@ -49,26 +36,34 @@ EvalResult evaluate(ByteLM& model, const ByteSpan& span, const std::vector<int64
   return r;
 }
 
-at::Tensor per_byte_nll(ByteLM& model, const uint8_t* data, int64_t n, int64_t segment, bool bf16,
-                        bool progress) {
-  torch::NoGradGuard ng;
-  compat::AutocastScope ac(bf16);
-  auto out = at::empty({n}, at::kFloat);
-  auto state = model.new_state(1);
-  Progress bar("score", n, progress);
-  for (int64_t s = 0; s < n; s += segment) {
-    const int64_t len = std::min(segment, n - s);
-    auto ids = at::empty({1, len}, at::kLong), tg = at::empty({1, len}, at::kLong);
-    for (int64_t t = 0; t < len; ++t) {
-      ids[0][t] = s + t == 0 ? kBOS : (int64_t)data[s + t - 1];
-      tg[0][t] = (int64_t)data[s + t];
-    }
-    auto logp = at::log_softmax(model.forward(ids, &state).to(at::kFloat), -1);
-    out.narrow(0, s, len).copy_(-logp.gather(-1, tg.unsqueeze(-1)).view({len}));
-    bar.update(s + len, "");
+LmObjective::LmObjective(const TrainOptions& o)
+    : o_(o), corpus_(Corpus::open(o.data, o.seq_len)),
+      val_offsets_(spread_offsets(corpus_.val.size, o.seq_len, o.eval_windows)) {}
+
+at::Tensor LmObjective::loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, Metrics& m) {
+  auto b = sample_batch(corpus_.train, o_.seed, step, micro, o_.batch, o_.seq_len);
+  at::Tensor loss;
+  {
+    compat::AutocastScope ac(o_.dtype == "bf16");
+    loss = lm_loss(model.forward(b.inputs), b.targets);
   }
-  bar.finish("");
-  return out;
+  const double v = loss.item<double>();
+  m["loss"] += v;
+  m["bpb"] += v / std::log(2.0);
+  return loss;
+}
+
+nlohmann::json LmObjective::validate(ByteLM& model) {
+  return {{"val_bpb", evaluate(model, corpus_.val, val_offsets_, o_.seq_len, o_.batch, o_.dtype == "bf16").bpb()}};
+}
+
+std::string LmObjective::progress(const Metrics& ema, const nlohmann::json& val, double rate) const {
+  return fmt::format("loss {:.3f} | bpb {:.3f} | val {} | {:.0f} B/s", ema.at("loss"), ema.at("loss") / std::log(2.0),
+                     val.is_null() ? std::string("-") : fmt::format("{:.3f}", val["val_bpb"].get<double>()), rate);
+}
+
+std::string LmObjective::summary(const nlohmann::json& val) const {
+  return fmt::format("val bpb {:.4f}", val.is_null() ? -1.0 : val["val_bpb"].get<double>());
 }
 
 }  // namespace dynarch

@@ -1,4 +1,4 @@
-#include "model/stack/state.h"
+#include "model/layers/state.h"
 
 namespace dynarch {
 

@@ -1,0 +1,39 @@
+// What the one training loop (train/loop.h) trains for: the batches, the task
+// loss with its metrics, and the validation. The loop adds what every task
+// shares: the model's auxiliary losses (H-Model routing terms), H-Net ratio
+// losses, the H-Model alpha schedule, stream-gain monitoring, the LR schedule,
+// accumulation, clipping, metrics, checkpoints and stop handling.
+#pragma once
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+
+namespace dynarch {
+
+class ByteLM;
+
+// Named step metrics: objectives add each micro-batch's values, the loop
+// divides the sums by the number of micro-batches.
+using Metrics = std::map<std::string, double>;
+
+class Objective {
+ public:
+  virtual ~Objective() = default;
+  // The task loss of micro-batch `micro` (of `accum`) of step `step`, computed
+  // inside the loop's recorders; adds this micro-batch's metrics to `m`
+  // ("loss" among them).
+  virtual at::Tensor loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, Metrics& m) = 0;
+  // Validation metrics for one metrics line, e.g. {"val_bpb": …}.
+  virtual nlohmann::json validate(ByteLM& model) = 0;
+  // Units trained per optimizer step and the metric key of their rate.
+  virtual double units_per_step() const = 0;
+  virtual std::string rate_key() const = 0;
+  // Progress-bar text from the smoothed metrics, the last validation (null
+  // before the first) and the current rate; and the final summary.
+  virtual std::string progress(const Metrics& ema, const nlohmann::json& val, double rate) const = 0;
+  virtual std::string summary(const nlohmann::json& val) const = 0;
+};
+
+}  // namespace dynarch
