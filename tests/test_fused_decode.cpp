@@ -1,4 +1,4 @@
-// Decode-step kernels (fused_decode.h) against the op-by-op forms.
+// Decode-step kernels (kernels/cpu/dense/linear_rows.h, attention_step.h, mamba/mamba_step.h) against the op-by-op forms.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

@@ -1,5 +1,5 @@
-// Inline helpers shared by the fused kernel files (src/model/fused_*.cpp,
-// compiled with -ffast-math so that GCC vectorises expf through glibc's
+// Inline helpers shared by the fused kernel files (kernels/cpu/mamba, kernels/cpu/dense:
+// folders compiled with -ffast-math so that GCC vectorises expf through glibc's
 // libmvec; inputs to exp are clamped so no inf/NaN arises). Internal header:
 // include it only from those files.
 #pragma once

@@ -5,10 +5,10 @@
 namespace dynarch {
 
 // y = x * (mean(x^2) + eps)^-1/2 * w, computed in fp32; returns fp32.
-// Plain tensor-op reference; the modules use the fused kernel (fused_ops.h).
+// Plain tensor-op reference; the modules use the fused kernel (kernels/cpu/dense/norm_act.h).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps = 1e-5);
 // Mamba-2 gated norm (norm_before_gate = false): rms_norm(y * silu(z)).
-// Tensor-op reference; Mamba2 uses gated_rms_norm_fused (fused_ops.h).
+// Tensor-op reference; Mamba2 uses gated_rms_norm_fused (kernels/cpu/dense/norm_act.h).
 at::Tensor gated_rms_norm(const at::Tensor& y, const at::Tensor& z, const at::Tensor& w,
                           double eps = 1e-5);
 

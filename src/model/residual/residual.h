@@ -89,7 +89,7 @@ class ManifoldHyperConnection : public StreamConnection {
   at::Tensor phi, bias, alpha;
 
  private:
-  // H_pre X and the maps, fused (mhc_fused.h) or from the reference ops. With a
+  // H_pre X and the maps, fused (kernels/cpu/streams/mhc_input.h) or from the reference ops. With a
   // pending S the fused path forms the merged state too; Xt returns it (T, n, D).
   std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> compute(const Streams& S, at::Tensor& Xt);
   int64_t d;

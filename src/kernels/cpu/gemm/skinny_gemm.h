@@ -1,4 +1,4 @@
-// The two skinny GEMMs of the fused mHC input op (mhc_fused.cpp), per block of
+// The two skinny GEMMs of the fused mHC input op (streams/mhc_input.cpp), per block of
 // tokens while its rows are in cache:
 //   project:    raw[M, K] = X[M, nD] · φᵀ          (φ: [K, nD], K = n² + 2n)
 //   expand_add: dX[M, nD] += Gr[M, K] · φ

@@ -8,7 +8,7 @@
 // L1; states checkpointed every kCheckpoint steps and recomputed in backward),
 // so there are no permute/pad copies and no slices of the input: the gradient
 // of zxbcdt is written in one buffer. Reference: Mamba2's op-by-op forward
-// (use_sequential) with ssd_sequential; tested in tests/test_fused_mamba.cpp.
+// (KernelMode::reference) with ssd_sequential; tested in tests/test_fused_mamba.cpp.
 #pragma once
 #include <ATen/ATen.h>
 

@@ -1,4 +1,4 @@
-// Sequential SSD scan kernels of the fused Mamba-2 core (fused_mamba.cpp):
+// Sequential SSD scan kernels of the fused Mamba-2 core (mamba_core.cpp):
 //   S_t = decay_t S_{t-1} + B_t (x) (delta_t x_t),   y_t = S_t C_t + D x_t
 // per (row, head) with the P x N state held as [n][p] (vectorised over p).
 // Internal to the fused kernels; the reference is ssd_sequential (mamba2.h).

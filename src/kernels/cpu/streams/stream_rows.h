@@ -1,5 +1,5 @@
-// Per-token row kernels shared by the stream-mixing ops (hc_ops.cpp) and the
-// fused mHC input (mhc_fused.cpp). Internal header.
+// Per-token row kernels shared by the stream-mixing ops (stream_mix.cpp) and the
+// fused mHC input (mhc_input.cpp). Internal header.
 //
 // row_dot: dot product of two contiguous rows. A single vector accumulator makes the loop wait on the FMA
 // latency (perf: ~45 % of the mhc_pre backward); 32 lanes in a fixed-size inner
@@ -86,7 +86,7 @@ inline void multi_dot(const C* const (&a)[NA], const C* b, int64_t n, C* out) {
 // and its 16 mixing weights stay in registers (1.8x faster on rows in cache).
 bool stream_rows_wide();
 
-// The pending merge of the previous sub-layer: X = R Xp + post^T y (hc_ops.h).
+// The pending merge of the previous sub-layer: X = R Xp + post^T y (stream_mix.h).
 template <class C>
 struct Merge {
   const C *xp = nullptr, *R = nullptr, *post = nullptr, *y = nullptr;
