@@ -2,7 +2,7 @@
 """The shape of the source tree, checked (ctest `layout`; docs/architecture.md):
 
 - layering: a file under src/A may include only folders of A's layer or below,
-  core, io -> kernels -> model -> data -> run -> train -> infer, inspect -> bench -> cli;
+  core, io -> dist -> kernels -> model -> data -> run -> train -> infer, inspect -> bench -> cli;
 - no include cycle between any two folders (sub-folders included);
 - at most 20 source files (.h/.cpp/.cu/.cuh) in a folder, at most 600 lines in a
   file, at most 120 lines in a function body.
@@ -12,7 +12,7 @@ import os
 import re
 import sys
 
-LAYERS = [["core", "io"], ["kernels"], ["model"], ["data"], ["run"], ["train"], ["infer", "inspect"], ["bench"],
+LAYERS = [["core", "io"], ["dist"], ["kernels"], ["model"], ["data"], ["run"], ["train"], ["infer", "inspect"], ["bench"],
           ["cli"]]
 RANK = {name: i for i, group in enumerate(LAYERS) for name in group}
 EXTS = (".h", ".cpp", ".cu", ".cuh")

@@ -93,9 +93,11 @@ TEST(Data, ClearErrorsNameTheFile) {
 TEST(Data, BatchLayoutAndDeterminism) {
   auto d = temp_dir("batch");
   auto c = Corpus::open(write_corpus(d), 16);
-  auto a = sample_batch(c.train, 7, 3, 0, 4, 16), b = sample_batch(c.train, 7, 3, 0, 4, 16);
+  auto a = sample_batch(c.train, 7, 3, 0, 0, 4, 16), b = sample_batch(c.train, 7, 3, 0, 0, 4, 16);
   EXPECT_TRUE(a.inputs.equal(b.inputs));
-  EXPECT_FALSE(a.inputs.equal(sample_batch(c.train, 7, 4, 0, 4, 16).inputs));
+  EXPECT_FALSE(a.inputs.equal(sample_batch(c.train, 7, 4, 0, 0, 4, 16).inputs));
+  // A data-parallel rank's slice (rows 2, 3) is exactly those rows of the whole micro-batch.
+  EXPECT_TRUE(sample_batch(c.train, 7, 3, 0, 2, 2, 16).inputs.equal(a.inputs.narrow(0, 2, 2)));
   for (int64_t r = 0; r < 4; ++r) {
     EXPECT_EQ(a.inputs[r][0].item<int64_t>(), kBOS);
     EXPECT_TRUE(a.inputs[r].narrow(0, 1, 15).equal(a.targets[r].narrow(0, 0, 15)));

@@ -49,6 +49,8 @@ void add_options(CLI::App* tr, TrainArgs& a) {
   tr->add_option("--ratio-alpha", to.ratio_alpha, "H-Net: ratio-loss weight")->capture_default_str();
   tr->add_option("--lr-multipliers", to.lr_multipliers, "per-stage LR multipliers (default: hnet.md formula)")
       ->delimiter(',');
+  tr->add_option("--zero", to.zero, "data-parallel runs: shard the optimizer state over the ranks (ZeRO-1; 0 = off)")
+      ->capture_default_str();
   tr->add_option("--log-gains-every", to.gains_every, "HC/mHC: log stream-mixing gains every N steps (0 = off)")
       ->capture_default_str();
 }

@@ -87,11 +87,13 @@ Batch windows_at(const ByteSpan& span, const std::vector<int64_t>& offsets, int6
   return {in, tg};
 }
 
-Batch sample_batch(const ByteSpan& span, uint64_t seed, int64_t step, int64_t micro, int64_t B, int64_t L) {
+Batch sample_batch(const ByteSpan& span, uint64_t seed, int64_t step, int64_t micro, int64_t row0, int64_t B,
+                   int64_t L) {
   const int64_t range = span.size - L + 1;
   std::vector<int64_t> offs(B);
   for (int64_t b = 0; b < B; ++b) {
-    uint64_t h = splitmix64(seed ^ splitmix64((uint64_t)step * 0x100000001b3ULL ^ splitmix64(micro * 131 + b)));
+    const int64_t row = row0 + b;
+    uint64_t h = splitmix64(seed ^ splitmix64((uint64_t)step * 0x100000001b3ULL ^ splitmix64(micro * 131 + row)));
     offs[b] = (int64_t)(h % (uint64_t)range);
   }
   return windows_at(span, offs, L);

@@ -48,7 +48,9 @@ struct Batch {
 
 // Windows for training step `step`, micro-batch `micro`: positions from a hash
 // of (seed, step, micro, row), independent of history, so resume is exact.
-Batch sample_batch(const ByteSpan& span, uint64_t seed, int64_t step, int64_t micro, int64_t B, int64_t L);
+// Rows row0 .. row0 + B - 1 of the micro-batch (a data-parallel rank's slice).
+Batch sample_batch(const ByteSpan& span, uint64_t seed, int64_t step, int64_t micro, int64_t row0, int64_t B,
+                   int64_t L);
 // Windows starting at the given offsets (last one may be shorter: padded with
 // target -1, which the loss ignores).
 Batch windows_at(const ByteSpan& span, const std::vector<int64_t>& offsets, int64_t L);

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace dynarch {
@@ -11,6 +13,30 @@ AdamW::AdamW(std::vector<ParamInfo> params, AdamWOptions o) : params_(std::move(
     m_.push_back(at::zeros_like(p.param, at::MemoryFormat::Contiguous));
     v_.push_back(at::zeros_like(p.param, at::MemoryFormat::Contiguous));
   }
+}
+
+void AdamW::shard(int rank, int world) {
+  rank_ = rank;
+  owner_.assign(params_.size(), 0);
+  std::vector<int64_t> load(world, 0);
+  std::vector<size_t> order(params_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return params_[a].param.numel() > params_[b].param.numel(); });
+  for (size_t i : order) {  // largest first, to the least-loaded rank (lowest index on ties)
+    const int r = (int)(std::min_element(load.begin(), load.end()) - load.begin());
+    owner_[i] = r;
+    load[r] += params_[i].param.numel();
+  }
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (!owned(i)) m_[i] = at::Tensor(), v_[i] = at::Tensor();
+}
+
+int64_t AdamW::state_numel() const {
+  int64_t n = 0;
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (m_[i].defined()) n += m_[i].numel() + v_[i].numel();
+  return n;
 }
 
 void AdamW::zero_grad() {
@@ -25,7 +51,7 @@ void AdamW::step(double lr) {
   const double bc2 = 1.0 - std::pow(o_.beta2, (double)t_);
   for (size_t i = 0; i < params_.size(); ++i) {
     auto& p = params_[i].param;
-    if (!p.grad().defined()) continue;
+    if (!p.grad().defined() || !owned(i)) continue;
     const auto& g = p.grad();
     const double plr = lr * params_[i].lr_mult;
     m_[i].mul_(o_.beta1).add_(g, 1.0 - o_.beta1);
@@ -39,6 +65,7 @@ void AdamW::step(double lr) {
 std::vector<std::pair<std::string, at::Tensor>> AdamW::state_tensors() const {
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (size_t i = 0; i < params_.size(); ++i) {
+    if (!owned(i)) continue;
     out.emplace_back("exp_avg." + params_[i].name, m_[i]);
     out.emplace_back("exp_avg_sq." + params_[i].name, v_[i]);
   }
@@ -48,6 +75,7 @@ std::vector<std::pair<std::string, at::Tensor>> AdamW::state_tensors() const {
 void AdamW::load_state(const std::map<std::string, at::Tensor>& ts, int64_t t, const std::string& src) {
   torch::NoGradGuard ng;
   for (size_t i = 0; i < params_.size(); ++i) {
+    if (!owned(i)) continue;
     for (auto [prefix, dst] : {std::pair{"exp_avg.", &m_[i]}, std::pair{"exp_avg_sq.", &v_[i]}}) {
       auto key = prefix + params_[i].name;
       auto it = ts.find(key);

@@ -22,9 +22,20 @@ class AdamW {
   void load_state(const std::map<std::string, at::Tensor>& tensors, int64_t t, const std::string& source);
   const std::vector<ParamInfo>& params() const { return params_; }
 
+  // ZeRO stage 1: keep the moments of this rank's parameters only (each
+  // parameter has one owner; greedy by size, deterministic). step() then
+  // updates owned parameters only and the state holds owned entries only.
+  void shard(int rank, int world);
+  int owner(size_t i) const { return owner_.empty() ? rank_ : owner_[i]; }
+  bool owned(size_t i) const { return owner(i) == rank_; }
+  // Elements of optimizer state this rank holds (both moments).
+  int64_t state_numel() const;
+
  private:
   std::vector<ParamInfo> params_;
-  std::vector<at::Tensor> m_, v_;
+  std::vector<at::Tensor> m_, v_;  // undefined where another rank owns the parameter
+  std::vector<int> owner_;          // empty: not sharded
+  int rank_ = 0;
   AdamWOptions o_;
   int64_t t_ = 0;
 };

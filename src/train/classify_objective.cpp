@@ -116,7 +116,10 @@ ClassifierObjective::ClassifierObjective(const TrainOptions& o, const TaskConfig
 }
 
 at::Tensor ClassifierObjective::loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, Metrics& m) {
-  auto b = make_cls_batch(train_, sampler_.batch(step, micro, accum, o_.batch));
+  // This rank's slice of the global micro-batch of batch x world rows.
+  auto rows = sampler_.batch(step, micro, accum, o_.batch * world_);
+  rows = std::vector<int64_t>(rows.begin() + rank_ * o_.batch, rows.begin() + (rank_ + 1) * o_.batch);
+  auto b = make_cls_batch(train_, rows);
   at::Tensor logits;
   {
     compat::AutocastScope ac(o_.dtype == "bf16");
@@ -128,9 +131,16 @@ at::Tensor ClassifierObjective::loss(ByteLM& model, int64_t step, int64_t micro,
   return loss;
 }
 
-json ClassifierObjective::validate(ByteLM& model) {
-  auto r = evaluate_classifier(model, test_, val_idx_, o_.batch, o_.dtype == "bf16");
-  return {{"val_acc", r.accuracy()}, {"val_loss", r.loss()}};
+std::vector<double> ClassifierObjective::validation_sums(ByteLM& model) {
+  std::vector<int64_t> mine;  // every world-th item, from this rank's index
+  for (size_t i = rank_; i < val_idx_.size(); i += world_) mine.push_back(val_idx_[i]);
+  if (mine.empty()) return {0.0, 0.0, 0.0};
+  auto r = evaluate_classifier(model, test_, mine, o_.batch, o_.dtype == "bf16");
+  return {(double)r.correct, (double)r.n, r.nll};
+}
+
+json ClassifierObjective::validation_metrics(const std::vector<double>& s) const {
+  return {{"val_acc", s[1] > 0 ? s[0] / s[1] : 0.0}, {"val_loss", s[1] > 0 ? s[2] / s[1] : 0.0}};
 }
 
 std::string ClassifierObjective::progress(const Metrics& ema, const json& val, double rate) const {

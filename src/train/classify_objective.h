@@ -45,7 +45,8 @@ class ClassifierObjective : public Objective {
   // every input (BOS + bytes); o.eval_windows = validation items.
   ClassifierObjective(const TrainOptions& o, const TaskConfig& task);
   at::Tensor loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, Metrics& m) override;
-  nlohmann::json validate(ByteLM& model) override;
+  std::vector<double> validation_sums(ByteLM& model) override;
+  nlohmann::json validation_metrics(const std::vector<double>& sums) const override;
   double units_per_step() const override { return (double)o_.batch * o_.accum; }
   std::string rate_key() const override { return "examples_per_s"; }
   std::string progress(const Metrics& ema, const nlohmann::json& val, double rate) const override;

@@ -41,7 +41,7 @@ LmObjective::LmObjective(const TrainOptions& o)
       val_offsets_(spread_offsets(corpus_.val.size, o.seq_len, o.eval_windows)) {}
 
 at::Tensor LmObjective::loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, Metrics& m) {
-  auto b = sample_batch(corpus_.train, o_.seed, step, micro, o_.batch, o_.seq_len);
+  auto b = sample_batch(corpus_.train, o_.seed, step, micro, (int64_t)rank_ * o_.batch, o_.batch, o_.seq_len);
   at::Tensor loss;
   {
     compat::AutocastScope ac(o_.dtype == "bf16");
@@ -53,8 +53,16 @@ at::Tensor LmObjective::loss(ByteLM& model, int64_t step, int64_t micro, int64_t
   return loss;
 }
 
-nlohmann::json LmObjective::validate(ByteLM& model) {
-  return {{"val_bpb", evaluate(model, corpus_.val, val_offsets_, o_.seq_len, o_.batch, o_.dtype == "bf16").bpb()}};
+std::vector<double> LmObjective::validation_sums(ByteLM& model) {
+  std::vector<int64_t> mine;  // every world-th window, from this rank's index
+  for (size_t i = rank_; i < val_offsets_.size(); i += world_) mine.push_back(val_offsets_[i]);
+  if (mine.empty()) return {0.0, 0.0};
+  auto r = evaluate(model, corpus_.val, mine, o_.seq_len, o_.batch, o_.dtype == "bf16");
+  return {r.nats, (double)r.bytes};
+}
+
+nlohmann::json LmObjective::validation_metrics(const std::vector<double>& s) const {
+  return {{"val_bpb", EvalResult{s[0], (int64_t)s[1]}.bpb()}};
 }
 
 std::string LmObjective::progress(const Metrics& ema, const nlohmann::json& val, double rate) const {

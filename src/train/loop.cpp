@@ -17,6 +17,7 @@
 #include "model/hnet/hnet_stage.h"
 #include "model/residual/stream_gains.h"
 #include "run/checkpoint.h"
+#include "train/parallel.h"
 
 namespace dynarch {
 namespace fs = std::filesystem;
@@ -46,33 +47,37 @@ struct StepResult {
   Metrics task, aux;                    // averaged over the micro-batches
   std::vector<double> F, G, ratio;      // per H-Net stage
   json gains;                           // HC/mHC monitor (null when not watched)
+  bool stop = false;                    // a stop signal reached this (or any) rank
 };
 
 class Loop {
  public:
   Loop(TrainState& s, Objective& obj, const RunControl& ctl)
-      : s_(s), o_(s.o), obj_(obj), ctl_(ctl), targets_(o_.targets_for(s.model->config)) {
+      : s_(s), o_(s.o), obj_(obj), ctl_(ctl), targets_(o_.targets_for(s.model->config)),
+        lead_(!s.dp || s.dp->rank() == 0) {
     for (auto& r : s_.model->config.residual) has_streams_ |= r.streams();
     if (has_streams_) name_connections(*s_.model);
   }
 
   TrainResult run() {
-    metrics_.open(fs::path(o_.out) / "metrics.jsonl", std::ios::app);
-    if (!metrics_) fail("cannot write " + (fs::path(o_.out) / "metrics.jsonl").string());
+    if (lead_) {
+      metrics_.open(fs::path(o_.out) / "metrics.jsonl", std::ios::app);
+      if (!metrics_) fail("cannot write " + (fs::path(o_.out) / "metrics.jsonl").string());
+    }
     StopSignals signals;
-    Progress bar("train", o_.steps, ctl_.progress);
+    Progress bar("train", o_.steps, ctl_.progress && lead_);
     TrainResult res;
     while (s_.step < o_.steps) {
       auto r = step();
       res.losses.push_back(r.loss);
-      write_line(r);
+      if (lead_) write_line(r);
       const bool last = s_.step == o_.steps;
       if ((o_.eval_every > 0 && s_.step % o_.eval_every == 0) || last) validate();
       bar.update(s_.step, progress_text(r), last);
-      const bool stop = g_stop || s_.step == ctl_.stop_at;
+      const bool stop = r.stop || s_.step == ctl_.stop_at;
       if ((o_.save_every > 0 && s_.step % o_.save_every == 0) || last || stop) save();
       if (stop) {
-        if (g_stop)
+        if (r.stop && lead_)
           std::fprintf(stderr, "\ninterrupted: checkpoint saved at step %lld; continue with --resume %s\n",
                        (long long)s_.step, o_.out.c_str());
         break;
@@ -111,22 +116,47 @@ class Loop {
       for (auto& t : aux.terms) r.aux[t.name] += t.value.item<double>();
       for (size_t st = 0; st < stages.traces.size(); ++st) {
         const auto& tr = stages.traces[st];
-        auto rs = ratio_loss(tr.p, tr.b, tr.mask, targets_.at(st));
+        auto rs = s_.dp ? ratio_loss(tr.p, tr.b, tr.mask, targets_.at(st),
+                                     [&](const std::vector<double>& v) { return s_.dp->sum(v); }, s_.dp->world())
+                        : ratio_loss(tr.p, tr.b, tr.mask, targets_.at(st));
         total = total + o_.ratio_alpha * rs.loss;
         r.F[st] += rs.F, r.G[st] += rs.G, r.ratio[st] += rs.loss.item<double>();
       }
+      if (s_.dp) s_.dp->before_backward(m + 1 == o_.accum);
       (total / (double)o_.accum).backward();
     }
+    if (s_.dp) s_.dp->after_backward();  // gradients averaged over the ranks
     r.grad_norm = clip_grad_norm(s_.opt->params(), o_.clip);
     s_.opt->step(r.lr);
+    if (s_.dp) s_.dp->after_step();
     ++s_.step;
     for (auto* m : {&r.task, &r.aux})
       for (auto& [k, v] : *m) v /= o_.accum;
     for (size_t st = 0; st < S; ++st) r.F[st] /= o_.accum, r.G[st] /= o_.accum, r.ratio[st] /= o_.accum;
+    r.stop = g_stop;
+    if (s_.dp) average_over_ranks(r);
     r.loss = r.task.at("loss");
     if (!std::isfinite(r.loss)) fail(fmt::format("training diverged at step {}: loss is {}", s_.step, r.loss));
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return r;
+  }
+
+  // Every logged statistic is the mean over the ranks (their batches are equal
+  // slices of the global one); a stop signal on any rank stops every rank.
+  void average_over_ranks(StepResult& r) {
+    std::vector<double> v;
+    for (auto* m : {&r.task, &r.aux})
+      for (auto& [k, x] : *m) v.push_back(x);
+    for (auto* s : {&r.F, &r.G, &r.ratio}) v.insert(v.end(), s->begin(), s->end());
+    v.push_back(r.stop ? 1.0 : 0.0);
+    v = s_.dp->sum(v);
+    const double inv = 1.0 / s_.dp->world();
+    size_t i = 0;
+    for (auto* m : {&r.task, &r.aux})
+      for (auto& [k, x] : *m) x = v[i++] * inv;
+    for (auto* s : {&r.F, &r.G, &r.ratio})
+      for (auto& x : *s) x = v[i++] * inv;
+    r.stop = v[i] > 0;
   }
 
   void write_line(const StepResult& r) {
@@ -161,8 +191,11 @@ class Loop {
 
   void validate() {
     s_.model->eval();
-    s_.last_val = obj_.validate(*s_.model);
+    auto sums = obj_.validation_sums(*s_.model);
     s_.model->train();
+    if (s_.dp) sums = s_.dp->sum(sums);
+    s_.last_val = obj_.validation_metrics(sums);
+    if (!lead_) return;
     json line{{"step", s_.step}};
     line.update(s_.last_val);
     metrics_ << line.dump() << "\n" << std::flush;
@@ -171,7 +204,8 @@ class Loop {
   void save() {
     json trainer{{"step", s_.step}};
     if (s_.last_val.is_object()) trainer.update(s_.last_val);
-    save_checkpoint(o_.out, *s_.model, s_.opt->state_tensors(), trainer, o_.to_json());
+    auto state = s_.dp ? s_.dp->gather_state() : s_.opt->state_tensors();  // collective with ZeRO
+    if (lead_) save_checkpoint(o_.out, *s_.model, state, trainer, o_.to_json());
   }
 
   TrainState& s_;
@@ -179,6 +213,7 @@ class Loop {
   Objective& obj_;
   const RunControl& ctl_;
   const std::vector<double> targets_;
+  const bool lead_;  // writes metrics, checkpoints and the progress bar
   bool has_streams_ = false;
   double hc_gain_ = -1;  // last composite forward gain (variant A), for the progress bar
   Metrics ema_;

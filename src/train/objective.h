@@ -9,6 +9,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 namespace dynarch {
 
@@ -25,8 +26,14 @@ class Objective {
   // inside the loop's recorders; adds this micro-batch's metrics to `m`
   // ("loss" among them).
   virtual at::Tensor loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, Metrics& m) = 0;
-  // Validation metrics for one metrics line, e.g. {"val_bpb": …}.
-  virtual nlohmann::json validate(ByteLM& model) = 0;
+  // Validation in two halves, so that data-parallel ranks can split it: sums
+  // over this rank's share of the validation set, and the metrics of a line
+  // (e.g. {"val_bpb": …}) from the sums over every rank.
+  virtual std::vector<double> validation_sums(ByteLM& model) = 0;
+  virtual nlohmann::json validation_metrics(const std::vector<double>& sums) const = 0;
+  // Data parallelism: this process is `rank` of `world`; its micro-batches are
+  // its slice of the global ones, and validation its share.
+  void set_shard(int rank, int world) { rank_ = rank, world_ = world; }
   // Units trained per optimizer step and the metric key of their rate.
   virtual double units_per_step() const = 0;
   virtual std::string rate_key() const = 0;
@@ -34,6 +41,9 @@ class Objective {
   // before the first) and the current rate; and the final summary.
   virtual std::string progress(const Metrics& ema, const nlohmann::json& val, double rate) const = 0;
   virtual std::string summary(const nlohmann::json& val) const = 0;
+
+ protected:
+  int rank_ = 0, world_ = 1;
 };
 
 }  // namespace dynarch

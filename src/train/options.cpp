@@ -14,7 +14,7 @@ json TrainOptions::to_json() const {
               {"clip", clip}, {"dtype", dtype}, {"seed", seed}, {"eval_every", eval_every},
               {"eval_windows", eval_windows}, {"save_every", save_every}, {"ratio_targets", ratio_targets},
               {"lr_multipliers", lr_multipliers}, {"ratio_alpha", ratio_alpha},
-              {"gains_every", gains_every}};
+              {"gains_every", gains_every}, {"world", world}, {"zero", zero}};
 }
 
 TrainOptions TrainOptions::from_json(const json& j, const std::string& src) {
@@ -33,6 +33,7 @@ TrainOptions TrainOptions::from_json(const json& j, const std::string& src) {
     get("seed", o.seed); get("eval_every", o.eval_every); get("eval_windows", o.eval_windows);
     get("save_every", o.save_every); get("ratio_targets", o.ratio_targets);
     get("lr_multipliers", o.lr_multipliers); get("ratio_alpha", o.ratio_alpha); get("gains_every", o.gains_every);
+    get("world", o.world); get("zero", o.zero);
   } catch (const json::exception& e) {
     fail(src + ": wrong type in training options: " + e.what());
   }
@@ -51,6 +52,7 @@ void TrainOptions::validate() const {
   check(!data.empty(), "--data is required");
   check(ratio_alpha >= 0, "--ratio-alpha must be >= 0");
   check(gains_every >= 0, "--log-gains-every must be >= 0");
+  check(world >= 1, "world must be >= 1");
   for (double n : ratio_targets)
     check(n > 1.0, "--ratio-targets: every compression target N must be > 1, got " + std::to_string(n));
   for (double m : lr_multipliers) check(m > 0, "--lr-multipliers must be > 0");

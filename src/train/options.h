@@ -21,6 +21,11 @@ struct TrainOptions {
   double ratio_alpha = 0.03;
   // HC/mHC: log per-layer and composite stream-mixing gains every N steps (0 = off).
   int64_t gains_every = 10;
+  // Data parallelism: `batch` is per rank; `world` = the ranks it was set for
+  // (saved, so a resume with another world size keeps batch x world); `zero` =
+  // shard the optimizer state over the ranks (ZeRO stage 1).
+  int64_t world = 1;
+  bool zero = true;
 
   nlohmann::json to_json() const;
   static TrainOptions from_json(const nlohmann::json& j, const std::string& source);

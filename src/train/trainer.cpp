@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <fmt/format.h>
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include "train/classify_objective.h"
 #include "train/lm_objective.h"
 #include "train/loop.h"
+#include "train/parallel.h"
 
 namespace dynarch {
 namespace fs = std::filesystem;
@@ -45,32 +47,68 @@ void rewrite_metrics_upto(const fs::path& p, int64_t step) {
   io::write_file_atomic(p.string(), kept);
 }
 
+// Data parallelism of this process (RANK / WORLD_SIZE set), and the batch per
+// rank for its world size: `batch` x `world` rows per micro-batch stay as saved.
+std::unique_ptr<DataParallel> join_ranks(TrainOptions& o, const ModelConfig& c, bool resumed) {
+  auto dp = DataParallel::from_environment();
+  const int64_t world = dp ? dp->world() : 1;
+  if (world != o.world) {
+    const int64_t rows = o.batch * o.world;
+    check(rows % world == 0, "--batch " + std::to_string(o.batch) + " on " + std::to_string(o.world) +
+                                 " rank(s) = " + std::to_string(rows) + " rows per micro-batch, which " +
+                                 std::to_string(world) + " ranks cannot share equally");
+    if (resumed && (!dp || dp->rank() == 0))
+      std::fprintf(stderr, "world size %lld -> %lld: %lld rows per rank (global batch unchanged)\n",
+                   (long long)o.world, (long long)world, (long long)(rows / world));
+    o.batch = rows / world;
+    o.world = world;
+  }
+  if (dp) {
+    dp->check_same("model config", c.to_json().dump());
+    dp->check_same("set of training options", o.to_json().dump());
+  }
+  return dp;
+}
+
+// True on every rank if it is true on rank 0 (which alone looks at the run directory).
+bool on_lead(DataParallel* dp, bool lead_value) {
+  if (!dp) return lead_value;
+  return dp->sum({dp->rank() == 0 && lead_value ? 1.0 : 0.0})[0] > 0;
+}
+
 }  // namespace
 
 TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const RunControl& ctl) {
   opts.validate();
   opts.targets_for(config);
   opts.lr_mults_for(config);
-  fs::path run(opts.out);
-  if (fs::exists(run / "checkpoint") || fs::exists(run / "checkpoint.old"))
-    fail("run directory " + opts.out + " already has a checkpoint; use --resume " + opts.out +
-         " to continue it or choose another --out");
-  fs::create_directories(run);
-  std::error_code ec;
-  fs::remove(run / "metrics.jsonl", ec);
   TrainState s;
   s.o = opts;
   s.o.dtype = resolve_dtype(opts.dtype);  // saved resolved, so a resume computes the same way
+  auto dp = join_ranks(s.o, config, false);
+  s.dp = dp.get();
+  const bool lead = !dp || dp->rank() == 0;
+  fs::path run(opts.out);
+  if (on_lead(s.dp, fs::exists(run / "checkpoint") || fs::exists(run / "checkpoint.old")))
+    fail("run directory " + opts.out + " already has a checkpoint; use --resume " + opts.out +
+         " to continue it or choose another --out");
+  if (lead) {
+    fs::create_directories(run);
+    std::error_code ec;
+    fs::remove(run / "metrics.jsonl", ec);
+  }
   set_threads(ctl.threads);
   torch::manual_seed(opts.seed);
   s.model = std::make_shared<ByteLM>(config);
   load_pretrained_nodes(*s.model);  // H-Model nodes from trained checkpoints (hmodel.nodes[*].from)
   s.opt = make_optimizer(s.o, *s.model);
-  if (ctl.progress)
-    std::fprintf(stderr, "model: %lld parameters, layout %s, d_model %d | %s\n",
+  if (dp) dp->start(*s.model, *s.opt, s.o.zero);
+  if (ctl.progress && lead)
+    std::fprintf(stderr, "model: %lld parameters, layout %s, d_model %d | %s%s\n",
                  (long long)s.model->num_parameters(), config.arch_layout.dump().c_str(), config.d_model[0],
-                 env_report(false).c_str());
+                 env_report(false).c_str(), dp ? fmt::format(" | {} ranks", dp->world()).c_str() : "");
   auto objective = make_objective(s.o, config);
+  if (dp) objective->set_shard(dp->rank(), dp->world());
   return run_training(s, *objective, ctl);
 }
 
@@ -81,17 +119,22 @@ TrainResult train_resume(const std::string& run_dir, const RunControl& ctl) {
   s.o.out = run_dir;
   set_threads(ctl.threads);
   s.model = load_model(run_dir);
+  auto dp = join_ranks(s.o, s.model->config, true);
+  s.dp = dp.get();
+  const bool lead = !dp || dp->rank() == 0;
   s.opt = make_optimizer(s.o, *s.model);
+  if (dp) dp->start(*s.model, *s.opt, s.o.zero);  // shards first: each rank loads its own moments
   s.step = ck.trainer.at("step").get<int64_t>();
   s.last_val = ck.trainer;
   s.last_val.erase("step");
   if (s.last_val.empty() || s.last_val.value("val_bpb", 0.0) < 0) s.last_val = nullptr;  // none yet
   s.opt->load_state(ck.optim, s.step, run_dir);
-  rewrite_metrics_upto(fs::path(run_dir) / "metrics.jsonl", s.step);
-  if (ctl.progress)
+  if (lead) rewrite_metrics_upto(fs::path(run_dir) / "metrics.jsonl", s.step);
+  if (ctl.progress && lead)
     std::fprintf(stderr, "resuming %s at step %lld of %lld\n", run_dir.c_str(), (long long)s.step,
                  (long long)s.o.steps);
   auto objective = make_objective(s.o, s.model->config);
+  if (dp) objective->set_shard(dp->rank(), dp->world());
   return run_training(s, *objective, ctl);
 }
 
