@@ -1,5 +1,5 @@
 // dynarch: one binary for train | eval | score | generate | chunks | routes |
-// stability | bench | info | reasoning (cli/verbs.h).
+// stability | bench | info | reasoning | launch (cli/verbs.h).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -19,11 +19,11 @@ int main(int argc, char** argv) {
   app.add_option("--threads", g.threads, "CPU threads (default: all cores)");
   app.add_flag("--no-progress", g.no_progress, "no progress bar on stderr");
   std::vector<cli::Verb> verbs{cli::add_train(app, g)};
-  for (auto&& more : {cli::add_eval_score(app, g), std::vector<cli::Verb>{cli::add_generate(app, g)},
+  for (auto&& more : {cli::add_eval_score(app, g), std::vector<cli::Verb>{cli::add_generate(app, g), cli::add_launch(app, g)},
                       cli::add_inspect(app, g), cli::add_tools(app, g)})
     verbs.insert(verbs.end(), more.begin(), more.end());
   try {
-    app.parse(argc, argv);
+    app.parse(cli::split_launch(argc, argv), argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

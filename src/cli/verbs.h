@@ -27,6 +27,11 @@ std::vector<Verb> add_eval_score(CLI::App& app, const Globals& g);  // eval_cmd.
 Verb add_generate(CLI::App& app, const Globals& g);               // generate_cmd.cpp
 std::vector<Verb> add_inspect(CLI::App& app, const Globals& g);   // inspect_cmd.cpp: chunks, stability, routes
 std::vector<Verb> add_tools(CLI::App& app, const Globals& g);     // tools_cmd.cpp: info, bench, reasoning
+Verb add_launch(CLI::App& app, const Globals& g);                 // launch_cmd.cpp: data-parallel workers
+// `dynarch [globals] launch [launch options] VERB ...`: how many of argv are
+// ours to parse (the rest, from VERB on, is the workers' command, untouched).
+int split_launch(int argc, char** argv);
+std::vector<std::string> launch_command();
 
 // Shared by the verbs that read a trained model.
 // Context length the model was trained with, if the run recorded it.

@@ -3,8 +3,18 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 
 namespace dynarch {
+
+namespace {
+// `dynarch launch` forwards rank 0's stderr through a pipe to its terminal.
+bool terminal_behind_launcher() {
+  const char* e = std::getenv("DYNARCH_PROGRESS_TTY");
+  return e && std::string(e) == "1";
+}
+}  // namespace
 
 std::string format_duration(double s) {
   if (s < 0 || s > 1e7) return "--:--";
@@ -16,7 +26,7 @@ std::string format_duration(double s) {
 }
 
 Progress::Progress(std::string label, int64_t total, bool enabled)
-    : label_(std::move(label)), total_(total), enabled_(enabled), tty_(isatty(STDERR_FILENO)) {
+    : label_(std::move(label)), total_(total), enabled_(enabled), tty_(isatty(STDERR_FILENO) || terminal_behind_launcher()) {
   t0_ = last_ = std::chrono::steady_clock::now();
 }
 

@@ -19,12 +19,14 @@ constexpr auto kBeat = std::chrono::milliseconds(500);
 
 std::string beat_key(int r) { return "dynarch/heartbeat/" + std::to_string(r); }
 
-c10::intrusive_ptr<c10d::Store> connect(const Env& env, bool server, bool wait_workers) {
+// No waiting for workers in the store itself (LibTorch 1.13's count includes
+// clients in a way that made rank 0 sit out the whole timeout): the process
+// group's full-mesh connection is the rendezvous.
+c10::intrusive_ptr<c10d::Store> connect(const Env& env, bool server) {
   c10d::TCPStoreOptions o;
   o.port = (uint16_t)env.master_port;
   o.isServer = server;
-  if (server) o.numWorkers = env.world;
-  o.waitWorkers = wait_workers;
+  o.waitWorkers = false;
   o.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(env.timeout);
   try {
     return c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
@@ -62,8 +64,8 @@ void Pending::wait() {
 }
 
 Group::Group(const Env& env) : rank_(env.rank), world_(env.world), env_(env) {
-  store_ = connect(env, env.rank == 0, true);
-  beat_store_ = connect(env, false, false);  // a second client for the heartbeat thread
+  store_ = connect(env, env.rank == 0);
+  beat_store_ = connect(env, false);  // a second client for the heartbeat thread
   auto opts = c10d::ProcessGroupGloo::Options::create(std::chrono::duration_cast<std::chrono::milliseconds>(env.timeout));
   opts->devices.push_back(make_device(env));
   opts->threads = 2;

@@ -52,7 +52,9 @@ void rewrite_metrics_upto(const fs::path& p, int64_t step) {
 std::unique_ptr<DataParallel> join_ranks(TrainOptions& o, const ModelConfig& c, bool resumed) {
   auto dp = DataParallel::from_environment();
   const int64_t world = dp ? dp->world() : 1;
-  if (world != o.world) {
+  if (!resumed) {
+    o.world = world;  // a new run: --batch is per rank
+  } else if (world != o.world) {
     const int64_t rows = o.batch * o.world;
     check(rows % world == 0, "--batch " + std::to_string(o.batch) + " on " + std::to_string(o.world) +
                                  " rank(s) = " + std::to_string(rows) + " rows per micro-batch, which " +
