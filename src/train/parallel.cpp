@@ -2,7 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <cstdio>
 #include <functional>
+#include <map>
 
 #include "core/error.h"
 
@@ -37,6 +39,14 @@ void DataParallel::start(ByteLM& model, AdamW& opt, bool zero) {
   opt_ = &opt;
   zero_ = zero;
   if (zero) opt.shard(rank(), world());
+  // One line for the run: what each rank keeps of the optimizer state.
+  auto held = group_.all_gather(opt.state_numel());
+  if (rank() == 0) {
+    std::string per;
+    for (auto n : held) per += (per.empty() ? "" : " / ") + std::to_string(n);
+    std::fprintf(stderr, "data-parallel: %d ranks, ZeRO-1 %s, optimizer state values per rank: %s\n", world(),
+                 zero ? "on" : "off", per.c_str());
+  }
 }
 
 void DataParallel::after_step() {
