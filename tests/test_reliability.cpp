@@ -250,3 +250,13 @@ TEST(Reliability, Crc32KnownAnswers) {
   for (size_t cut : {1, 7, 8, 9, 500, 999})
     EXPECT_EQ(io::crc32_update(io::crc32_update(0, s.data(), cut), s.data() + cut, s.size() - cut), whole) << cut;
 }
+
+TEST(Reliability, ResidualFieldsAreTypeChecked) {
+  auto j = tiny_json();
+  j["residual"] = json::parse(R"({"type": "mhc", "n": 4.5})");
+  expect_error([&] { ModelConfig::from_json(j, "c.json"); }, "residual.n");
+  j["residual"] = json::parse(R"({"type": "mhc", "n": 4, "tanh": 1})");
+  expect_error([&] { ModelConfig::from_json(j, "c.json"); }, "residual.tanh");
+  j["residual"] = json::parse(R"({"type": "mhc", "n": 4, "sinkhorn_eps": 0})");  // an integer is a number
+  EXPECT_NO_THROW(ModelConfig::from_json(j, "c.json"));
+}

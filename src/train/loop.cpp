@@ -17,6 +17,7 @@
 #include "model/hnet/hnet_stage.h"
 #include "model/residual/stream_gains.h"
 #include "run/checkpoint.h"
+#include "train/metrics_log.h"
 
 namespace dynarch {
 namespace fs = std::filesystem;
@@ -57,8 +58,7 @@ class Loop {
   }
 
   TrainResult run() {
-    metrics_.open(fs::path(o_.out) / "metrics.jsonl", std::ios::app);
-    if (!metrics_) fail("cannot write " + (fs::path(o_.out) / "metrics.jsonl").string());
+    metrics_ = std::make_unique<MetricsLog>((fs::path(o_.out) / "metrics.jsonl").string());
     StopSignals signals;
     Progress bar("train", o_.steps, ctl_.progress);
     TrainResult res;
@@ -71,6 +71,7 @@ class Loop {
       bar.update(s_.step, progress_text(r), last);
       const bool stop = g_stop || s_.step == ctl_.stop_at;
       if ((o_.save_every > 0 && s_.step % o_.save_every == 0) || last || stop) save();
+      if (s_.step == ctl_.kill_at) std::raise(SIGKILL);  // tests: a crash, nothing cleaned up
       if (stop) {
         if (g_stop)
           std::fprintf(stderr, "\ninterrupted: checkpoint saved at step %lld; continue with --resume %s\n",
@@ -79,6 +80,7 @@ class Loop {
       }
     }
     bar.finish(obj_.summary(s_.last_val));
+    res.summary = summary_line(res);
     res.last_step = s_.step;
     res.last_val = s_.last_val;
     if (s_.last_val.is_object()) {
@@ -117,15 +119,21 @@ class Loop {
       }
       (total / (double)o_.accum).backward();
     }
+    // Stop before a non-finite update reaches the weights (NaN at step 1 too).
+    const double loss = r.task.at("loss") / o_.accum;
+    if (!std::isfinite(loss)) fail(fmt::format("training diverged at step {}: loss is {}", s_.step + 1, loss));
     r.grad_norm = clip_grad_norm(s_.opt->params(), o_.clip);
+    if (!std::isfinite(r.grad_norm))
+      fail(fmt::format("training diverged at step {}: gradient norm is {}", s_.step + 1, r.grad_norm));
     s_.opt->step(r.lr);
     ++s_.step;
     for (auto* m : {&r.task, &r.aux})
       for (auto& [k, v] : *m) v /= o_.accum;
     for (size_t st = 0; st < S; ++st) r.F[st] /= o_.accum, r.G[st] /= o_.accum, r.ratio[st] /= o_.accum;
     r.loss = r.task.at("loss");
-    if (!std::isfinite(r.loss)) fail(fmt::format("training diverged at step {}: loss is {}", s_.step, r.loss));
+    units_ += obj_.units_per_step();
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    seconds_ += r.seconds;
     return r;
   }
 
@@ -147,7 +155,7 @@ class Loop {
       hc_gain_ = 0;
       for (auto& [k, v] : r.gains.items()) hc_gain_ = std::max(hc_gain_, v["comp_fwd_A"].get<double>());
     }
-    metrics_ << line.dump() << "\n";
+    metrics_->write(line);
   }
 
   std::string progress_text(const StepResult& r) {
@@ -161,16 +169,31 @@ class Loop {
 
   void validate() {
     s_.model->eval();
-    s_.last_val = obj_.validate(*s_.model);
+    try {
+      s_.last_val = obj_.validate(*s_.model);
+    } catch (const UserError& e) {  // a non-finite validation loss
+      fail(fmt::format("training diverged at step {}: validation: {}", s_.step, e.what()));
+    }
     s_.model->train();
     json line{{"step", s_.step}};
     line.update(s_.last_val);
-    metrics_ << line.dump() << "\n" << std::flush;
+    metrics_->write(line);
+  }
+
+  // The last line of every run: steps, loss, validation, speed, where it is.
+  std::string summary_line(const TrainResult& res) const {
+    std::string unit = obj_.rate_key();
+    if (auto p = unit.rfind("_per_s"); p != std::string::npos) unit = unit.substr(0, p) + "/s";
+    return fmt::format("{}/{} steps: loss {} | {} | {:.0f} {} | run {}", s_.step, o_.steps,
+                       res.losses.empty() ? std::string("-") : fmt::format("{:.4f}", res.losses.back()),
+                       obj_.summary(s_.last_val), seconds_ > 0 ? units_ / seconds_ : 0.0, unit,
+                       fs::absolute(o_.out).lexically_normal().string());
   }
 
   void save() {
     json trainer{{"step", s_.step}};
     if (s_.last_val.is_object()) trainer.update(s_.last_val);
+    trainer["metrics_bytes"] = metrics_->sync();  // what this checkpoint covers (metrics_log.h)
     save_checkpoint(o_.out, *s_.model, s_.opt->state_tensors(), trainer, o_.to_json());
   }
 
@@ -182,7 +205,8 @@ class Loop {
   bool has_streams_ = false;
   double hc_gain_ = -1;  // last composite forward gain (variant A), for the progress bar
   Metrics ema_;
-  std::ofstream metrics_;
+  double units_ = 0, seconds_ = 0;  // trained in this session, for the summary
+  std::unique_ptr<MetricsLog> metrics_;
 };
 
 }  // namespace
