@@ -220,6 +220,20 @@ python3 "$T/cmp_metrics.py" "$T/k0/metrics.jsonl" "$T/k1/metrics.jsonl" >"$T/err
 cp -r "$T/k0/checkpoint" "$T/dmg"
 python3 -c "import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[len(b)-len(b)//4]^=16; open(p,'wb').write(b)" "$T/dmg/model.safetensors"
 expect_fail "a flipped byte in the weights is named" "model.safetensors is damaged" "$BIN" eval -m "$T/dmg" --file "$T/small.txt"
+cp -r "$T/k0/checkpoint" "$T/nan" && rm "$T/nan/manifest.json"  # edited by hand: loads unverified
+cat > "$T/nan_weights.py" <<'EOF'
+import json, struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", b[:8])[0]
+start = 8 + n + json.loads(b[8:8 + n])["lm_head.weight"]["data_offsets"][0]
+b[start:start + 4] = struct.pack("<f", float("nan"))
+open(sys.argv[1], "wb").write(b)
+EOF
+python3 "$T/nan_weights.py" "$T/nan/model.safetensors"
+expect_fail "eval of NaN weights fails" "not finite" "$BIN" eval -m "$T/nan" --file "$T/small.txt"
+grep -q "no manifest.json" "$T/err" && ok "a checkpoint without a manifest loads with a warning" || bad "no manifest warning"
+expect_fail "score of NaN weights fails" "not finite" "$BIN" score -m "$T/nan" --file "$T/small.txt" -o "$T/nan.f32"
+[ ! -e "$T/nan.f32" ] && ok "score writes nothing when it fails" || bad "score wrote NaN output"
 expect_fail "--lr inf is rejected before training" "--lr" "$BIN" "${TRAIN[@]}" --data "$T/corpus.txt" --out "$T/r0" --lr inf
 expect_fail "score checks its output path first" "$T/nodir/nll.f32" "$BIN" score -m "$T/nomodel" --file "$T/small.txt" -o "$T/nodir/nll.f32"
 expect_fail "eval checks its --json path first" "$T/nodir/acc.json" "$BIN" eval -m "$T/nomodel" --file "$T/small.txt" --json "$T/nodir/acc.json"
