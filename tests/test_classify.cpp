@@ -145,7 +145,8 @@ TEST(ClassifyHead, ShapesNamesAndNoLmPath) {
   EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{4, 3}));
   EXPECT_EQ(logits.scalar_type(), at::kFloat);
   EXPECT_THROW(m.forward(ids), UserError);
-  ByteLM lm(ModelConfig::from_json(json::parse(R"({"arch_layout": ["T1"], "d_model": [32], "d_intermediate": [64]})"), "l"));
+  ByteLM lm(ModelConfig::from_json(json::parse(R"({"arch_layout": ["T1"], "d_model": [32], "d_intermediate": [64],
+                                                     "attn_cfg": {"num_heads": [2]}})"), "l"));
   EXPECT_THROW(lm.classify(ids, {}), UserError);
 }
 

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "run/manifest.h"
 
 namespace dynarch {
 namespace fs = std::filesystem;
@@ -42,6 +43,10 @@ void load_weights(const std::string& path, ByteLM& model) {
     if (it->second.sizes() != kv.value().sizes())
       fail(path + ": tensor " + kv.key() + " has shape " + c10::str(it->second.sizes()) + ", the config expects " +
            c10::str(kv.value().sizes()));
+    // copy_ would convert silently: an I32 relabelling of F32 bytes loads as garbage.
+    if (it->second.scalar_type() != kv.value().scalar_type())
+      fail(path + ": tensor " + kv.key() + " is declared " + io::dtype_name(it->second.scalar_type()) +
+           ", the model expects " + io::dtype_name(kv.value().scalar_type()));
     kv.value().copy_(it->second);
   }
   for (auto& name : f.order)
@@ -50,6 +55,7 @@ void load_weights(const std::string& path, ByteLM& model) {
 
 std::shared_ptr<ByteLM> load_model(const std::string& path) {
   auto dir = resolve_model_dir(path);
+  verify_manifest(dir, {"config.json", "model.safetensors"});
   auto cfg = ModelConfig::from_file((fs::path(dir) / "config.json").string());
   auto model = std::make_shared<ByteLM>(cfg);
   load_weights((fs::path(dir) / "model.safetensors").string(), *model);
@@ -65,6 +71,7 @@ void save_checkpoint(const std::string& run_dir, ByteLM& model, const NamedTenso
   io::write_file_atomic((tmp / "train_options.json").string(), options.dump(2) + "\n");
   save_weights((tmp / "model.safetensors").string(), model, {{"step", trainer.at("step").dump()}});
   io::save_safetensors((tmp / "trainer.safetensors").string(), optimizer, {{"trainer", trainer.dump()}});
+  write_manifest(tmp.string(), {"config.json", "train_options.json", "model.safetensors", "trainer.safetensors"});
   // Swap: cur -> old, tmp -> cur, drop old. Readers fall back to old if cur is missing.
   fs::remove_all(old);
   if (fs::exists(cur)) fs::rename(cur, old);
@@ -77,6 +84,7 @@ TrainerCheckpoint load_trainer_checkpoint(const std::string& run_dir) {
   if (!fs::exists(dir / "trainer.safetensors")) dir = fs::path(run_dir) / "checkpoint.old";
   if (!fs::exists(dir / "trainer.safetensors"))
     fail("cannot resume: " + run_dir + " has no checkpoint/trainer.safetensors");
+  verify_manifest(dir.string(), {"trainer.safetensors", "train_options.json"});
   TrainerCheckpoint c;
   try {
     auto f = io::load_safetensors((dir / "trainer.safetensors").string());

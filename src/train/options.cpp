@@ -45,7 +45,16 @@ void TrainOptions::validate() const {
   check(batch >= 1, "--batch must be >= 1");
   check(seq_len >= 2, "--seq-len must be >= 2");
   check(accum >= 1, "--accum must be >= 1");
-  check(lr > 0, "--lr must be > 0");
+  // A non-finite value would pass the range checks below and fail steps later.
+  for (auto [v, name] : {std::pair{lr, "--lr"}, {min_lr_ratio, "--min-lr-ratio"}, {warmup, "--warmup"},
+                         {decay, "--decay"}, {weight_decay, "--weight-decay"}, {beta1, "--beta1"},
+                         {beta2, "--beta2"}, {clip, "--clip"}, {ratio_alpha, "--ratio-alpha"}})
+    check(std::isfinite(v), std::string(name) + " must be a finite number, got " + std::to_string(v));
+  check(lr > 0, "--lr must be > 0, got " + std::to_string(lr));
+  check(min_lr_ratio >= 0, "--min-lr-ratio must be >= 0");
+  check(weight_decay >= 0, "--weight-decay must be >= 0");
+  check(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, "--beta1 and --beta2 must be in [0, 1)");
+  check(clip >= 0, "--clip must be >= 0 (0 = off)");
   check(warmup >= 0 && decay >= 0 && warmup + decay <= 1, "--warmup and --decay are fractions summing to <= 1");
   check(dtype == "fp32" || dtype == "bf16" || dtype == "auto", "--dtype must be fp32, bf16 or auto, got " + dtype);
   check(!out.empty(), "--out (run directory) is required");
@@ -54,8 +63,8 @@ void TrainOptions::validate() const {
   check(gains_every >= 0, "--log-gains-every must be >= 0");
   check(world >= 1, "world must be >= 1");
   for (double n : ratio_targets)
-    check(n > 1.0, "--ratio-targets: every compression target N must be > 1, got " + std::to_string(n));
-  for (double m : lr_multipliers) check(m > 0, "--lr-multipliers must be > 0");
+    check(std::isfinite(n) && n > 1.0, "--ratio-targets: every compression target N must be > 1, got " + std::to_string(n));
+  for (double m : lr_multipliers) check(std::isfinite(m) && m > 0, "--lr-multipliers must be finite and > 0");
 }
 
 std::vector<double> TrainOptions::targets_for(const ModelConfig& c) const {

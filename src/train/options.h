@@ -39,6 +39,7 @@ struct RunControl {
   int threads = 0;
   bool progress = true;
   int64_t stop_at = -1;  // stop (with a checkpoint) after this step: simulates a crash in tests
+  int64_t kill_at = -1;  // SIGKILL itself after this step (and its checkpoint, if any): tests
 };
 
 struct TrainResult {
@@ -47,6 +48,7 @@ struct TrainResult {
   double val_bpb = -1;         // LM: last validation bpb
   double val_acc = -1;         // classifiers: last validation accuracy
   int64_t last_step = 0;
+  std::string summary;         // "6/6 steps: loss … | val bpb … | … bytes/s | run /abs/run"
 };
 
 }  // namespace dynarch

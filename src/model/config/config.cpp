@@ -1,8 +1,10 @@
 #include "model/config/config.h"
 
+#include <cstdint>
 #include <fstream>
 #include <regex>
 #include <set>
+#include <type_traits>
 
 #include "core/error.h"
 
@@ -60,13 +62,31 @@ void parse_stages(const json& node, const std::string& where, std::vector<StageL
   parse_stages(node[1], where + "[1]", out);
 }
 
+// nlohmann converts 8.5 and true to an int without a word; a config field is
+// an error unless its JSON type is exactly the one the field needs.
+template <class T>
+bool exact_type(const json& v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return v.is_boolean();
+  } else if constexpr (std::is_same_v<T, int>) {
+    return v.is_number_integer() && v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX &&
+           !(v.is_number_unsigned() && v.get<uint64_t>() > (uint64_t)INT32_MAX);
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return v.is_string();
+  } else {  // std::vector<U>
+    if (!v.is_array()) return false;
+    for (auto& e : v)
+      if (!exact_type<typename T::value_type>(e)) return false;
+    return true;
+  }
+}
+
 template <class T>
 T get_field(const json& j, const char* key, const std::string& where) {
-  try {
-    return j.at(key).get<T>();
-  } catch (const json::exception&) {
-    fail(where + "." + key + ": missing or wrong type");
-  }
+  if (!j.contains(key) || !exact_type<T>(j.at(key)))
+    fail(where + "." + key + ": missing or wrong type" +
+         (j.contains(key) ? " (" + j.at(key).dump() + ")" : std::string()));
+  return j.at(key).get<T>();
 }
 
 void check_keys(const json& j, const std::set<std::string>& allowed, const std::string& where) {
@@ -101,6 +121,31 @@ TaskConfig parse_task(const json& t, const std::string& w) {
     for (int i = 0; i < k.num_classes; ++i) k.labels.push_back(std::to_string(i));
   }
   return k;
+}
+
+bool layout_has(const StageLayout& st, char mixer) {
+  for (auto* v : {&st.encoder, &st.decoder, &st.main})
+    for (auto& l : *v)
+      if (l.mixer == mixer) return true;
+  return false;
+}
+
+// Sections the layout needs must be given (there is no sensible default head
+// count); sections it does not need are still validated, for every stage.
+void require_sections(const json& j, const ModelConfig& c, const std::string& src) {
+  bool has_m = false, has_t = false;
+  for (auto& st : c.stages) has_m |= layout_has(st, 'm'), has_t |= layout_has(st, 't');
+  if (has_t && !j.contains("attn_cfg"))
+    fail(src + ": the layout has attention layers (t/T) but no \"attn_cfg\" (give at least attn_cfg.num_heads)");
+  if (has_m && !j.contains("ssm_cfg"))
+    fail(src + ": the layout has Mamba-2 layers (m/M) but no \"ssm_cfg\" (e.g. {\"d_state\": 128, \"headdim\": 64})");
+  for (size_t st = 0; st < c.stages.size(); ++st) {
+    const int H = c.attn.num_heads[st], r = c.attn.rotary_emb_dim[st], W = c.attn.window_size[st];
+    const char* field = H < 1 ? "num_heads" : (r < 0 || r % 2 != 0) ? "rotary_emb_dim" : W < -1 ? "window_size" : nullptr;
+    if (field)
+      fail(src + ": attn_cfg." + field + "[" + std::to_string(st) +
+           "] is out of range (num_heads >= 1, rotary_emb_dim even and >= 0, window_size >= -1)");
+  }
 }
 
 }  // namespace
@@ -157,6 +202,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
   per_stage(c.attn.num_heads, "attn_cfg.num_heads", 1, false);
   per_stage(c.attn.rotary_emb_dim, "attn_cfg.rotary_emb_dim", 0, false);
   per_stage(c.attn.window_size, "attn_cfg.window_size", -1, false);
+  require_sections(j, c, src);
   if (!j.contains("residual")) {
     c.residual.assign(S1, ResidualConfig{});
   } else if (j["residual"].is_array()) {

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <set>
+#include <type_traits>
 
 #include "core/error.h"
 
@@ -18,7 +19,16 @@ ResidualConfig ResidualConfig::from_json(const json& j, const std::string& w) {
     if (!keys.count(k)) fail(w + ": unknown field \"" + k + "\"");
   try {
     auto get = [&](const char* k, auto& dst) {
-      if (j.contains(k)) dst = j.at(k).get<std::decay_t<decltype(dst)>>();
+      using T = std::decay_t<decltype(dst)>;
+      if (!j.contains(k)) return;
+      const json& v = j.at(k);
+      // nlohmann turns 4.5 or true into an int without a word.
+      const bool ok = std::is_same_v<T, bool> ? v.is_boolean()
+                      : std::is_integral_v<T> ? v.is_number_integer()
+                      : std::is_floating_point_v<T> ? v.is_number()
+                                                    : true;
+      if (!ok) fail(w + "." + k + ": wrong type (" + v.dump() + ")");
+      dst = v.get<T>();
     };
     get("type", c.type);
     c.n = c.streams() ? 4 : 1;
