@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <bit>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -23,7 +22,8 @@ namespace {
 using json = nlohmann::json;
 
 // Raw buffers are copied as-is, which is only right on a little-endian host.
-static_assert(std::endian::native == std::endian::little, "safetensors I/O assumes little-endian");
+// (The compiler macro rather than std::endian: the fuzz build is C++17, fuzz/CMakeLists.txt.)
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors I/O assumes little-endian");
 
 // Same cap as the reference implementation; stops a corrupt length from
 // triggering a huge allocation.

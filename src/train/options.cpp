@@ -1,10 +1,9 @@
 #include "train/options.h"
 
 #include "core/error.h"
-#include "model/lm.h"
+#include "model/config/stage_defaults.h"
 
 namespace dynarch {
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 json TrainOptions::to_json() const {
