@@ -291,3 +291,13 @@ TEST(Reliability, RestoreMetricsKeepsWhatTheCheckpointCovers) {
   EXPECT_NO_THROW(restore_metrics(path, 3, 10));  // no file: nothing to do
   EXPECT_FALSE(fs::exists(path));
 }
+
+TEST(Reliability, HModelFieldsAreTypeChecked) {
+  auto j = tiny_json();
+  j["hmodel"] = json::parse(R"({"T": 2.5})");
+  expect_error([&] { ModelConfig::from_json(j, "c.json"); }, "hmodel.T");
+  j["hmodel"] = json::parse(R"({"T": 2, "routing": {"topk": true}})");
+  expect_error([&] { ModelConfig::from_json(j, "c.json"); }, "topk");
+  j["hmodel"] = json::parse(R"({"T": 2, "loss": {"lambda_self": 1}})");  // an integer is a number
+  EXPECT_NO_THROW(ModelConfig::from_json(j, "c.json"));
+}
