@@ -19,6 +19,7 @@
 #include "run/checkpoint.h"
 #include "test_util.h"
 #include "train/lm_objective.h"
+#include "train/metrics_log.h"
 #include "train/trainer.h"
 
 using namespace dynarch;
@@ -258,5 +259,45 @@ TEST(Reliability, ResidualFieldsAreTypeChecked) {
   j["residual"] = json::parse(R"({"type": "mhc", "n": 4, "tanh": 1})");
   expect_error([&] { ModelConfig::from_json(j, "c.json"); }, "residual.tanh");
   j["residual"] = json::parse(R"({"type": "mhc", "n": 4, "sinkhorn_eps": 0})");  // an integer is a number
+  EXPECT_NO_THROW(ModelConfig::from_json(j, "c.json"));
+}
+
+// Defect 1, the resume side: restore_metrics keeps exactly what the checkpoint covers.
+TEST(Reliability, RestoreMetricsKeepsWhatTheCheckpointCovers) {
+  auto d = temp_dir("rel_metrics");
+  const auto path = (d / "metrics.jsonl").string();
+  std::string covered;
+  for (int s = 1; s <= 3; ++s) covered += "{\"step\":" + std::to_string(s) + ",\"loss\":1.5}\n";
+  const std::string after = "{\"step\":4,\"loss\":1.4}\n{\"step\":5,\"lo";  // then a line torn by a kill
+  io::write_file_atomic(path, covered + after);
+  restore_metrics(path, 3, (int64_t)covered.size());
+  EXPECT_EQ(io::read_file(path), covered);
+  // A checkpoint of an older version records no size: complete lines of steps <= 3.
+  io::write_file_atomic(path, covered + after);
+  restore_metrics(path, 3, -1);
+  EXPECT_EQ(io::read_file(path), covered);
+  // A file shorter than recorded (replaced by hand) keeps its lines up to the step.
+  io::write_file_atomic(path, "{\"step\":1,\"loss\":1.5}\n{\"step\":4,\"loss\":1.4}\n");
+  restore_metrics(path, 3, 1000);
+  EXPECT_EQ(io::read_file(path), "{\"step\":1,\"loss\":1.5}\n");
+  // MetricsLog appends whole lines and reports the size a checkpoint records.
+  {
+    MetricsLog log(path);
+    log.write(json{{"step", 2}});
+    EXPECT_EQ(log.sync(), (int64_t)io::read_file(path).size());
+  }
+  EXPECT_EQ(io::read_file(path), "{\"step\":1,\"loss\":1.5}\n{\"step\":2}\n");
+  fs::remove(path);
+  EXPECT_NO_THROW(restore_metrics(path, 3, 10));  // no file: nothing to do
+  EXPECT_FALSE(fs::exists(path));
+}
+
+TEST(Reliability, HModelFieldsAreTypeChecked) {
+  auto j = tiny_json();
+  j["hmodel"] = json::parse(R"({"T": 2.5})");
+  expect_error([&] { ModelConfig::from_json(j, "c.json"); }, "hmodel.T");
+  j["hmodel"] = json::parse(R"({"T": 2, "routing": {"topk": true}})");
+  expect_error([&] { ModelConfig::from_json(j, "c.json"); }, "topk");
+  j["hmodel"] = json::parse(R"({"T": 2, "loss": {"lambda_self": 1}})");  // an integer is a number
   EXPECT_NO_THROW(ModelConfig::from_json(j, "c.json"));
 }

@@ -1,12 +1,11 @@
 #include "model/config/config.h"
 
-#include <cstdint>
 #include <fstream>
 #include <regex>
 #include <set>
-#include <type_traits>
 
 #include "core/error.h"
+#include "model/config/json_fields.h"
 
 namespace dynarch {
 using nlohmann::json;
@@ -62,28 +61,9 @@ void parse_stages(const json& node, const std::string& where, std::vector<StageL
   parse_stages(node[1], where + "[1]", out);
 }
 
-// nlohmann converts 8.5 and true to an int without a word; a config field is
-// an error unless its JSON type is exactly the one the field needs.
-template <class T>
-bool exact_type(const json& v) {
-  if constexpr (std::is_same_v<T, bool>) {
-    return v.is_boolean();
-  } else if constexpr (std::is_same_v<T, int>) {
-    return v.is_number_integer() && v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX &&
-           !(v.is_number_unsigned() && v.get<uint64_t>() > (uint64_t)INT32_MAX);
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    return v.is_string();
-  } else {  // std::vector<U>
-    if (!v.is_array()) return false;
-    for (auto& e : v)
-      if (!exact_type<typename T::value_type>(e)) return false;
-    return true;
-  }
-}
-
 template <class T>
 T get_field(const json& j, const char* key, const std::string& where) {
-  if (!j.contains(key) || !exact_type<T>(j.at(key)))
+  if (!j.contains(key) || !json_type_ok<T>(j.at(key)))
     fail(where + "." + key + ": missing or wrong type" +
          (j.contains(key) ? " (" + j.at(key).dump() + ")" : std::string()));
   return j.at(key).get<T>();

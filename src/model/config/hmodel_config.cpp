@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "model/config/config.h"
+#include "model/config/json_fields.h"
 
 namespace dynarch {
 namespace fs = std::filesystem;
@@ -24,6 +25,7 @@ template <class T>
 void get(const json& j, const char* k, T& dst, const std::string& w) {
   if (!j.contains(k)) return;
   try {
+    if (!json_type_ok<T>(j.at(k))) fail(w + "." + k + ": wrong type (" + j.at(k).dump() + ")");
     dst = j.at(k).get<T>();
   } catch (const json::exception&) {
     fail(w + "." + k + ": wrong type (" + j.at(k).dump() + ")");

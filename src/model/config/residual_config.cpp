@@ -2,9 +2,9 @@
 
 #include <cstdio>
 #include <set>
-#include <type_traits>
 
 #include "core/error.h"
+#include "model/config/json_fields.h"
 
 namespace dynarch {
 using nlohmann::json;
@@ -22,12 +22,7 @@ ResidualConfig ResidualConfig::from_json(const json& j, const std::string& w) {
       using T = std::decay_t<decltype(dst)>;
       if (!j.contains(k)) return;
       const json& v = j.at(k);
-      // nlohmann turns 4.5 or true into an int without a word.
-      const bool ok = std::is_same_v<T, bool> ? v.is_boolean()
-                      : std::is_integral_v<T> ? v.is_number_integer()
-                      : std::is_floating_point_v<T> ? v.is_number()
-                                                    : true;
-      if (!ok) fail(w + "." + k + ": wrong type (" + v.dump() + ")");
+      if (!json_type_ok<T>(v)) fail(w + "." + k + ": wrong type (" + v.dump() + ")");
       dst = v.get<T>();
     };
     get("type", c.type);
