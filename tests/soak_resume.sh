@@ -38,12 +38,14 @@ ref_s=$(python3 -c "import time; print(max(0.5, time.time() - $start))")
 
 # The comparison: files byte for byte; options without "out" (the run's own path);
 # metrics as the list of lines without wall-clock fields.
-compare() {  # compare RUN -> prints differences, returns 1 if any
-  local run=$1 bad=0 f
+# Sets state_ok (weights, optimizer, config, options) and metrics_ok.
+compare() {
+  local run=$1 f rc=0
+  state_ok=1 metrics_ok=1
   for f in model.safetensors trainer.safetensors config.json; do
-    cmp -s "$T/ref/checkpoint/$f" "$run/checkpoint/$f" || { echo "    $f differs"; bad=1; }
+    cmp -s "$T/ref/checkpoint/$f" "$run/checkpoint/$f" || { echo "    $f differs"; state_ok=0; }
   done
-  python3 - "$T/ref" "$run" <<'PY' || bad=1
+  python3 - "$T/ref" "$run" <<'PY' || rc=$?
 import json, sys
 ref, run = sys.argv[1], sys.argv[2]
 def opts(d):
@@ -56,7 +58,7 @@ def metrics(d):
     return out
 bad = 0
 if opts(ref) != opts(run):
-    print("    train_options.json differs (besides out)"); bad = 1
+    print("    train_options.json differs (besides out)"); bad |= 1
 a, b = metrics(ref), metrics(run)
 if a != b:
     steps = lambda m: [x.get("step") for x in m]
@@ -66,10 +68,12 @@ if a != b:
     for x, y in zip(a, b):
         if x != y:
             print(f"      first differing line: {x} vs {y}"); break
-    bad = 1
+    bad |= 2
 sys.exit(bad)
 PY
-  return $bad
+  [ $((rc & 1)) = 0 ] || state_ok=0
+  [ $((rc & 2)) = 0 ] || metrics_ok=0
+  [ $rc -le 3 ] || { echo "    comparison failed (exit $rc)"; state_ok=0 metrics_ok=0; }
 }
 
 has_checkpoint() { [ -f "$1/checkpoint/trainer.safetensors" ] || [ -f "$1/checkpoint.old/trainer.safetensors" ]; }
@@ -83,7 +87,7 @@ run_killed() {
     # A save at a random checkpoint step, at a random phase (run/checkpoint.cpp).
     local step=$(( SAVE * (1 + RANDOM % (STEPS / SAVE)) )) phase=$(( 1 + RANDOM % 5 ))
     echo "    kill inside the save of step $step, phase $phase"
-    DYNARCH_KILL_IN_SAVE="$step:$phase" "${cmd[@]}" >>"$run.log" 2>&1
+    { DYNARCH_KILL_IN_SAVE="$step:$phase" "${cmd[@]}" >>"$run.log" 2>&1; } 2>/dev/null  # no "Killed" notice
   else
     local delay
     delay=$(python3 -c "import random; random.seed($RANDOM); print(round(random.uniform(0.05, 0.95) * $ref_s, 3))")
@@ -93,11 +97,12 @@ run_killed() {
     sleep "$delay"
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
+    true
   fi
   return 0
 }
 
-pass=0
+pass=0 state_pass=0 metrics_pass=0
 for trial in $(seq 1 "$N"); do
   run="$T/t$trial"
   kills=$(( 1 + RANDOM % 3 ))
@@ -111,12 +116,16 @@ for trial in $(seq 1 "$N"); do
   rc=$?
   if [ $rc -ne 0 ]; then
     echo "  FAIL - the final resume exited $rc:"; tail -3 "$run.log" | sed 's/^/    /'
-  elif compare "$run"; then
-    pass=$((pass + 1)); echo "  identical"
   else
-    echo "  FAIL - differs from the uninterrupted run"
+    compare "$run"
+    state_pass=$((state_pass + state_ok)); metrics_pass=$((metrics_pass + metrics_ok))
+    if [ $state_ok = 1 ] && [ $metrics_ok = 1 ]; then
+      pass=$((pass + 1)); echo "  identical"
+    else
+      echo "  FAIL - differs from the uninterrupted run (weights/optimizer/config/options: $( ((state_ok)) && echo same || echo DIFFER ), metrics: $( ((metrics_ok)) && echo same || echo DIFFER ))"
+    fi
   fi
   rm -rf "$run" "$run.log"
 done
-echo "soak_resume: $pass / $N identical"
+echo "soak_resume: $pass / $N identical (weights, optimizer state, config, options: $state_pass / $N; metrics: $metrics_pass / $N)"
 [ "$pass" = "$N" ]
