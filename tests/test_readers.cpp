@@ -3,9 +3,14 @@
 // crash or undefined behaviour before its fix; the seeds are in fuzz/corpus/.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "model/config/config.h"
+#include "test_util.h"
 #include "train/options.h"
+#include "train/trainer.h"
 
 using namespace dynarch;
 using nlohmann::json;
@@ -79,4 +84,28 @@ TEST(Readers, OptionIntegersMustBeWholeAndInRange) {
   auto o = TrainOptions::from_json({{"seed", 18446744073709551615ULL}, {"steps", 40.0}}, "opts.json");
   EXPECT_EQ(o.seed, 18446744073709551615ULL);
   EXPECT_EQ(o.steps, 40);
+}
+
+// --resume read train_options.json without validating it: batch 0 trained into
+// "training diverged", accum 0 failed with "map::at", batch -3 with a std::vector error.
+TEST(Readers, ResumeValidatesTheOptionsFile) {
+  namespace fs = std::filesystem;
+  auto d = dynarch::testing::temp_dir("resume_options");
+  std::string text;
+  for (int i = 0; text.size() < 8000; ++i) text += i % 3 ? "the cat sat " : "on a mat. ";
+  io::write_file_atomic((d / "corpus.txt").string(), text);
+  TrainOptions o;
+  o.data = (d / "corpus.txt").string(), o.out = (d / "run").string();
+  o.steps = 4, o.batch = 2, o.seq_len = 16, o.eval_every = 0, o.save_every = 0;
+  train_new(o, ModelConfig::from_json(iso(), "tiny"), RunControl{1, false, 2});
+  const auto file = (d / "run" / "checkpoint" / "train_options.json").string();
+  const auto saved = json::parse(io::read_file(file));
+  for (auto [key, value, needle] : {std::tuple{"batch", 0, "--batch"}, {"accum", 0, "--accum"}, {"seq_len", 1, "--seq-len"}}) {
+    auto edited = saved;
+    edited[key] = value;
+    io::write_file_atomic(file, edited.dump());
+    const auto err = error_of([&] { train_resume(o.out, RunControl{1, false, -1}); });
+    EXPECT_NE(err.find("train_options.json"), std::string::npos) << err;
+    EXPECT_NE(err.find(needle), std::string::npos) << err;
+  }
 }
