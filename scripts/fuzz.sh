@@ -32,9 +32,10 @@ for t in $TARGETS; do
   mkdir -p "$work"
   log="$B/$t.log"
   rc=0
-  # -timeout: one input taking > 10 s is a hang; -rss_limit_mb: LibTorch alone
-  # takes ~0.7 GB of the default 2 GB.
-  "$B/${t}_fuzz" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=4096 -max_len=8192 \
+  # -timeout: one input (at most 8 KB; a few ms each) taking > 30 s of wall time is
+  # a hang (10 s gave a false alarm on a machine with load 7); -rss_limit_mb:
+  # LibTorch alone takes ~0.7 GB of the default 2 GB.
+  "$B/${t}_fuzz" -max_total_time="$SECONDS_PER_TARGET" -timeout=30 -rss_limit_mb=4096 -max_len=8192 \
     -dict=fuzz/json.dict -print_final_stats=1 -artifact_prefix="$B/artifacts/$t-" \
     "$work" "fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

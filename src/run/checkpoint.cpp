@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -62,20 +64,36 @@ std::shared_ptr<ByteLM> load_model(const std::string& path) {
   return model;
 }
 
+namespace {
+// Test hook for tests/soak_resume.sh: DYNARCH_KILL_IN_SAVE="STEP:PHASE" makes the
+// save of step STEP kill its own process (SIGKILL, as kill -9 would) at PHASE,
+// so every instant of the swap below is proven to leave a resumable run.
+void kill_point(int64_t step, int phase) {
+  static const char* spec = std::getenv("DYNARCH_KILL_IN_SAVE");
+  if (spec && std::to_string(step) + ":" + std::to_string(phase) == spec) ::raise(SIGKILL);
+}
+}  // namespace
+
 void save_checkpoint(const std::string& run_dir, ByteLM& model, const NamedTensors& optimizer, const json& trainer,
                      const json& options) {
   fs::path run(run_dir), tmp = run / "checkpoint.tmp", cur = run / "checkpoint", old = run / "checkpoint.old";
+  const int64_t step = trainer.at("step").get<int64_t>();
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   io::write_file_atomic((tmp / "config.json").string(), model.config.to_json().dump(2) + "\n");
   io::write_file_atomic((tmp / "train_options.json").string(), options.dump(2) + "\n");
+  kill_point(step, 1);
   save_weights((tmp / "model.safetensors").string(), model, {{"step", trainer.at("step").dump()}});
+  kill_point(step, 2);
   io::save_safetensors((tmp / "trainer.safetensors").string(), optimizer, {{"trainer", trainer.dump()}});
   write_manifest(tmp.string(), {"config.json", "train_options.json", "model.safetensors", "trainer.safetensors"});
+  kill_point(step, 3);
   // Swap: cur -> old, tmp -> cur, drop old. Readers fall back to old if cur is missing.
   fs::remove_all(old);
   if (fs::exists(cur)) fs::rename(cur, old);
+  kill_point(step, 4);
   fs::rename(tmp, cur);
+  kill_point(step, 5);
   fs::remove_all(old);
 }
 

@@ -1,6 +1,7 @@
 #include "train/options.h"
 
 #include "core/error.h"
+#include "core/json_get.h"
 #include "model/config/stage_defaults.h"
 
 namespace dynarch {
@@ -21,21 +22,22 @@ TrainOptions TrainOptions::from_json(const json& j, const std::string& src) {
   auto base = o.to_json();
   for (auto& [k, v] : j.items())
     if (!base.contains(k)) fail(src + ": unknown field \"" + k + "\"");
-  try {
-    auto get = [&](const char* k, auto& dst) {
-      if (j.contains(k)) dst = j.at(k).get<std::decay_t<decltype(dst)>>();
-    };
-    get("data", o.data); get("out", o.out); get("steps", o.steps); get("batch", o.batch);
-    get("seq_len", o.seq_len); get("accum", o.accum); get("lr", o.lr); get("min_lr_ratio", o.min_lr_ratio);
-    get("warmup", o.warmup); get("decay", o.decay); get("weight_decay", o.weight_decay);
-    get("beta1", o.beta1); get("beta2", o.beta2); get("clip", o.clip); get("dtype", o.dtype);
-    get("seed", o.seed); get("eval_every", o.eval_every); get("eval_windows", o.eval_windows);
-    get("save_every", o.save_every); get("ratio_targets", o.ratio_targets);
-    get("lr_multipliers", o.lr_multipliers); get("ratio_alpha", o.ratio_alpha); get("gains_every", o.gains_every);
-    get("world", o.world); get("zero", o.zero);
-  } catch (const json::exception& e) {
-    fail(src + ": wrong type in training options: " + e.what());
-  }
+  auto get = [&](const char* k, auto& dst) {
+    if (!j.contains(k)) return;
+    try {
+      dst = json_get<std::decay_t<decltype(dst)>>(j.at(k));
+    } catch (const json::exception& e) {
+      fail(src + ": wrong type or value for \"" + k + "\" in training options: " + e.what());
+    }
+  };
+  get("data", o.data); get("out", o.out); get("steps", o.steps); get("batch", o.batch);
+  get("seq_len", o.seq_len); get("accum", o.accum); get("lr", o.lr); get("min_lr_ratio", o.min_lr_ratio);
+  get("warmup", o.warmup); get("decay", o.decay); get("weight_decay", o.weight_decay);
+  get("beta1", o.beta1); get("beta2", o.beta2); get("clip", o.clip); get("dtype", o.dtype);
+  get("seed", o.seed); get("eval_every", o.eval_every); get("eval_windows", o.eval_windows);
+  get("save_every", o.save_every); get("ratio_targets", o.ratio_targets);
+  get("lr_multipliers", o.lr_multipliers); get("ratio_alpha", o.ratio_alpha); get("gains_every", o.gains_every);
+  get("world", o.world); get("zero", o.zero);
   return o;
 }
 

@@ -105,8 +105,16 @@ TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const
 TrainResult train_resume(const std::string& run_dir, const RunControl& ctl) {
   auto ck = load_trainer_checkpoint(run_dir);
   TrainState s;
-  s.o = TrainOptions::from_json(ck.options, run_dir + "/checkpoint/train_options.json");
+  const std::string options_file = run_dir + "/checkpoint/train_options.json";
+  s.o = TrainOptions::from_json(ck.options, options_file);
   s.o.out = run_dir;
+  // An edited or damaged options file gets the checks of a fresh run (batch 0 was
+  // "training diverged", accum 0 "map::at").
+  try {
+    s.o.validate();
+  } catch (const UserError& e) {
+    fail(options_file + ": " + e.what());
+  }
   set_threads(ctl.threads);
   s.model = load_model(run_dir);
   auto dp = join_ranks(s.o, s.model->config, true);

@@ -1,34 +1,36 @@
 #include "model/config/config.h"
 
 #include <fstream>
-#include <regex>
 #include <set>
 
 #include "core/error.h"
-#include "model/config/json_fields.h"
+#include "core/json_get.h"
 
 namespace dynarch {
 using nlohmann::json;
 
 std::vector<LayerSpec> parse_layout_string(const std::string& s, const std::string& where) {
-  static const std::regex tok("([mMtTfgG])([0-9]+)");
-  std::vector<LayerSpec> out;
-  size_t pos = 0;
-  if (s.empty()) fail(where + ": empty layout string (expected tokens like \"m4\" or \"T2m2\")");
-  for (std::sregex_iterator it(s.begin(), s.end(), tok), end; it != end; ++it) {
-    if ((size_t)it->position() != pos)
-      fail(where + ": cannot parse layout \"" + s + "\" at offset " + std::to_string(pos) +
-           " (grammar: ([mMtTfgG][0-9]+)+)");
-    long n = std::stol((*it)[2].str());
-    if (n < 1 || n > 10000) fail(where + ": layer count must be in 1..10000 in \"" + s + "\"");
-    char c = (*it)[1].str()[0];
-    const bool mlp = c == 'f' || std::isupper(c);
-    for (long i = 0; i < n; ++i) out.push_back({(char)std::tolower(c), mlp});
-    pos += it->length();
-  }
-  if (pos != s.size())
+  // A hand-written scanner, not std::regex: libstdc++'s regex recurses once per
+  // character and a long digit run overflowed the stack (fuzz/config_fuzz).
+  static const std::string letters = "mMtTfgG";
+  auto bad = [&](size_t pos) {
     fail(where + ": cannot parse layout \"" + s + "\" at offset " + std::to_string(pos) +
          " (grammar: ([mMtTfgG][0-9]+)+)");
+  };
+  std::vector<LayerSpec> out;
+  if (s.empty()) fail(where + ": empty layout string (expected tokens like \"m4\" or \"T2m2\")");
+  for (size_t pos = 0; pos < s.size();) {
+    const char c = s[pos];
+    size_t end = pos + 1;
+    while (end < s.size() && s[end] >= '0' && s[end] <= '9') ++end;
+    if (letters.find(c) == std::string::npos || end == pos + 1) bad(pos);
+    long n = 0;
+    for (size_t i = pos + 1; i < end && n <= 10000; ++i) n = n * 10 + (s[i] - '0');  // stops past the cap
+    if (n < 1 || n > 10000) fail(where + ": layer count must be in 1..10000 in \"" + s + "\"");
+    const bool mlp = c == 'f' || std::isupper(c);
+    for (long i = 0; i < n; ++i) out.push_back({(char)std::tolower(c), mlp});
+    pos = end;
+  }
   return out;
 }
 
@@ -63,10 +65,12 @@ void parse_stages(const json& node, const std::string& where, std::vector<StageL
 
 template <class T>
 T get_field(const json& j, const char* key, const std::string& where) {
-  if (!j.contains(key) || !json_type_ok<T>(j.at(key)))
+  try {
+    return json_get<T>(j.at(key));
+  } catch (const json::exception&) {
     fail(where + "." + key + ": missing or wrong type" +
          (j.contains(key) ? " (" + j.at(key).dump() + ")" : std::string()));
-  return j.at(key).get<T>();
+  }
 }
 
 void check_keys(const json& j, const std::set<std::string>& allowed, const std::string& where) {

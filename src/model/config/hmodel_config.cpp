@@ -6,8 +6,8 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_get.h"
 #include "model/config/config.h"
-#include "model/config/json_fields.h"
 
 namespace dynarch {
 namespace fs = std::filesystem;
@@ -25,8 +25,7 @@ template <class T>
 void get(const json& j, const char* k, T& dst, const std::string& w) {
   if (!j.contains(k)) return;
   try {
-    if (!json_type_ok<T>(j.at(k))) fail(w + "." + k + ": wrong type (" + j.at(k).dump() + ")");
-    dst = j.at(k).get<T>();
+    dst = json_get<T>(j.at(k));
   } catch (const json::exception&) {
     fail(w + "." + k + ": wrong type (" + j.at(k).dump() + ")");
   }
@@ -70,8 +69,13 @@ HModelNodeSpec parse_node(const json& e, const std::string& w, const std::vector
   HModelNodeSpec n;
   only_keys(e, {"at", "from", "layers", "prefix", "freeze", "adapter", "source_config", "d_model", "d_intermediate"}, w);
   if (!e.contains("at")) fail(w + ".at: missing (the 1-based node indices this entry applies to)");
-  if (e["at"].is_number_integer()) n.at = {e["at"].get<int>()};
-  else get(e, "at", n.at, w);
+  if (e["at"].is_number()) {
+    int a = 0;
+    get(e, "at", a, w);
+    n.at = {a};
+  } else {
+    get(e, "at", n.at, w);
+  }
   get(e, "from", n.from, w);
   get(e, "layers", n.layers, w);
   get(e, "prefix", n.prefix, w);

@@ -4,7 +4,7 @@
 #include <set>
 
 #include "core/error.h"
-#include "model/config/json_fields.h"
+#include "core/json_get.h"
 
 namespace dynarch {
 using nlohmann::json;
@@ -19,11 +19,7 @@ ResidualConfig ResidualConfig::from_json(const json& j, const std::string& w) {
     if (!keys.count(k)) fail(w + ": unknown field \"" + k + "\"");
   try {
     auto get = [&](const char* k, auto& dst) {
-      using T = std::decay_t<decltype(dst)>;
-      if (!j.contains(k)) return;
-      const json& v = j.at(k);
-      if (!json_type_ok<T>(v)) fail(w + "." + k + ": wrong type (" + v.dump() + ")");
-      dst = v.get<T>();
+      if (j.contains(k)) dst = json_get<std::decay_t<decltype(dst)>>(j.at(k));
     };
     get("type", c.type);
     c.n = c.streams() ? 4 : 1;
