@@ -21,6 +21,10 @@ struct TrainOptions {
   double ratio_alpha = 0.03;
   // HC/mHC: log per-layer and composite stream-mixing gains every N steps (0 = off).
   int64_t gains_every = 10;
+  // Fresh run only: start from the weights of this run / checkpoint directory wherever a
+  // tensor of the same name and shape exists (an LM body into a classifier, a curriculum
+  // stage into the next); the optimizer and the schedule start fresh. Empty = none.
+  std::string init_from;
 
   nlohmann::json to_json() const;
   static TrainOptions from_json(const nlohmann::json& j, const std::string& source);
