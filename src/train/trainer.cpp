@@ -68,8 +68,9 @@ TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const
   if (!opts.init_from.empty()) {
     std::vector<std::string> kept;
     const int64_t n = init_weights_from(opts.init_from, *s.model, &kept);
-    std::string names;
-    for (auto& k : kept) names += (names.empty() ? "" : ", ") + k;
+    std::string names;  // the first few names (an H-Model's nodes and heads are many)
+    for (size_t i = 0; i < kept.size() && i < 4; ++i) names += (i ? ", " : "") + kept[i];
+    if (kept.size() > 4) names += ", ...";
     if (ctl.progress || !kept.empty())
       std::fprintf(stderr, "init-from %s: %lld tensors copied, %zu kept fresh%s%s\n", opts.init_from.c_str(),
                    (long long)n, kept.size(), kept.empty() ? "" : ": ", names.c_str());
