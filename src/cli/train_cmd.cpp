@@ -26,6 +26,8 @@ void add_options(CLI::App* tr, TrainArgs& a) {
   tr->add_option("--data", to.data, "corpus directory (train.bin, val.bin) or a single byte file");
   tr->add_option("--out", to.out, "run directory");
   tr->add_option("--resume", a.resume, "continue the run in this directory exactly where it stopped");
+  tr->add_option("--init-from", to.init_from,
+                 "new run: start from this run's weights where names and shapes match (fresh optimizer)");
   tr->add_option("--steps", to.steps, "optimizer steps")->capture_default_str();
   tr->add_option("--batch", to.batch, "sequences per micro-batch")->capture_default_str();
   tr->add_option("--seq-len", to.seq_len, "bytes per sequence")->capture_default_str();

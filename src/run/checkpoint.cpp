@@ -55,6 +55,34 @@ void load_weights(const std::string& path, ByteLM& model) {
     if (!params.contains(name)) fail(path + ": unexpected tensor " + name + " (config and weights disagree)");
 }
 
+int64_t init_weights_from(const std::string& path, ByteLM& model, std::vector<std::string>* kept) {
+  const std::string file = fs::is_directory(path) ? (fs::path(resolve_model_dir(path)) / "model.safetensors").string()
+                                                  : path;
+  if (!fs::exists(file)) fail("--init-from: " + path + " does not exist");
+  io::SafetensorsFile f;
+  try {
+    f = io::load_safetensors(file);
+  } catch (const io::SafetensorsError& e) {
+    fail(e.what());
+  }
+  torch::NoGradGuard ng;
+  int64_t copied = 0;
+  for (auto& kv : model.named_parameters()) {
+    auto it = f.tensors.find(kv.key());
+    if (it == f.tensors.end()) {
+      if (kept) kept->push_back(kv.key());
+      continue;
+    }
+    if (it->second.sizes() != kv.value().sizes())
+      fail("--init-from " + file + ": tensor " + kv.key() + " has shape " + c10::str(it->second.sizes()) +
+           ", the config expects " + c10::str(kv.value().sizes()));
+    kv.value().copy_(it->second);
+    ++copied;
+  }
+  if (copied == 0) fail("--init-from " + file + ": no tensor of this model is in it (another architecture?)");
+  return copied;
+}
+
 std::shared_ptr<ByteLM> load_model(const std::string& path) {
   auto dir = resolve_model_dir(path);
   verify_manifest(dir, {"config.json", "model.safetensors"});

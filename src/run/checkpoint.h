@@ -23,6 +23,13 @@ void save_weights(const std::string& path, ByteLM& model, const std::map<std::st
 // Strict: every parameter present with the right shape and dtype, no unknown tensors.
 void load_weights(const std::string& path, ByteLM& model);
 
+// Copies every tensor of the weights at `path` (a run, its checkpoint directory or a
+// model.safetensors) whose name the model has, with the same shape; the model's other
+// tensors keep their values and their names go to `kept` (when given). Fails when a
+// shared name has another shape or when nothing is copied (the wrong model). Returns
+// the number of tensors copied.
+int64_t init_weights_from(const std::string& path, ByteLM& model, std::vector<std::string>* kept = nullptr);
+
 // Builds the model from config.json and loads model.safetensors.
 std::shared_ptr<ByteLM> load_model(const std::string& path);
 

@@ -26,6 +26,10 @@ struct TrainOptions {
   // shard the optimizer state over the ranks (ZeRO stage 1).
   int64_t world = 1;
   bool zero = true;
+  // Fresh run only: start from the weights of this run / checkpoint directory wherever a
+  // tensor of the same name and shape exists (an LM body into a classifier, a curriculum
+  // stage into the next); the optimizer and the schedule start fresh. Empty = none.
+  std::string init_from;
 
   nlohmann::json to_json() const;
   static TrainOptions from_json(const nlohmann::json& j, const std::string& source);

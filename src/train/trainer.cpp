@@ -91,6 +91,16 @@ TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const
   torch::manual_seed(opts.seed);
   s.model = std::make_shared<ByteLM>(config);
   load_pretrained_nodes(*s.model);  // H-Model nodes from trained checkpoints (hmodel.nodes[*].from)
+  if (!opts.init_from.empty()) {
+    std::vector<std::string> kept;
+    const int64_t n = init_weights_from(opts.init_from, *s.model, &kept);
+    std::string names;  // the first few names (an H-Model's nodes and heads are many)
+    for (size_t i = 0; i < kept.size() && i < 4; ++i) names += (i ? ", " : "") + kept[i];
+    if (kept.size() > 4) names += ", ...";
+    if (ctl.progress || !kept.empty())
+      std::fprintf(stderr, "init-from %s: %lld tensors copied, %zu kept fresh%s%s\n", opts.init_from.c_str(),
+                   (long long)n, kept.size(), kept.empty() ? "" : ": ", names.c_str());
+  }
   s.opt = make_optimizer(s.o, *s.model);
   if (dp) dp->start(*s.model, *s.opt, s.o.zero);
   if (ctl.progress && lead)
