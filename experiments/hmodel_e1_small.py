@@ -76,7 +76,7 @@ def near_miss(rng, rules, facts, q):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
-    ap.add_argument("--train-per-depth", type=int, default=20000)
+    ap.add_argument("--train-per-depth", type=int, default=10000)
     ap.add_argument("--test-per-depth", type=int, default=250)
     ap.add_argument("--max-depth", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
@@ -86,7 +86,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     seen = set()
 
-    def items(n, d):
+    def items(n, d):  # n items of depth d, half True, half their near misses
         out = []
         while len(out) < n:
             facts, q = sample_true(rng, rules, d)
@@ -99,9 +99,9 @@ def main():
             out += [{"text": t, "label": l, "depth": d} for t, l in pair]
         return out
 
-    test = [it for d in range(a.max_depth + 1) for it in items(a.test_per_depth // 2, d)]
+    test = [it for d in range(a.max_depth + 1) for it in items(a.test_per_depth, d)]
     seen.update(it["text"] for it in test)
-    train = [it for d in range(a.max_depth + 1) for it in items(a.train_per_depth // 2, d)]
+    train = [it for d in range(a.max_depth + 1) for it in items(a.train_per_depth, d)]
     rng.shuffle(train)
     for name, xs in (("train", train), ("test", test)):
         with open(os.path.join(a.out, f"{name}.jsonl"), "w") as g:
@@ -109,7 +109,7 @@ def main():
     with open(os.path.join(a.out, "rules.txt"), "w") as g:
         g.writelines(f"{' & '.join(p)} -> {c}\n" for p, c in rules)
     json.dump({"generator": "experiments/hmodel_e1_small.py", "seed": a.seed, "max_depth": a.max_depth,
-               "train": len(train), "test": len(test), "rules": len(rules), "atoms": ATOMS},
+               "train_per_depth": a.train_per_depth, "test_per_depth": a.test_per_depth, "train": len(train), "test": len(test), "rules": len(rules), "atoms": ATOMS},
               open(os.path.join(a.out, "manifest.json"), "w"), indent=1)
 
 

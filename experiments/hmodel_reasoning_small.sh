@@ -10,7 +10,7 @@
 # walk, twice the parameters). Same data, steps, batch, lr and seeds for all. Accuracy by depth on the
 # test split (`dynarch eval`). Writes docs/experiments/hmodel_reasoning_small.{md,json}.
 # Usage: experiments/hmodel_reasoning_small.sh  (env STEPS 3000, BATCH 64, LR 3e-3, SEEDS "1 2",
-#        TRAIN_PER_DEPTH 20000, GATE 0.05, THREADS 1, OUT runs/exp_hm_reasoning_small)
+#        TRAIN_PER_DEPTH 10000, GATE 0.05, THREADS 1, OUT runs/exp_hm_reasoning_small)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source experiments/lib.sh
@@ -18,7 +18,7 @@ STEPS=${STEPS:-3000}
 BATCH=${BATCH:-64}
 LR=${LR:-3e-3}
 SEEDS=${SEEDS:-"1 2"}
-TRAIN_PER_DEPTH=${TRAIN_PER_DEPTH:-20000}
+TRAIN_PER_DEPTH=${TRAIN_PER_DEPTH:-10000}
 GATE=${GATE:-0.05}
 THREADS=${THREADS:-1}
 OUT=${OUT:-runs/exp_hm_reasoning_small}
@@ -29,7 +29,7 @@ export OMP_NUM_THREADS=$THREADS
 mkdir -p "$OUT"
 DATA=$OUT/data
 [ -f "$DATA/manifest.json" ] || python3 experiments/hmodel_e1_small.py "$DATA" --train-per-depth "$TRAIN_PER_DEPTH" \
-  --test-per-depth 500 --max-depth 3 --seed 0
+  --test-per-depth 250 --max-depth 3 --seed 0
 train() {  # NAME CONFIG SEED
   local run=$OUT/${1}_s$3
   if ! run_done "$run" "$STEPS"; then
