@@ -8,9 +8,12 @@
 # (per-sequence routing, heads initialised to the chain; equal parameters to static_T2 plus the
 # routing heads), and the static T4 stack (d 64: the same 4 layer calls per example as hm_T4 along its
 # walk, twice the parameters). Same data, steps, batch, lr and seeds for all. Accuracy by depth on the
-# test split (`dynarch eval`). Writes docs/experiments/hmodel_reasoning_small.{md,json}.
+# test split (`dynarch eval`). Writes docs/experiments/$REPORT.{md,json}. STEPS 3000 puts every model at
+# the ceiling; STEPS 300 (REPORT hmodel_reasoning_small_300, OUT runs/exp_hm_reasoning_small_300) compares
+# what each learns from a small budget.
 # Usage: experiments/hmodel_reasoning_small.sh  (env STEPS 3000, BATCH 64, LR 3e-3, SEEDS "1 2",
-#        TRAIN_PER_DEPTH 10000, GATE 0.05, THREADS 1, OUT runs/exp_hm_reasoning_small)
+#        TRAIN_PER_DEPTH 10000, GATE 0.05, THREADS 1, OUT runs/exp_hm_reasoning_small,
+#        REPORT hmodel_reasoning_small)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source experiments/lib.sh
@@ -22,6 +25,7 @@ TRAIN_PER_DEPTH=${TRAIN_PER_DEPTH:-10000}
 GATE=${GATE:-0.05}
 THREADS=${THREADS:-1}
 OUT=${OUT:-runs/exp_hm_reasoning_small}
+REPORT=${REPORT:-hmodel_reasoning_small}
 DOC=docs/experiments
 BIN=./build/dynarch
 C=experiments/configs
@@ -56,5 +60,5 @@ else
   echo "[exp] static_T2 does not beat the lookup by $GATE on every seed: H-Model runs skipped"
 fi
 python3 experiments/report_hmodel_reasoning_small.py "$OUT" "$DOC" "$SEEDS" \
-  --command "experiments/hmodel_reasoning_small.sh (STEPS=$STEPS BATCH=$BATCH LR=$LR SEEDS=\"$SEEDS\" TRAIN_PER_DEPTH=$TRAIN_PER_DEPTH)"
-echo "[exp] report: $DOC/hmodel_reasoning_small.md"
+  --name "$REPORT" --command "experiments/hmodel_reasoning_small.sh (STEPS=$STEPS BATCH=$BATCH LR=$LR SEEDS=\"$SEEDS\" TRAIN_PER_DEPTH=$TRAIN_PER_DEPTH)"
+echo "[exp] report: $DOC/$REPORT.md"

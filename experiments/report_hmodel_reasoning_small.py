@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Report for experiments/hmodel_reasoning_small.sh (E1, third round, issue #19).
 
-Usage: report_hmodel_reasoning_small.py OUT DOC "SEEDS" [--gate G] [--command CMD]
+Usage: report_hmodel_reasoning_small.py OUT DOC "SEEDS" [--gate G] [--command CMD] [--name NAME]
   --gate G  only check: exit 0 when static_T2 beats the lookup reference by G on every seed, else 1.
 """
 import argparse
@@ -21,6 +21,7 @@ ap.add_argument("doc")
 ap.add_argument("seeds")
 ap.add_argument("--gate", type=float)
 ap.add_argument("--command", default="experiments/hmodel_reasoning_small.sh")
+ap.add_argument("--name", default="hmodel_reasoning_small")  # docs/experiments/NAME.{md,json}
 a = ap.parse_args()
 seeds = a.seeds.split()
 test = [json.loads(l) for l in open(os.path.join(a.out, "data", "test.jsonl"))]
@@ -102,9 +103,9 @@ L += ["", "Validation accuracy (300 fixed test items) by step:", ""]
 for n, _ in MODELS:
     for r in res[n]:
         L.append(f"- {r['run']}: " + ", ".join(f"{s}: {v:.3f}" for s, v in r["val_curve"]))
-notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hmodel_reasoning_small_notes.md")
+notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), a.name + "_notes.md")
 if os.path.exists(notes):
     L += ["", open(notes).read().strip()]
-open(os.path.join(a.doc, "hmodel_reasoning_small.md"), "w").write("\n".join(L) + "\n")
-json.dump({"lookup": ref, "models": res, "dataset": man}, open(os.path.join(a.doc, "hmodel_reasoning_small.json"), "w"),
+open(os.path.join(a.doc, a.name + ".md"), "w").write("\n".join(L) + "\n")
+json.dump({"lookup": ref, "models": res, "dataset": man}, open(os.path.join(a.doc, a.name + ".json"), "w"),
           indent=1)
