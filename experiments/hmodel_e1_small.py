@@ -16,9 +16,13 @@ and the question change:
   so the question is no longer derived; they carry depth d. Each depth is balanced True/False, so the
   lookup reference (True iff the question is a stated fact) scores 1.0 at depth 0 and 0.5 deeper.
 
+--in-context: every item draws its own rule base and writes the rules it needs (those concluding the
+question or one of its ancestors, plus 2 others) into the text, "facts|rules?q" with rules as "ab>c"
+separated by ",", e.g. "dkb|d>i,bi>o,o>t,c>j?t": the model has to read the rules, not recall them.
+
 Writes OUT/{train,test}.jsonl ({"text","label","depth"}, what dynarch train/eval read),
 OUT/rules.txt and OUT/manifest.json. Test texts never occur in train.
-Usage: hmodel_e1_small.py OUT [--train-per-depth N] [--test-per-depth N] [--max-depth D] [--seed S]
+Usage: hmodel_e1_small.py OUT [--train-per-depth N] [--test-per-depth N] [--max-depth D] [--seed S] [--in-context]
 """
 import argparse
 import json
@@ -73,6 +77,20 @@ def near_miss(rng, rules, facts, q):
     return None
 
 
+def written_rules(rng, rules, q):  # the rules a proof of q can use, plus 2 distractors, shuffled
+    need, todo = set(), [q]
+    while todo:
+        c = todo.pop()
+        for p, cc in rules:
+            if cc == c and (p, cc) not in need:
+                need.add((p, cc))
+                todo += list(p)
+    rest = [r for r in rules if r not in need]
+    out = list(need) + rng.sample(rest, min(2, len(rest)))
+    rng.shuffle(out)
+    return ",".join("".join(p) + ">" + c for p, c in out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -80,6 +98,7 @@ def main():
     ap.add_argument("--test-per-depth", type=int, default=250)
     ap.add_argument("--max-depth", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--in-context", action="store_true")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     rules = rule_base(rng)
@@ -89,11 +108,13 @@ def main():
     def items(n, d):  # n items of depth d, half True, half their near misses
         out = []
         while len(out) < n:
-            facts, q = sample_true(rng, rules, d)
-            neg = near_miss(rng, rules, facts, q)
+            rs = rule_base(rng) if a.in_context else rules
+            facts, q = sample_true(rng, rs, d)
+            neg = near_miss(rng, rs, facts, q)
             if neg is None:
                 continue
-            pair = [("".join(facts) + "?" + q, "True"), ("".join(neg[0]) + "?" + q, "False")]
+            mid = "|" + written_rules(rng, rs, q) if a.in_context else ""
+            pair = [("".join(facts) + mid + "?" + q, "True"), ("".join(neg[0]) + mid + "?" + q, "False")]
             if any(t in seen for t, _ in pair):
                 continue
             out += [{"text": t, "label": l, "depth": d} for t, l in pair]
@@ -109,7 +130,8 @@ def main():
     with open(os.path.join(a.out, "rules.txt"), "w") as g:
         g.writelines(f"{' & '.join(p)} -> {c}\n" for p, c in rules)
     json.dump({"generator": "experiments/hmodel_e1_small.py", "seed": a.seed, "max_depth": a.max_depth,
-               "train_per_depth": a.train_per_depth, "test_per_depth": a.test_per_depth, "train": len(train), "test": len(test), "rules": len(rules), "atoms": ATOMS},
+               "train_per_depth": a.train_per_depth, "test_per_depth": a.test_per_depth, "train": len(train), "test": len(test), "rules": len(rules), "atoms": ATOMS,
+               "in_context": a.in_context},
               open(os.path.join(a.out, "manifest.json"), "w"), indent=1)
 
 

@@ -13,7 +13,7 @@
 # what each learns from a small budget.
 # Usage: experiments/hmodel_reasoning_small.sh  (env STEPS 3000, BATCH 64, LR 3e-3, SEEDS "1 2",
 #        TRAIN_PER_DEPTH 10000, GATE 0.05, THREADS 1, OUT runs/exp_hm_reasoning_small,
-#        REPORT hmodel_reasoning_small)
+#        REPORT hmodel_reasoning_small, IN_CONTEXT 0 (1: the rules written in each item), SEQ_LEN 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source experiments/lib.sh
@@ -26,6 +26,8 @@ GATE=${GATE:-0.05}
 THREADS=${THREADS:-1}
 OUT=${OUT:-runs/exp_hm_reasoning_small}
 REPORT=${REPORT:-hmodel_reasoning_small}
+SEQ_LEN=${SEQ_LEN:-64}                   # longest item + BOS must fit (in-context items: 128)
+IC=(); [ "${IN_CONTEXT:-0}" = 1 ] && IC=(--in-context)
 DOC=docs/experiments
 BIN=./build/dynarch
 C=experiments/configs
@@ -33,7 +35,7 @@ export OMP_NUM_THREADS=$THREADS
 mkdir -p "$OUT"
 DATA=$OUT/data
 [ -f "$DATA/manifest.json" ] || python3 experiments/hmodel_e1_small.py "$DATA" --train-per-depth "$TRAIN_PER_DEPTH" \
-  --test-per-depth 250 --max-depth 3 --seed 0
+  --test-per-depth 250 --max-depth 3 --seed 0 "${IC[@]}"
 train() {  # NAME CONFIG SEED
   local run=$OUT/${1}_s$3
   if ! run_done "$run" "$STEPS"; then
@@ -41,7 +43,7 @@ train() {  # NAME CONFIG SEED
     echo "[exp] $1 seed $3 ($STEPS steps x $BATCH)"
     local start; start=$(date +%s)
     "$BIN" train --config "$2" --data "$DATA" --out "$run" --steps "$STEPS" --batch "$BATCH" --lr "$LR" \
-      --seq-len 64 --seed "$3" --eval-every 250 --eval-windows 300 --save-every 100000 --threads "$THREADS" \
+      --seq-len "$SEQ_LEN" --seed "$3" --eval-every 250 --eval-windows 300 --save-every 100000 --threads "$THREADS" \
       --no-progress > "$run.log" 2>&1
     echo $(( $(date +%s) - start )) > "$run/train_seconds"
   fi
@@ -60,5 +62,5 @@ else
   echo "[exp] static_T2 does not beat the lookup by $GATE on every seed: H-Model runs skipped"
 fi
 python3 experiments/report_hmodel_reasoning_small.py "$OUT" "$DOC" "$SEEDS" \
-  --name "$REPORT" --command "experiments/hmodel_reasoning_small.sh (STEPS=$STEPS BATCH=$BATCH LR=$LR SEEDS=\"$SEEDS\" TRAIN_PER_DEPTH=$TRAIN_PER_DEPTH)"
+  --name "$REPORT" --command "experiments/hmodel_reasoning_small.sh (STEPS=$STEPS IN_CONTEXT=${IN_CONTEXT:-0} BATCH=$BATCH LR=$LR SEEDS=\"$SEEDS\" TRAIN_PER_DEPTH=$TRAIN_PER_DEPTH)"
 echo "[exp] report: $DOC/$REPORT.md"
