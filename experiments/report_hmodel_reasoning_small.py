@@ -79,9 +79,13 @@ if a.gate is not None:
 
 man = json.load(open(os.path.join(a.out, "data", "manifest.json")))
 L = ["# E1 on a task the small models can learn: H-Model vs static stack by proof depth (issue #19)", "",
-     f"Command: `{a.command}`. Dataset: `experiments/hmodel_e1_small.py` (seed {man['seed']}): a fixed Horn rule base "
-     f"({man['rules']} rules over 24 one-letter atoms in 4 levels, memorised in the weights), per item 3-5 facts and a "
-     "question, e.g. `dkb?t`; label True iff forward chaining derives the question (closed world); depth = the round "
+     f"Command: `{a.command}`. Dataset: `experiments/hmodel_e1_small.py` (seed {man['seed']}): "
+     + ("a Horn rule base drawn per item (24 one-letter atoms in 4 levels) and written into the item, "
+        "per item 3-5 facts, the rules a proof can use plus 2 others, and a question, e.g. `gib|o>v,g>k,bg>j,f>j?j`; "
+        if man.get("in_context") else
+        f"a fixed Horn rule base ({man['rules']} rules over 24 one-letter atoms in 4 levels, memorised in the "
+        "weights), per item 3-5 facts and a question, e.g. `dkb?t`; ")
+     + "label True iff forward chaining derives the question (closed world); depth = the round "
      f"at which it is first derived; False items are near misses (a True item of the same depth with one needed fact "
      f"swapped). Depths 0-{man['max_depth']}, balanced True/False per depth; {man['train']} training and {man['test']} "
      "test items (no test text in train). All models d 64, 4 heads, classification from the last byte (the question), "
