@@ -21,7 +21,7 @@
 # T = 4 (each source's chain IN -> 4 layers -> OUT fits in 4 iterations; hmodel_compose.sh used 8,
 # which doubles the cost: every node runs at every iteration).
 # Usage: experiments/hmodel_compose_gap.sh  (env SRC_STEPS 400, STEPS 100, LONG_STEPS 300, T 4,
-#        SEEDS "1 2", THREADS 1, OUT runs/exp_hm_compose_gap, VARIANTS "in_en fresh in_code fresh_long in_en_w in_en_w_long")
+#        SEEDS "1 2", THREADS 1, OUT runs/exp_hm_compose_gap, VARIANTS "fresh fresh_long in_en in_code in_en_w in_en_w_long")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source experiments/lib.sh
@@ -31,7 +31,7 @@ LONG_STEPS=${LONG_STEPS:-300}
 T=${T:-4}
 SEEDS=${SEEDS:-"1 2"}
 THREADS=${THREADS:-1}
-VARIANTS=${VARIANTS-"in_en fresh in_code fresh_long in_en_w in_en_w_long"}
+VARIANTS=${VARIANTS-"fresh fresh_long in_en in_code in_en_w in_en_w_long"}
 OUT=${OUT:-runs/exp_hm_compose_gap}
 DOC=docs/experiments
 BIN=./build/dynarch
