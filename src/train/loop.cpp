@@ -166,9 +166,14 @@ class Loop {
     r.stop = v[i] > 0;
   }
 
+  // units per second over all ranks (--batch is per rank), timed on this rank
+  double global_rate(const StepResult& r) const {
+    return obj_.units_per_step() * (s_.dp ? s_.dp->world() : 1) / r.seconds;
+  }
+
   void write_line(const StepResult& r) {
     json line{{"step", s_.step}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
-              {obj_.rate_key(), obj_.units_per_step() / r.seconds}};
+              {obj_.rate_key(), global_rate(r)}};
     for (auto& [k, v] : r.task) line[k] = v;
     for (auto& [k, v] : r.aux) line[k] = v;
     if (auto* hm = find_hmodel(*s_.model)) line["hmodel_alpha"] = hm->alpha();
@@ -189,7 +194,7 @@ class Loop {
 
   std::string progress_text(const StepResult& r) {
     for (auto& [k, v] : r.task) ema_[k] = ema_.count(k) ? 0.9 * ema_[k] + 0.1 * v : v;
-    std::string text = obj_.progress(ema_, s_.last_val, obj_.units_per_step() / r.seconds);
+    std::string text = obj_.progress(ema_, s_.last_val, global_rate(r));
     for (size_t st = 0; st < r.F.size(); ++st)
       text += fmt::format(" | s{} {:.2f}B/c F {:.3f} G {:.3f}", st, 1.0 / std::max(r.F[st], 1e-9), r.F[st], r.G[st]);
     if (hc_gain_ >= 0) text += fmt::format(" | hc gain {:.3g}", hc_gain_);
