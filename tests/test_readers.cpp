@@ -27,7 +27,7 @@ std::string error_of(const std::function<void()>& f) {
 }
 
 json iso(const std::string& layout = "T1") {
-  return json{{"arch_layout", {layout}}, {"d_model", {32}}, {"d_intermediate", {64}}};
+  return json{{"arch_layout", {layout}}, {"d_model", {32}}, {"d_intermediate", {64}}, {"attn_cfg", {{"num_heads", {2}}}}};
 }
 
 std::string config_error(const json& j) {
@@ -100,6 +100,9 @@ TEST(Readers, ResumeValidatesTheOptionsFile) {
   train_new(o, ModelConfig::from_json(iso(), "tiny"), RunControl{1, false, 2});
   const auto file = (d / "run" / "checkpoint" / "train_options.json").string();
   const auto saved = json::parse(io::read_file(file));
+  // Without the manifest (an older checkpoint) the edit is not caught as damage, so the
+  // options checks themselves must reject it.
+  fs::remove(d / "run" / "checkpoint" / "manifest.json");
   for (auto [key, value, needle] : {std::tuple{"batch", 0, "--batch"}, {"accum", 0, "--accum"}, {"seq_len", 1, "--seq-len"}}) {
     auto edited = saved;
     edited[key] = value;
