@@ -51,7 +51,9 @@ fi
 echo "    error: $(head -c 400 "$T/err")"
 grep -q "No space left on device" "$T/err" && ok "the error says the disk is full" || bad "no ENOSPC in: $(cat "$T/err")"
 grep -qF "$RUN/checkpoint" "$T/err" && ok "the error names the path" || bad "the error does not name $RUN/checkpoint…: $(cat "$T/err")"
-for f in model.safetensors trainer.safetensors config.json; do
+python3 "$(dirname "$0")/same_trainer.py" "$T/ref/checkpoint/trainer.safetensors" "$RUN/checkpoint/trainer.safetensors" &&
+  ok "step-2 checkpoint trainer.safetensors intact" || bad "checkpoint/trainer.safetensors differs from the reference"
+for f in model.safetensors config.json; do
   cmp -s "$T/ref/checkpoint/$f" "$RUN/checkpoint/$f" && ok "step-2 checkpoint $f intact" || bad "checkpoint/$f differs from the reference"
 done
 "$BIN" eval -m "$RUN" --file "$T/corpus.txt" --seq-len 32 --no-progress >"$T/out" 2>"$T/err" &&

@@ -11,6 +11,7 @@ set -u
 N=${1:?usage: soak_resume.sh N [path/to/dynarch]}
 BIN=${2:-$(dirname "$0")/../build/dynarch}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+HERE=$(cd "$(dirname "$0")" && pwd)
 SEED=${SOAK_SEED:-$RANDOM}
 RANDOM=$SEED
 T=$(mktemp -d)
@@ -42,9 +43,11 @@ ref_s=$(python3 -c "import time; print(max(0.5, time.time() - $start))")
 compare() {
   local run=$1 f rc=0
   state_ok=1 metrics_ok=1
-  for f in model.safetensors trainer.safetensors config.json; do
+  for f in model.safetensors config.json; do
     cmp -s "$T/ref/checkpoint/$f" "$run/checkpoint/$f" || { echo "    $f differs"; state_ok=0; }
   done
+  python3 "$HERE/same_trainer.py" "$T/ref/checkpoint/trainer.safetensors" "$run/checkpoint/trainer.safetensors" ||
+    { echo "    trainer.safetensors differs (besides metrics_bytes)"; state_ok=0; }
   python3 - "$T/ref" "$run" <<'PY' || rc=$?
 import json, sys
 ref, run = sys.argv[1], sys.argv[2]
