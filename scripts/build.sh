@@ -13,4 +13,7 @@ if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
   cmake -S . -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release "$@"
 fi
 # Two cores and ~1 GB per torch TU: -j2 fits the 24 GB machines comfortably.
-cmake --build "$BUILD_DIR" -j"${JOBS:-$(nproc)}"
+# TARGETS="a b": build only these (scripts/test.sh skips the benchmark programs).
+TARGET_ARGS=()
+[ -n "${TARGETS:-}" ] && TARGET_ARGS=(--target ${TARGETS})
+cmake --build "$BUILD_DIR" -j"${JOBS:-$(nproc)}" "${TARGET_ARGS[@]}"

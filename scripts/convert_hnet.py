@@ -17,6 +17,7 @@ import os
 import struct
 import sys
 import tempfile
+import zlib
 
 DTYPES = {}  # torch dtype -> safetensors name, filled lazily (torch import is slow)
 
@@ -121,6 +122,23 @@ def save_safetensors(path, tensors, metadata=None):
     os.replace(tmp, path)
 
 
+def write_manifest(out_dir, names):
+    """manifest.json as dynarch writes it (src/run/manifest.h): size and CRC-32 of each file."""
+    files = {}
+    for name in names:
+        crc, size = 0, 0
+        with open(os.path.join(out_dir, name), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                crc, size = zlib.crc32(block, crc), size + len(block)
+        files[name] = {"bytes": size, "crc32": f"{crc:08x}"}
+    m = {"format": "dynarch-manifest", "version": 1, "checksum": "crc32", "files": files}
+    tmp = os.path.join(out_dir, "manifest.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(m, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, os.path.join(out_dir, "manifest.json"))
+
+
 def load_safetensors(path):
     torch = _torch()
     inv = {v: k for k, v in DTYPES.items()}
@@ -163,6 +181,7 @@ def convert(pt_path, config_path, out_dir):
     save_safetensors(os.path.join(out_dir, "model.safetensors"), tensors, {"source": os.path.basename(pt_path)})
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
+    write_manifest(out_dir, ["config.json", "model.safetensors"])  # last: dynarch verifies against it
     print(f"{len(tensors)} tensors, {sum(t.numel() for t in tensors.values())} parameters -> {out_dir}")
 
 
@@ -199,6 +218,9 @@ def selftest():
         for k in sd:
             assert back[k].dtype == sd[k].dtype and back[k].shape == sd[k].shape, k
             assert bool((back[k] == sd[k]).all()), f"values differ for {k}"
+        man = json.load(open(os.path.join(out, "manifest.json")))
+        assert man["files"]["model.safetensors"]["bytes"] == os.path.getsize(os.path.join(out, "model.safetensors"))
+        assert man["files"]["config.json"]["crc32"] == f"{zlib.crc32(open(os.path.join(out, 'config.json'), 'rb').read()):08x}"
         assert "backbone.main_network.main_network.pad_dimension" in back  # 32 -> 48
         assert "backbone.main_network.pad_dimension" not in back           # 32 -> 32
         assert back["backbone.main_network.main_network.main_network.layers.0.mlp.fc1.weight"].shape == (256, 48)

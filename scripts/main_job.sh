@@ -23,7 +23,7 @@ else
     --steps "$STEPS" --batch "$BATCH" --seq-len "$SEQ" --lr "$LR" --dtype "${DTYPE:-auto}" --eval-every 200 --eval-windows 64
 fi
 ./build/dynarch eval -m "$RUN" --file data/en/val.bin --dtype "${DTYPE:-auto}"
-if ./build/dynarch info -m "$RUN" | grep -q '"stages":0'; then :; else
+if ./build/dynarch info -m "$RUN" --json | grep -q '"stages":0'; then :; else
   echo "--- chunk view ($RUN/chunks.html) ---"
   head -c 1400 data/en/val.bin | tail -c 600 > "$RUN/sample.txt"
   ./build/dynarch chunks -m "$RUN" --file "$RUN/sample.txt" --html "$RUN/chunks.html"

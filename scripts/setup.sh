@@ -7,7 +7,8 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PKGS=(build-essential cmake ccache mold ninja-build pkg-config
       libtorch-dev libopenblas0-openmp libgloo-dev
       nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
-      python3 python3-torch python3-omegaconf xz-utils gzip)
+      python3 python3-torch python3-omegaconf xz-utils gzip
+      clang libclang-rt-14-dev)  # clang + its fuzzer/sanitizer runtimes: scripts/fuzz.sh
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,7 @@
 # train -> interrupt -> resume -> eval -> score -> generate cycle.
 # Usage: cli_test.sh path/to/dynarch
 set -u
-BIN=${1:?usage: cli_test.sh path/to/dynarch}
+BIN=$(readlink -f "${1:?usage: cli_test.sh path/to/dynarch}")  # absolute: some cases change directory
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 pass=0; fail=0
@@ -85,6 +85,7 @@ if /usr/bin/python3 -c "import torch" 2>/dev/null; then
   expect_ok "write a synthetic official checkpoint" /usr/bin/python3 "$SCRIPTS/convert_hnet.py" --write-synthetic "$T/hnet.json" "$T/official.pt"
   expect_ok "convert it" /usr/bin/python3 "$SCRIPTS/convert_hnet.py" "$T/official.pt" "$T/hnet.json" "$T/conv"
   expect_ok "converted weights load 1:1 and generate" "$BIN" generate -m "$T/conv" -p "the" -n 16 --seed 1
+  grep -q "not verified" "$T/err" && bad "the converter's manifest (Python zlib.crc32) was not used" || ok "converted weights verified against their manifest"
   expect_ok "batch generation (4 samples)" "$BIN" generate -m "$T/conv" -p "the" -n 16 --samples 4
   [ "$(grep -c "^--- sample" "$T/out")" = 4 ] && ok "4 samples printed" || bad "sample count"
   cp "$T/hnet.json" "$T/hnet_wide.json"; sed -i 's/\[32, 32, 48\]/[32, 48, 48]/' "$T/hnet_wide.json"
@@ -185,6 +186,69 @@ grep -q "accuracy" "$T/out" && grep -q '"by_depth"' "$T/out" && grep -q '"by_lab
 echo '{"text": "x", "label": "Maybe"}' > "$T/badlabel.jsonl"
 expect_fail "eval: unknown label names file and line" "badlabel.jsonl:1" "$BIN" eval -m "$T/cls" --file "$T/badlabel.jsonl"
 expect_fail "generate from a classifier" "classifier" "$BIN" generate -m "$T/cls" -p x -n 3
+
+# Reliability (issue #18): metrics survive kill -9, damaged checkpoints are named,
+# options and output paths are checked before any work, one summary line at the end.
+KTRAIN=(train --config "$T/model.json" --data "$T/corpus.txt" --steps 12 --batch 2 --seq-len 32 --save-every 5
+        --eval-every 20 --eval-windows 2 --threads 1 --no-progress)
+expect_ok "uninterrupted reference run" "$BIN" "${KTRAIN[@]}" --out "$T/k0"
+last=$(tail -n 1 "$T/out")
+case "$last" in *"12/12 steps"*"loss "*"val bpb "*"bytes/s"*"$T/k0"*) ok "train --no-progress ends with a summary line";;
+  *) bad "no summary line at the end of train's output: '$last'";; esac
+killed() {  # killed NAME CMD...: the command must die of SIGKILL (exit 137)
+  local name=$1; shift
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  [ "$rc" = 137 ] && ok "$name" || bad "$name (exit $rc, want 137)"
+}
+killed "kill -9 right after the checkpoint of step 5" "$BIN" "${KTRAIN[@]}" --out "$T/k1" --kill-at 5
+killed "resume, kill -9 at step 7 (checkpoint still at 5)" "$BIN" train --resume "$T/k1" --threads 1 --no-progress --kill-at 7
+printf '{"step": 8, "loss": 1.2' >> "$T/k1/metrics.jsonl"  # a line torn by the kill
+killed "resume, kill -9 at step 11 (checkpoint at 10)" "$BIN" train --resume "$T/k1" --threads 1 --no-progress --kill-at 11
+expect_ok "resume to the end" "$BIN" train --resume "$T/k1" --threads 1 --no-progress
+cat > "$T/cmp_metrics.py" <<'EOF'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+steps = [r["step"] for r in b if "loss" in r]
+assert steps == list(range(1, 13)), steps
+assert len(a) == len(b), (len(a), len(b))
+for x, y in zip(a, b):
+    assert (x["step"], x.get("loss"), x.get("val_bpb")) == (y["step"], y.get("loss"), y.get("val_bpb")), (x, y)
+EOF
+python3 "$T/cmp_metrics.py" "$T/k0/metrics.jsonl" "$T/k1/metrics.jsonl" >"$T/err" 2>&1 \
+  && ok "after 3 kills metrics.jsonl holds every step once, in order, equal to the uninterrupted run" || bad "metrics after kills"
+cp -r "$T/k0/checkpoint" "$T/dmg"
+python3 -c "import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[len(b)-len(b)//4]^=16; open(p,'wb').write(b)" "$T/dmg/model.safetensors"
+expect_fail "a flipped byte in the weights is named" "model.safetensors is damaged" "$BIN" eval -m "$T/dmg" --file "$T/small.txt"
+cp -r "$T/k0/checkpoint" "$T/nan" && rm "$T/nan/manifest.json"  # edited by hand: loads unverified
+cat > "$T/nan_weights.py" <<'EOF'
+import json, struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", b[:8])[0]
+start = 8 + n + json.loads(b[8:8 + n])["lm_head.weight"]["data_offsets"][0]
+b[start:start + 4] = struct.pack("<f", float("nan"))
+open(sys.argv[1], "wb").write(b)
+EOF
+python3 "$T/nan_weights.py" "$T/nan/model.safetensors"
+expect_fail "eval of NaN weights fails" "not finite" "$BIN" eval -m "$T/nan" --file "$T/small.txt"
+grep -q "no manifest.json" "$T/err" && ok "a checkpoint without a manifest loads with a warning" || bad "no manifest warning"
+expect_fail "score of NaN weights fails" "not finite" "$BIN" score -m "$T/nan" --file "$T/small.txt" -o "$T/nan.f32"
+[ ! -e "$T/nan.f32" ] && ok "score writes nothing when it fails" || bad "score wrote NaN output"
+expect_fail "--lr inf is rejected before training" "--lr" "$BIN" "${TRAIN[@]}" --data "$T/corpus.txt" --out "$T/r0" --lr inf
+expect_fail "score checks its output path first" "$T/nodir/nll.f32" "$BIN" score -m "$T/nomodel" --file "$T/small.txt" -o "$T/nodir/nll.f32"
+expect_fail "eval checks its --json path first" "$T/nodir/acc.json" "$BIN" eval -m "$T/nomodel" --file "$T/small.txt" --json "$T/nodir/acc.json"
+if [ "$(id -u)" != 0 ]; then  # root writes into read-only directories anyway
+  mkdir -p "$T/ro" && chmod 555 "$T/ro"
+  expect_fail "score into a read-only directory" "$T/ro/nll.f32" "$BIN" score -m "$T/run" --file "$T/small.txt" -o "$T/ro/nll.f32"
+fi
+mkdir -p "$T/cwd" && cp "$T/corpus.txt" "$T/model.json" "$T/cwd/"
+(cd "$T/cwd" && "$BIN" train --config model.json --data corpus.txt --out rel --steps 4 --batch 2 --seq-len 32 \
+  --eval-every 2 --eval-windows 2 --threads 1 --no-progress --stop-at 2 >/dev/null 2>&1)
+expect_ok "resume from another working directory" bash -c "cd / && '$BIN' train --resume '$T/cwd/rel' --threads 1 --no-progress"
+expect_ok "info prints a readable summary" "$BIN" info --config "$T/model.json"
+grep -q "parameters" "$T/out" && ! grep -q '^{' "$T/out" && ok "info: text by default" || bad "info text output"
+expect_ok "info --json" "$BIN" info --config "$T/model.json" --json
+python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["params"] > 0' "$T/out" && ok "info --json prints JSON" || bad "info --json output"
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

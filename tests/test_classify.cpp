@@ -10,6 +10,7 @@
 #include "data/corpus.h"
 #include "data/labeled.h"
 #include "data/reasoning.h"
+#include "io/safetensors.h"
 #include "train/classify_objective.h"
 #include "run/checkpoint.h"
 #include "train/trainer.h"
@@ -145,7 +146,8 @@ TEST(ClassifyHead, ShapesNamesAndNoLmPath) {
   EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{4, 3}));
   EXPECT_EQ(logits.scalar_type(), at::kFloat);
   EXPECT_THROW(m.forward(ids), UserError);
-  ByteLM lm(ModelConfig::from_json(json::parse(R"({"arch_layout": ["T1"], "d_model": [32], "d_intermediate": [64]})"), "l"));
+  ByteLM lm(ModelConfig::from_json(json::parse(R"({"arch_layout": ["T1"], "d_model": [32], "d_intermediate": [64],
+                                                     "attn_cfg": {"num_heads": [2]}})"), "l"));
   EXPECT_THROW(lm.classify(ids, {}), UserError);
 }
 
@@ -387,4 +389,47 @@ TEST(ClassifyTrain, HModelClassifierGetsAuxLossesAndAlphaSchedule) {
   for (auto& kv : a->named_parameters())
     if (kv.key().find(".head.") != std::string::npos) diff = std::max(diff, maxdiff(kv.value(), pb[kv.key()]));
   EXPECT_GT(diff, 1e-6);
+}
+
+// --init-from: an LM's body goes into a classifier of the same layout (the LM head has
+// no counterpart, the classifier head stays as initialised); a shape clash and a model
+// with nothing in common fail instead of silently training from scratch.
+TEST(InitFrom, CopiesSharedTensorsKeepsTheRestAndRejectsMismatches) {
+  auto dir = temp_dir("init_from");
+  auto lm_json = classifier_json();
+  lm_json.erase("task");
+  torch::manual_seed(3);
+  ByteLM lm(ModelConfig::from_json(lm_json, "l"));
+  save_weights((dir / "lm.safetensors").string(), lm);
+  torch::manual_seed(4);
+  ByteLM cls(ModelConfig::from_json(classifier_json(), "c"));
+  const auto head_before = cls.named_parameters()["cls_head.weight"].clone();
+  auto lp = lm.named_parameters();
+  ASSERT_GT(maxdiff(lp["embeddings.weight"], cls.named_parameters()["embeddings.weight"]), 0.1);
+  std::vector<std::string> kept;
+  const int64_t n = init_weights_from((dir / "lm.safetensors").string(), cls, &kept);
+  EXPECT_EQ(kept, (std::vector<std::string>{"cls_head.weight", "cls_head.bias"}));
+  EXPECT_EQ(n, (int64_t)cls.named_parameters().size() - 2);
+  EXPECT_EQ(n, (int64_t)lp.size() - 1);  // all but lm_head.weight
+  for (auto& kv : cls.named_parameters()) {
+    if (kv.key().rfind("cls_head.", 0) == 0) continue;
+    EXPECT_EQ(maxdiff(kv.value(), lp[kv.key()]), 0.0) << kv.key();
+  }
+  EXPECT_EQ(maxdiff(cls.named_parameters()["cls_head.weight"], head_before), 0.0);
+  auto wide = classifier_json();
+  wide["d_model"] = json::array({48});
+  ByteLM other(ModelConfig::from_json(wide, "w"));
+  try {
+    init_weights_from((dir / "lm.safetensors").string(), other);
+    ADD_FAILURE() << "a shape clash must fail";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("has shape"), std::string::npos) << e.what();
+  }
+  io::save_safetensors((dir / "other.safetensors").string(), {{"unrelated.weight", torch::ones({2, 2})}}, {});
+  try {
+    init_weights_from((dir / "other.safetensors").string(), cls);
+    ADD_FAILURE() << "weights with nothing in common must fail";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("no tensor"), std::string::npos) << e.what();
+  }
 }

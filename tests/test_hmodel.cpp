@@ -60,6 +60,9 @@ TEST(HModelConfig, BadConfigsNameTheField) {
   EXPECT_NE(err({{"infer", {{"topk", 9}}}}).find("hmodel.infer.topk"), std::string::npos);
   EXPECT_NE(err({{"routing", {{"sharpen", "hardmax"}}}}).find("hmodel.routing.sharpen"), std::string::npos);
   EXPECT_NE(err({{"routing", {{"norm", "mean"}}}}).find("hmodel.routing.norm"), std::string::npos);
+  EXPECT_NE(err({{"routing", {{"power_of", "relu"}}}}).find("hmodel.routing.power_of"), std::string::npos);
+  EXPECT_NE(err({{"routing", {{"doubly_stochastic", true}, {"sharpen", "sigmoid"}}}}).find("hmodel.routing.sharpen"),
+            std::string::npos);
   EXPECT_NE(err({{"routing", {{"granularity", "per_word"}}}}).find("hmodel.routing.granularity"), std::string::npos);
   EXPECT_NE(err({{"head", {{"init", "random"}}}}).find("hmodel.head.init"), std::string::npos);
   EXPECT_NE(err({{"readout", {{"mode", "node:3"}}}}).find("hmodel.readout.mode"), std::string::npos);
@@ -91,23 +94,34 @@ TEST(HModelConfig, BadConfigsNameTheField) {
 TEST(HModelRouting, SharpeningVectors) {
   auto z = torch::tensor({1.0, 0.0, -1.0}, at::kDouble);
   auto sm = sharpen(z, {"softmax", 2.0, 0, false});
-  auto pw = sharpen(z, {"power", 2.0, 0, false});
   auto want = torch::tensor({0.866813, 0.117310, 0.015876}, at::kDouble);
   EXPECT_LT(maxdiff(sm, want), 1e-6);
-  EXPECT_LT(maxdiff(pw, sm), 1e-6);
+  // power on softmax weights: the spec's identity, against w^alpha / sum w^alpha written out
+  auto pw = sharpen(z, {"power", 2.0, 0, false, "softmax"});
+  auto w2 = at::softmax(z, -1).pow(2.0);
+  EXPECT_LT(maxdiff(pw, w2 / w2.sum()), 1e-12);
+  EXPECT_LT(maxdiff(pw, want), 1e-6);
   auto t2 = sharpen(z, {"softmax", 2.0, 2, false});
   EXPECT_LT(maxdiff(t2, torch::tensor({0.880797, 0.119203, 0.0}, at::kDouble)), 1e-6);
   EXPECT_EQ(t2[2].item<double>(), 0.0);
-  EXPECT_LT(maxdiff(sharpen(z, {"power", 2.0, 2, false}), t2), 1e-6);
   EXPECT_NEAR(normalized_entropy(sm).item<double>(), 0.401468, 1e-6);
   // sigmoid: per target, no simplex; top-k zeroes the rest
   auto sg = sharpen(z, {"sigmoid", 2.0, 1, false});
   EXPECT_NEAR(sg[0].item<double>(), 1.0 / (1.0 + std::exp(-2.0)), 1e-12);
   EXPECT_EQ(sg[1].item<double>(), 0.0);
-  // power equals softmax(alpha z) on random rows too
+  // power (default power_of = sigmoid) sharpens sigmoid gates: sigma(z)^alpha / sum, hand values,
+  // not softmax(alpha z) for any alpha (alpha = 1: the normalised gates)
+  EXPECT_LT(maxdiff(sharpen(z, {"power", 2.0, 0, false}), torch::tensor({0.623788, 0.291792, 0.084421}, at::kDouble)),
+            1e-6);
+  EXPECT_LT(maxdiff(sharpen(z, {"power", 1.0, 0, false}), torch::tensor({0.487372, 0.333333, 0.179294}, at::kDouble)),
+            1e-6);
+  EXPECT_GT(maxdiff(sharpen(z, {"power", 2.0, 0, false}), sm), 0.2);
+  EXPECT_LT(maxdiff(sharpen(z, {"power", 2.0, 2, false}), torch::tensor({0.681304, 0.318696, 0.0}, at::kDouble)),
+            1e-6);
   torch::manual_seed(0);
   auto r = torch::randn({50, 7}, at::kDouble);
-  EXPECT_LT(maxdiff(sharpen(r, {"power", 3.5, 0, false}), sharpen(r, {"softmax", 3.5, 0, false})), 1e-6);
+  auto g = at::sigmoid(r).pow(3.5);
+  EXPECT_LT(maxdiff(sharpen(r, {"power", 3.5, 0, false}), g / g.sum(-1, true)), 1e-12);
   // straight-through: forward = top-k, gradient = that of the dense rows
   auto za = z.clone().requires_grad_(true), zb = z.clone().requires_grad_(true);
   auto st = sharpen(za, {"softmax", 2.0, 2, true});
@@ -119,6 +133,7 @@ TEST(HModelRouting, SharpeningVectors) {
   // self-loop forbidden: -inf logit gets weight 0 in every mode
   auto zs = torch::tensor({1.0, -std::numeric_limits<double>::infinity(), 0.5}, at::kDouble);
   for (auto mode : {"softmax", "power", "sigmoid"}) EXPECT_EQ(sharpen(zs, {mode, 1.0, 0, false})[1].item<double>(), 0.0);
+  EXPECT_EQ(sharpen(zs, {"power", 2.0, 0, false, "softmax"})[1].item<double>(), 0.0);
   // hardening keeps the row's mass; the largest entry always survives
   auto hd = harden(sm, 1, 0.0);
   EXPECT_LT(maxdiff(hd, torch::tensor({1.0, 0.0, 0.0}, at::kDouble)), 1e-12);
@@ -183,6 +198,63 @@ TEST(HModelMetrics, WalkDepthAndJsVectors) {
   auto flow = s.collapsed_flow();
   EXPECT_NEAR(flow[1][1], 0.5, 1e-12);  // 1 -> 2
   EXPECT_NEAR(flow[2][2], 0.5, 1e-12);  // 2 -> OUT
+}
+
+TEST(HModelMetrics, CompareRoutesHandValues) {
+  // Two fixed routings (L = 2, T = 1) that differ only in IN's row at step 0:
+  // JS([0.7, 0.2, 0.1], [0.1, 0.2, 0.7]) = 0.365148 there, 0 for the layers' rows at step 1.
+  auto stats_of = [](std::vector<double> in_row) {
+    auto m = make_hmodel("f2", {{"T", 1}});
+    auto r0 = torch::zeros({3, 3}, at::kDouble), r1 = r0.clone();
+    r0[0] = torch::tensor(in_row, at::kDouble);
+    r1[1][2] = 1.0, r1[2][2] = 1.0;
+    m->fixed_routing = {r0, r1};
+    RouteRecorder rec;
+    torch::NoGradGuard ng;
+    m->forward(torch::randn({2, 3, 32}, at::kDouble));
+    RouteStats s;
+    s.add(rec.traces.at(0));
+    return s;
+  };
+  auto a = stats_of({0.7, 0.2, 0.1}), b = stats_of({0.1, 0.2, 0.7});
+  auto c = compare_routes(a, b);
+  EXPECT_NEAR(c.js[0][0], 0.365148, 1e-6);
+  EXPECT_NEAR(c.js[1][1], 0.0, 1e-12);
+  EXPECT_TRUE(std::isnan(c.js[0][1]) && std::isnan(c.js[1][0]));  // no such sender at that step
+  // weights = mean occupancy of the two sets: IN at step 0: 1; layer 1: (0.7 + 0.1) / 2; layer 2: 0.2
+  EXPECT_NEAR(c.weighted, 0.365148 / (1.0 + 0.4 + 0.2), 1e-6);
+  EXPECT_NEAR(c.plain, 0.365148 / 3, 1e-6);
+}
+
+TEST(HModelMetrics, HaltedTraceDepthCountsTheRestAtT) {
+  // L = 2, T = 3. Step 0: IN -> OUT 0.6, IN -> 1 0.4; step 1: 1 -> OUT 0.999, 1 -> 2 0.001;
+  // steps 2, 3: 2 -> OUT. After step 1 the walk's remaining mass is 0.4 * 0.001 = 4e-4 < halt_eps.
+  auto m = make_hmodel("f2", {{"T", 3}, {"infer", {{"halt_eps", 1e-3}}}});
+  auto C = [](std::vector<std::tuple<int, int, double>> e) {
+    auto c = torch::zeros({3, 3}, at::kDouble);
+    for (auto [i, k, v] : e) c[i][k] = v;
+    return c;
+  };
+  m->fixed_routing = {C({{0, 2, 0.6}, {0, 0, 0.4}}), C({{1, 2, 0.999}, {1, 1, 0.001}}), C({{2, 2, 1.0}}),
+                      C({{2, 2, 1.0}})};
+  m->eval();
+  torch::NoGradGuard ng;
+  auto x = torch::randn({2, 3, 32}, at::kDouble);
+  auto depth = [&] {
+    RouteRecorder rec;
+    m->forward(x);
+    RouteStats s;
+    s.add(rec.traces.at(0));
+    return std::pair{s.expected_depth(), rec.traces.at(0).steps.size()};
+  };
+  auto [halted, steps] = depth();
+  EXPECT_EQ(steps, 2u);  // stopped after step 1
+  EXPECT_EQ(m->stats.halted, 1);
+  EXPECT_EQ(m->stats.halted_rows, 2 * 3);
+  // e = [0.6, 0.3996, 0, 0]: 1 * 0.3996 + T * 4e-4 (the rest counts at T = 3, not at step 1)
+  EXPECT_NEAR(halted, 0.3996 + 3 * 4e-4, 1e-12);
+  m->cfg.halt_eps = 0;  // not halted: the rest exits at step 2
+  EXPECT_NEAR(depth().first, 0.3996 + 2 * 4e-4, 1e-12);
 }
 
 TEST(HModelWiring, ChainEqualsPlainStack) {
@@ -277,13 +349,25 @@ TEST(HModelWiring, ReadoutModes) {
 
 TEST(HModelWiring, SparseEqualsDense) {
   torch::manual_seed(6);
-  // softmax without hardening: every layer is active, nothing is skipped
-  auto m = make_hmodel("T1m1f1g1", {{"T", 3}}, /*randomise=*/true);
   torch::NoGradGuard ng;
   auto x = torch::randn({3, 8, 32}, at::kDouble);
-  auto sparse = m->forward(x);
+  // per-sequence top-1 routing: each node runs on a strict subset of the examples (gather, run,
+  // scatter), and the scattered rows must land where the dense run puts them
+  auto m = make_hmodel("T1m1f1g1", {{"T", 3}, {"routing", {{"topk", 1}, {"granularity", "per_sequence"}}}});
+  for (auto& kv : m->named_parameters())  // routing driven by the input, not by the biases
+    if (kv.key().find("head.proj.weight") != std::string::npos) kv.value().normal_(0.0, 1.0);
+    else if (kv.key().find("head.proj.bias") != std::string::npos) kv.value().zero_();
+  auto xs = torch::randn({6, 5, 32}, at::kDouble);
+  RouteRecorder rec;
+  auto sparse = m->forward(xs);
+  // IN's top-1 target at step 0 differs between examples: some node runs on a strict subset
+  auto first = std::get<1>(rec.traces.at(0).steps.at(0).C.select(-2, 0).max(-1)).reshape({-1});
+  EXPECT_GT(std::get<0>(at::_unique(first)).size(0), 1);
+  EXPECT_GT(m->stats.calls, 0);
+  EXPECT_LE(m->stats.calls, 6 * 3);  // at most one node per example and iteration: 3 of 12 per row
+  EXPECT_EQ(m->stats.calls_dense, 6 * 12);
   m->cfg.sparse = false;
-  EXPECT_EQ(maxdiff(sparse, m->forward(x)), 0.0);
+  EXPECT_LT(maxdiff(sparse, m->forward(xs)), 1e-12);  // a gathered batch may round differently
   // top-2 routing in the model: nodes skip rows/positions, same result
   auto k = make_hmodel("T1m1f1g1", {{"T", 3}, {"routing", {{"topk", 2}}}}, true);
   auto ks = k->forward(x);
@@ -354,6 +438,53 @@ TEST(HModelDecode, CausalAndStepEqualsForward) {
     for (int64_t b = 0; b < B; ++b)
       EXPECT_LT(maxdiff(m.forward(ids.narrow(0, b, 1)), full.narrow(0, b, 1)), 1e-5) << h.dump();
   }
+}
+
+TEST(HModelDecode, HaltingStepEqualsForward) {
+  // Halting (infer.halt_eps) per position, by the same rule in the full forward and in step
+  // decode; the stateful nodes' later-iteration slots still see the zero inputs of a halted byte.
+  torch::manual_seed(10);
+  ByteLM m(ModelConfig::from_json(hm_lm_config("T1m1f1g1", {{"T", 3}}), "t"));
+  auto* hm = find_hmodel(m);
+  randomise_heads(*hm);
+  m.eval();
+  torch::NoGradGuard ng;
+  const int64_t B = 2, S = 12;
+  auto ids = torch::randint(0, 256, {B, S}, at::kLong);
+  auto plain = m.forward(ids);
+  // eps = the median of the walk's remaining mass after step 0: about half the positions halt there
+  at::Tensor rest;
+  {
+    RouteRecorder rec;
+    m.forward(ids);
+    rest = (1.0 - rec.traces.at(0).steps.at(0).C.select(-2, 0).select(-1, hm->L)).reshape({-1});
+  }
+  auto sorted = std::get<0>(rest.sort());
+  const double eps = 0.5 * (sorted[B * S / 2 - 1].item<double>() + sorted[B * S / 2].item<double>());
+  hm->cfg.halt_eps = eps;
+  hm->stats = {};
+  auto full = m.forward(ids);
+  EXPECT_GE(hm->stats.halted_rows, B * S / 2);  // half at step 0, some more later
+  EXPECT_LT(hm->stats.halted_rows, B * S);
+  EXPECT_EQ(hm->stats.halted, 0);  // not every position halted: all iterations ran
+  EXPECT_GT(maxdiff(full, plain), 1e-3);
+  // a position that halted at step 0 reads IN's message only: y = RMSNorm(c_IN,OUT x) there
+  auto halted0 = (rest < eps).view({B, S});
+  auto x = m.embeddings->forward(ids);
+  auto y = m.backbone->forward(x, {}, nullptr);
+  auto ref = hm->rmsnorm->forward(x * (1.0 - rest).view({B, S, 1}).to(x.scalar_type()));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < S; ++t)
+      if (halted0[b][t].item<bool>()) {
+        EXPECT_LT(maxdiff(y[b][t], ref[b][t]), 1e-5) << b << " " << t;
+      }
+  // step decode (prefill 3 bytes, then one at a time) and segments equal the forward
+  auto st = m.new_state(B);
+  EXPECT_LT(maxdiff(m.forward(ids.narrow(1, 0, 3), &st), full.narrow(1, 0, 3)), 1e-5);
+  for (int64_t t = 3; t < S; ++t) EXPECT_LT(maxdiff(m.step(ids.select(1, t), st), full.select(1, t)), 1e-5) << t;
+  auto seg = m.new_state(B);
+  m.forward(ids.narrow(1, 0, 5), &seg);
+  EXPECT_LT(maxdiff(m.forward(ids.narrow(1, 5, S - 5), &seg), full.narrow(1, 5, S - 5)), 1e-5);
 }
 
 TEST(HModelDecode, InsideAnHNetStepEqualsForward) {

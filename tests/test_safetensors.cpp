@@ -285,12 +285,12 @@ TEST_F(SafetensorsTest, KnownAnswerPythonLayout) {
 }
 
 // Header order need not match data order; unpadded headers with whitespace
-// are valid; gaps between tensors are tolerated.
+// are valid.
 TEST_F(SafetensorsTest, KnownAnswerHeaderOrderDiffersFromDataOrder) {
   const std::string header =
       "{\n  \"b\": {\"dtype\": \"BF16\", \"shape\": [2], \"data_offsets\": [8, 12]},\n"
       "  \"a\": {\"data_offsets\": [0, 8], \"shape\": [], \"dtype\": \"I64\", \"extra\": 1}\n}";
-  std::string data = u64le(uint64_t{0x0102030405060708}) + std::string("\x80\x3f\x00\xc0", 4) + "pad";
+  std::string data = u64le(uint64_t{0x0102030405060708}) + std::string("\x80\x3f\x00\xc0", 4);
   write_raw(file("k.safetensors"), make_file(header, data, /*pad=*/false));
   auto out = load_safetensors(file("k.safetensors"));
   EXPECT_EQ(out.order, (std::vector<std::string>{"b", "a"}));
@@ -381,7 +381,7 @@ TEST_F(SafetensorsTest, BadEntryFields) {
   // that must surface as SafetensorsError, not c10::Error.
   write_raw(p, make_file(entry(R"({"dtype":"F32","shape":[0,4611686018427387904,4611686018427387904],)"
                                R"("data_offsets":[0,0]})"),
-                         d8));
+                         ""));
   try {
     EXPECT_EQ(load_safetensors(p).get("w").numel(), 0);
   } catch (const SafetensorsError& e) {
@@ -418,7 +418,9 @@ TEST_F(SafetensorsTest, OffsetsOutOfRange) {
                             std::string(8, '\0')),
                   "exceed the data buffer");
   // Empty tensor at the very end of the buffer is in range.
-  write_raw(p, make_file(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,8]}})", std::string(8, '\0')));
+  write_raw(p, make_file(R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},)"
+                         R"("w":{"dtype":"F32","shape":[0],"data_offsets":[8,8]}})",
+                         std::string(8, '\0')));
   EXPECT_EQ(load_safetensors(p).get("w").numel(), 0);
 }
 
@@ -440,7 +442,7 @@ TEST_F(SafetensorsTest, OverlappingTensors) {
   // Zero-length tensors sharing an offset with real data do not overlap.
   write_raw(p, make_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                          R"("e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}})",
-                         d12));
+                         std::string(8, '\0')));
   EXPECT_EQ(load_safetensors(p).tensors.size(), 2u);
 }
 
@@ -577,4 +579,25 @@ TEST_F(SafetensorsTest, ReadFileErrorsNamePath) {
     EXPECT_CONTAINS(e.what(), "No such file or directory");
   }
   EXPECT_THROW(read_file(dir.string()), std::runtime_error);
+}
+
+// Issue #18 defect 4: the tensors' offsets tile the data buffer exactly, as in
+// the reference implementation: no trailing bytes, no gaps (overlaps: above).
+TEST_F(SafetensorsTest, OffsetsCoverTheDataBufferExactly) {
+  const std::string p = file("cover.safetensors");
+  const std::string a8 = R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
+  write_raw(p, make_file("{" + a8 + "}", std::string(8, '\0')));
+  EXPECT_EQ(load_safetensors(p).tensors.size(), 1u);
+  auto msg = error_for(p, "{" + a8 + "}", std::string(9, '\0'));
+  EXPECT_CONTAINS(msg, "1 trailing byte");
+  EXPECT_CONTAINS(error_for(p, "{" + a8 + "}", std::string(16, '\0')), "8 trailing bytes");
+  EXPECT_CONTAINS(error_for(p, R"({"__metadata__":{"k":"v"}})", std::string(8, '\0')), "8 trailing bytes");
+  msg = error_for(p, "{" + a8 + R"(,"b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}})", std::string(16, '\0'));
+  EXPECT_CONTAINS(msg, "tensor 'b'");
+  EXPECT_CONTAINS(msg, "gap");
+  msg = error_for(p, R"({"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", std::string(8, '\0'));
+  EXPECT_CONTAINS(msg, "gap");
+  // A saved file always passes (zero-size tensors anywhere in range are fine).
+  save_safetensors(p, {{"x", at::ones({3})}, {"e", at::ones({0})}, {"y", at::ones({2}, at::kLong)}});
+  EXPECT_EQ(load_safetensors(p).tensors.size(), 3u);
 }

@@ -33,6 +33,15 @@ int64_t trained_seq_len(const std::string& model_path, int64_t fallback) {
 
 bool want_bf16(const std::string& dtype) { return resolve_dtype(dtype) == "bf16"; }
 
+void check_output(const std::string& path) {
+  if (path.empty()) return;
+  try {
+    io::check_writable(path);
+  } catch (const std::runtime_error& e) {
+    fail(e.what());
+  }
+}
+
 namespace {
 
 struct EvalArgs {
@@ -46,6 +55,7 @@ struct ScoreArgs {
 };
 
 void run_eval(const EvalArgs& a, const Globals& g) {
+  check_output(a.json_out);  // before any work, not after it
   set_threads(g.threads);
   auto model = load_model(a.model);
   if (model->config.task.classify()) {  // --file is labeled JSONL: accuracy overall, by label, by --by
@@ -63,6 +73,7 @@ void run_eval(const EvalArgs& a, const Globals& g) {
 }
 
 void run_score(const ScoreArgs& a, const Globals& g) {
+  check_output(a.out);  // before any work, not after it
   set_threads(g.threads);
   check(a.segment >= 1, "--segment must be >= 1");
   auto model = load_model(a.model);

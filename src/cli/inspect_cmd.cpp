@@ -36,6 +36,7 @@ struct StabilityArgs {
 void run_chunks(ChunksArgs a, const Globals& g) {
   set_threads(g.threads);
   check(a.text.empty() != a.file.empty(), "chunks: give exactly one of --text or --file");
+  check_output(a.html_out);
   if (!a.file.empty()) a.text = io::read_file(a.file);
   if ((int64_t)a.text.size() > a.max_bytes) a.text.resize(a.max_bytes);
   auto model = load_model(a.model);
@@ -61,6 +62,8 @@ void print_stability_table(const std::vector<StackStability>& stacks) {
 void run_stability(StabilityArgs a, const Globals& g) {
   set_threads(g.threads);
   check(a.windows >= 1, "--windows must be >= 1");
+  check_output(a.json_out);
+  check_output(a.svg_out);
   auto model = load_model(a.model);
   if (a.seq_len <= 0) a.seq_len = trained_seq_len(a.model, 512);
   const std::string text = io::read_file(a.file);

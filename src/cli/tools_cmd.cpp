@@ -1,5 +1,6 @@
 // dynarch info (parameters and FLOPs), bench (one JSON line of throughput),
 // reasoning (the synthetic rule-reasoning dataset).
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -20,6 +21,7 @@ namespace {
 struct InfoArgs {
   std::string config, model;
   int64_t seq_len = 1024;
+  bool json = false;
 };
 
 struct BenchArgs {
@@ -41,7 +43,19 @@ void run_info(const InfoArgs& a) {
   nlohmann::json j{{"params", m.num_parameters()}, {"stages", cfg.num_stages()},
                    {"flops_per_byte_fwd", m.flops_per_byte(a.seq_len)}, {"seq_len", a.seq_len},
                    {"lr_multipliers", TrainOptions{}.lr_mults_for(cfg)}, {"config", cfg.to_json()}};
-  std::cout << j.dump() << std::endl;
+  if (a.json) {
+    std::cout << j.dump() << std::endl;
+    return;
+  }
+  std::string mults;
+  for (double x : j["lr_multipliers"]) mults += (mults.empty() ? "" : ", ") + fmt::format("{:.3g}", x);
+  const double params = (double)m.num_parameters();
+  std::cout << fmt::format(
+      "model              {}\nlayout             {}\nd_model            {}\nchunking stages    {}\n"
+      "parameters         {} ({:.2f} M)\nforward FLOPs/byte {:.3g} at seq_len {}\nLR multipliers     {}\n"
+      "(--json prints all of it, the config included, as one JSON line)\n",
+      a.config.empty() ? a.model : a.config, cfg.arch_layout.dump(), nlohmann::json(cfg.d_model).dump(),
+      cfg.num_stages(), (long long)params, params / 1e6, j["flops_per_byte_fwd"].get<double>(), a.seq_len, mults);
 }
 
 void run_reasoning(const ReasoningArgs& a) {
@@ -65,6 +79,7 @@ std::vector<Verb> add_tools(CLI::App& app, const Globals& g) {
   in->add_option("--config", i->config, "model config JSON");
   in->add_option("-m,--model", i->model, "run or checkpoint directory");
   in->add_option("--seq-len", i->seq_len, "context length for the attention FLOPs")->capture_default_str();
+  in->add_flag("--json", i->json, "one JSON line (parameters, FLOPs, LR multipliers, config) for scripts");
 
   auto* be = app.add_subcommand("bench", "throughput benchmark (one JSON line)");
   auto b = std::make_shared<BenchArgs>();

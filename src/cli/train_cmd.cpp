@@ -1,6 +1,7 @@
 // dynarch train: a new run from a config (flags over an --options file), or --resume.
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <memory>
 
 #include "cli/verbs.h"
@@ -15,7 +16,7 @@ namespace {
 struct TrainArgs {
   TrainOptions to;
   std::string config_path, options_path, resume;
-  int64_t stop_at = -1;
+  int64_t stop_at = -1, kill_at = -1;
 };
 
 void add_options(CLI::App* tr, TrainArgs& a) {
@@ -25,6 +26,8 @@ void add_options(CLI::App* tr, TrainArgs& a) {
   tr->add_option("--data", to.data, "corpus directory (train.bin, val.bin) or a single byte file");
   tr->add_option("--out", to.out, "run directory");
   tr->add_option("--resume", a.resume, "continue the run in this directory exactly where it stopped");
+  tr->add_option("--init-from", to.init_from,
+                 "new run: start from this run's weights where names and shapes match (fresh optimizer)");
   tr->add_option("--steps", to.steps, "optimizer steps")->capture_default_str();
   tr->add_option("--batch", to.batch, "sequences per micro-batch")->capture_default_str();
   tr->add_option("--seq-len", to.seq_len, "bytes per sequence")->capture_default_str();
@@ -44,6 +47,7 @@ void add_options(CLI::App* tr, TrainArgs& a) {
   tr->add_option("--eval-windows", to.eval_windows, "validation windows")->capture_default_str();
   tr->add_option("--save-every", to.save_every, "checkpoint every N steps")->capture_default_str();
   tr->add_option("--stop-at", a.stop_at, "stop with a checkpoint after this step (testing resume)");
+  tr->add_option("--kill-at", a.kill_at, "SIGKILL itself after this step (testing crash recovery)")->group("");
   tr->add_option("--ratio-targets", to.ratio_targets, "H-Net: target bytes per chunk N per stage (default 6 | 3,3)")
       ->delimiter(',');
   tr->add_option("--ratio-alpha", to.ratio_alpha, "H-Net: ratio-loss weight")->capture_default_str();
@@ -78,14 +82,16 @@ Verb add_train(CLI::App& app, const Globals& g) {
   auto a = std::make_shared<TrainArgs>();
   add_options(tr, *a);
   return {tr, [a, &g] {
-            RunControl ctl{g.threads, g.progress(), a->stop_at};
+            RunControl ctl{g.threads, g.progress(), a->stop_at, a->kill_at};
+            TrainResult r;
             if (!a->resume.empty()) {
-              train_resume(a->resume, ctl);
-              return;
+              r = train_resume(a->resume, ctl);
+            } else {
+              auto to = merged_options(*a);
+              check(!a->config_path.empty(), "train: --config FILE is required (see configs/)");
+              r = train_new(to, ModelConfig::from_file(a->config_path), ctl);
             }
-            auto to = merged_options(*a);
-            check(!a->config_path.empty(), "train: --config FILE is required (see configs/)");
-            train_new(to, ModelConfig::from_file(a->config_path), ctl);
+            std::printf("%s\n", r.summary.c_str());
           }};
 }
 

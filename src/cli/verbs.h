@@ -37,5 +37,7 @@ std::vector<std::string> launch_command();
 // Context length the model was trained with, if the run recorded it.
 int64_t trained_seq_len(const std::string& model_path, int64_t fallback);
 bool want_bf16(const std::string& dtype);
+// Fails (naming the path) unless an output file can be written there; empty = none.
+void check_output(const std::string& path);
 
 }  // namespace dynarch::cli

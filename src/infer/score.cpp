@@ -4,6 +4,7 @@
 
 #include "core/bytes.h"
 #include "core/compat.h"
+#include "core/error.h"
 #include "core/progress.h"
 
 namespace dynarch {
@@ -27,6 +28,11 @@ at::Tensor per_byte_nll(ByteLM& model, const uint8_t* data, int64_t n, int64_t s
     bar.update(s + len, "");
   }
   bar.finish("");
+  auto bad = out.isfinite().logical_not().nonzero();
+  if (bad.numel() > 0) {
+    const int64_t i = bad[0][0].item<int64_t>();
+    check_finite(out[i].item<double>(), "the NLL of byte " + std::to_string(i));
+  }
   return out;
 }
 

@@ -73,6 +73,15 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   if (dir.fd >= 0) (void)::fsync(dir.fd);
 }
 
+void check_writable(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) fail("cannot write", path, EISDIR);
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (fd.fd < 0) fail("cannot write", path, errno);
+  ::unlink(tmp.c_str());
+}
+
 std::string read_file(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.fd < 0) fail("cannot open", path, errno);

@@ -10,6 +10,11 @@ namespace dynarch::io {
 // strerror; on failure the temp file is removed and `path` is untouched.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
+// Checks, before any long computation, that write_file_atomic(path, ...) can
+// succeed: creates and removes its temp file. Throws std::runtime_error naming
+// the path (missing directory, no permission, read-only file system).
+void check_writable(const std::string& path);
+
 // Reads the whole file. Throws std::runtime_error naming the path if it is
 // missing or unreadable.
 std::string read_file(const std::string& path);

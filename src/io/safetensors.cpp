@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <bit>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -23,7 +22,8 @@ namespace {
 using json = nlohmann::json;
 
 // Raw buffers are copied as-is, which is only right on a little-endian host.
-static_assert(std::endian::native == std::endian::little, "safetensors I/O assumes little-endian");
+// (The compiler macro rather than std::endian: the fuzz build is C++17, fuzz/CMakeLists.txt.)
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors I/O assumes little-endian");
 
 // Same cap as the reference implementation; stops a corrupt length from
 // triggering a huge allocation.
@@ -150,7 +150,42 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   return e;
 }
 
+// The tensors tile the data buffer exactly, as the reference implementation
+// requires: an overlap aliases bytes; a gap or trailing bytes are data no
+// tensor accounts for (a spliced, padded or otherwise corrupt file).
+// Zero-size tensors cover no byte and may sit anywhere in range.
+void check_coverage(const std::string& path, const std::vector<Entry>& entries, uint64_t data_size) {
+  std::vector<const Entry*> by_offset;
+  for (const auto& e : entries)
+    if (e.end > e.begin) by_offset.push_back(&e);
+  std::sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) { return a->begin < b->begin; });
+  uint64_t covered = 0;
+  const Entry* prev = nullptr;
+  for (const Entry* e : by_offset) {
+    if (e->begin < covered) throw tensor_error(path, e->name, "data overlaps tensor '" + prev->name + "'");
+    if (e->begin > covered)
+      throw tensor_error(path, e->name,
+                         "data starts at byte " + std::to_string(e->begin) + " but " +
+                             (prev ? "tensor '" + prev->name + "' ends" : std::string("the data buffer starts")) +
+                             " at byte " + std::to_string(covered) + ": a gap of " +
+                             std::to_string(e->begin - covered) + " bytes no tensor covers");
+    covered = e->end;
+    prev = e;
+  }
+  if (covered != data_size) {
+    const uint64_t n = data_size - covered;
+    throw error(path, std::to_string(n) + (n == 1 ? " trailing byte" : " trailing bytes") +
+                          " after the tensor data (the data buffer holds " + std::to_string(data_size) +
+                          " bytes, the tensors cover " + std::to_string(covered) + ")");
+  }
+}
+
 }  // namespace
+
+std::string dtype_name(at::ScalarType t) {
+  const char* n = dtype_to_name(t);
+  return n ? n : at::toString(t);
+}
 
 const at::Tensor& SafetensorsFile::get(const std::string& name) const {
   auto it = tensors.find(name);
@@ -273,15 +308,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
     out.order.push_back(key);
   }
 
-  // Overlaps would mean two tensors alias the same bytes: a corrupt header.
-  std::vector<const Entry*> by_offset;
-  for (const auto& e : entries)
-    if (e.end > e.begin) by_offset.push_back(&e);
-  std::sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) { return a->begin < b->begin; });
-  for (size_t i = 1; i < by_offset.size(); ++i)
-    if (by_offset[i]->begin < by_offset[i - 1]->end)
-      throw tensor_error(path, by_offset[i]->name, "data overlaps tensor '" + by_offset[i - 1]->name + "'");
-
+  check_coverage(path, entries, data_size);
   for (const auto& e : entries) {
     at::Tensor t;
     try {

@@ -28,6 +28,9 @@ struct SafetensorsFile {
   const at::Tensor& get(const std::string& name) const;
 };
 
+// The header name of a dtype ("F32", "I32", ...; at::toString for others).
+std::string dtype_name(at::ScalarType t);
+
 // Supported dtypes: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL. Tensors are moved
 // to CPU and made contiguous; data is laid out in the given order without
 // gaps. Throws SafetensorsError on duplicate/reserved names, undefined tensors,

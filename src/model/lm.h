@@ -8,15 +8,11 @@
 
 #include "core/bytes.h"
 #include "model/config/config.h"
+#include "model/config/stage_defaults.h"
 #include "model/hnet/hnet_stage.h"
 #include "model/layers/state.h"
 
 namespace dynarch {
-
-// hnet.md §9: lambda_s = sqrt(N_GPT * D_S / (D_s * prod_{i<s} N_i)), N_GPT = 4.6.
-std::vector<double> stage_lr_multipliers(const ModelConfig& c, const std::vector<double>& ratios);
-// Default compression targets: 1 stage -> 6; 2 stages -> 3, 3; S stages -> 3 each.
-std::vector<double> default_ratio_targets(int num_stages);
 
 struct ParamInfo {
   std::string name;

@@ -2,12 +2,15 @@
 
 #include <torch/torch.h>
 
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "run/manifest.h"
 
 namespace dynarch {
 namespace fs = std::filesystem;
@@ -42,33 +45,83 @@ void load_weights(const std::string& path, ByteLM& model) {
     if (it->second.sizes() != kv.value().sizes())
       fail(path + ": tensor " + kv.key() + " has shape " + c10::str(it->second.sizes()) + ", the config expects " +
            c10::str(kv.value().sizes()));
+    // copy_ would convert silently: an I32 relabelling of F32 bytes loads as garbage.
+    if (it->second.scalar_type() != kv.value().scalar_type())
+      fail(path + ": tensor " + kv.key() + " is declared " + io::dtype_name(it->second.scalar_type()) +
+           ", the model expects " + io::dtype_name(kv.value().scalar_type()));
     kv.value().copy_(it->second);
   }
   for (auto& name : f.order)
     if (!params.contains(name)) fail(path + ": unexpected tensor " + name + " (config and weights disagree)");
 }
 
+int64_t init_weights_from(const std::string& path, ByteLM& model, std::vector<std::string>* kept) {
+  const std::string file = fs::is_directory(path) ? (fs::path(resolve_model_dir(path)) / "model.safetensors").string()
+                                                  : path;
+  if (!fs::exists(file)) fail("--init-from: " + path + " does not exist");
+  io::SafetensorsFile f;
+  try {
+    f = io::load_safetensors(file);
+  } catch (const io::SafetensorsError& e) {
+    fail(e.what());
+  }
+  torch::NoGradGuard ng;
+  int64_t copied = 0;
+  for (auto& kv : model.named_parameters()) {
+    auto it = f.tensors.find(kv.key());
+    if (it == f.tensors.end()) {
+      if (kept) kept->push_back(kv.key());
+      continue;
+    }
+    if (it->second.sizes() != kv.value().sizes())
+      fail("--init-from " + file + ": tensor " + kv.key() + " has shape " + c10::str(it->second.sizes()) +
+           ", the config expects " + c10::str(kv.value().sizes()));
+    kv.value().copy_(it->second);
+    ++copied;
+  }
+  if (copied == 0) fail("--init-from " + file + ": no tensor of this model is in it (another architecture?)");
+  return copied;
+}
+
 std::shared_ptr<ByteLM> load_model(const std::string& path) {
   auto dir = resolve_model_dir(path);
+  verify_manifest(dir, {"config.json", "model.safetensors"});
   auto cfg = ModelConfig::from_file((fs::path(dir) / "config.json").string());
   auto model = std::make_shared<ByteLM>(cfg);
   load_weights((fs::path(dir) / "model.safetensors").string(), *model);
   return model;
 }
 
+namespace {
+// Test hook for tests/soak_resume.sh: DYNARCH_KILL_IN_SAVE="STEP:PHASE" makes the
+// save of step STEP kill its own process (SIGKILL, as kill -9 would) at PHASE,
+// so every instant of the swap below is proven to leave a resumable run.
+void kill_point(int64_t step, int phase) {
+  static const char* spec = std::getenv("DYNARCH_KILL_IN_SAVE");
+  if (spec && std::to_string(step) + ":" + std::to_string(phase) == spec) ::raise(SIGKILL);
+}
+}  // namespace
+
 void save_checkpoint(const std::string& run_dir, ByteLM& model, const NamedTensors& optimizer, const json& trainer,
                      const json& options) {
   fs::path run(run_dir), tmp = run / "checkpoint.tmp", cur = run / "checkpoint", old = run / "checkpoint.old";
+  const int64_t step = trainer.at("step").get<int64_t>();
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   io::write_file_atomic((tmp / "config.json").string(), model.config.to_json().dump(2) + "\n");
   io::write_file_atomic((tmp / "train_options.json").string(), options.dump(2) + "\n");
+  kill_point(step, 1);
   save_weights((tmp / "model.safetensors").string(), model, {{"step", trainer.at("step").dump()}});
+  kill_point(step, 2);
   io::save_safetensors((tmp / "trainer.safetensors").string(), optimizer, {{"trainer", trainer.dump()}});
+  write_manifest(tmp.string(), {"config.json", "train_options.json", "model.safetensors", "trainer.safetensors"});
+  kill_point(step, 3);
   // Swap: cur -> old, tmp -> cur, drop old. Readers fall back to old if cur is missing.
   fs::remove_all(old);
   if (fs::exists(cur)) fs::rename(cur, old);
+  kill_point(step, 4);
   fs::rename(tmp, cur);
+  kill_point(step, 5);
   fs::remove_all(old);
 }
 
@@ -77,6 +130,7 @@ TrainerCheckpoint load_trainer_checkpoint(const std::string& run_dir) {
   if (!fs::exists(dir / "trainer.safetensors")) dir = fs::path(run_dir) / "checkpoint.old";
   if (!fs::exists(dir / "trainer.safetensors"))
     fail("cannot resume: " + run_dir + " has no checkpoint/trainer.safetensors");
+  verify_manifest(dir.string(), {"trainer.safetensors", "train_options.json"});
   TrainerCheckpoint c;
   try {
     auto f = io::load_safetensors((dir / "trainer.safetensors").string());

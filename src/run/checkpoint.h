@@ -1,9 +1,12 @@
 // Run directories, weights and checkpoints: what train/ writes and infer/,
 // inspect/ and a resumed training read.
-//   RUN/checkpoint/{config.json, model.safetensors, trainer.safetensors, train_options.json}
+//   RUN/checkpoint/{config.json, model.safetensors, trainer.safetensors, train_options.json,
+//                   manifest.json}
 //   RUN/metrics.jsonl
 // A checkpoint is written to RUN/checkpoint.tmp and swapped in with renames, so
 // a kill at any moment leaves a complete checkpoint (the new or the old one).
+// manifest.json (run/manifest.h), written last, holds every file's CRC-32;
+// loading verifies the files it reads and checks every tensor's shape and dtype.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -17,8 +20,15 @@ using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 std::string resolve_model_dir(const std::string& path);
 
 void save_weights(const std::string& path, ByteLM& model, const std::map<std::string, std::string>& meta = {});
-// Strict: every parameter present with the right shape, no unknown tensors.
+// Strict: every parameter present with the right shape and dtype, no unknown tensors.
 void load_weights(const std::string& path, ByteLM& model);
+
+// Copies every tensor of the weights at `path` (a run, its checkpoint directory or a
+// model.safetensors) whose name the model has, with the same shape; the model's other
+// tensors keep their values and their names go to `kept` (when given). Fails when a
+// shared name has another shape or when nothing is copied (the wrong model). Returns
+// the number of tensors copied.
+int64_t init_weights_from(const std::string& path, ByteLM& model, std::vector<std::string>* kept = nullptr);
 
 // Builds the model from config.json and loads model.safetensors.
 std::shared_ptr<ByteLM> load_model(const std::string& path);

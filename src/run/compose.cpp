@@ -8,6 +8,7 @@
 #include "io/safetensors.h"
 #include "model/hmodel/hmodel.h"
 #include "model/lm.h"
+#include "run/manifest.h"
 
 namespace dynarch {
 namespace fs = std::filesystem;
@@ -21,7 +22,10 @@ std::string weights_file(const std::string& from, const std::string& where) {
     return from;
   }
   for (auto d : {fs::path(from), fs::path(from) / "checkpoint", fs::path(from) / "checkpoint.old"})
-    if (fs::exists(d / "model.safetensors")) return (d / "model.safetensors").string();
+    if (fs::exists(d / "model.safetensors")) {
+      verify_manifest(d.string(), {"model.safetensors"});
+      return (d / "model.safetensors").string();
+    }
   fail(where + ".from: " + from + " holds no model.safetensors");
 }
 
@@ -65,6 +69,9 @@ int64_t load_pretrained_nodes(ByteLM& m) {
         if (it->second.sizes() != kv.value().sizes())
           fail(path + ": tensor " + src + " has shape " + c10::str(it->second.sizes()) + ", node " + std::to_string(j) +
                " expects " + c10::str(kv.value().sizes()));
+        if (it->second.scalar_type() != kv.value().scalar_type())
+          fail(path + ": tensor " + src + " is declared " + io::dtype_name(it->second.scalar_type()) + ", node " +
+               std::to_string(j) + " expects " + io::dtype_name(kv.value().scalar_type()));
         kv.value().copy_(it->second);
         ++copied;
       }

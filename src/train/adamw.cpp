@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "io/safetensors.h"
 
 namespace dynarch {
 
@@ -81,6 +82,9 @@ void AdamW::load_state(const std::map<std::string, at::Tensor>& ts, int64_t t, c
       auto it = ts.find(key);
       if (it == ts.end()) fail(src + ": optimizer state lacks " + key);
       if (it->second.sizes() != dst->sizes()) fail(src + ": optimizer state " + key + " has the wrong shape");
+      if (it->second.scalar_type() != dst->scalar_type())
+        fail(src + ": optimizer state " + key + " is declared " + io::dtype_name(it->second.scalar_type()) +
+             ", expected " + io::dtype_name(dst->scalar_type()));
       dst->copy_(it->second);
     }
   }

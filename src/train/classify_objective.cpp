@@ -96,6 +96,7 @@ ClsEval evaluate_classifier(ByteLM& model, const LabeledSet& set, std::vector<in
     bar.update(i + rows.size(), "acc " + std::to_string(r.accuracy()));
   }
   bar.finish("acc " + std::to_string(r.accuracy()));
+  check_finite(r.nll, "the classifier NLL over " + std::to_string(r.n) + " items");
   return r;
 }
 

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/compat.h"
+#include "core/error.h"
 #include "core/progress.h"
 
 #include <fmt/format.h>
@@ -33,6 +34,7 @@ EvalResult evaluate(ByteLM& model, const ByteSpan& span, const std::vector<int64
     bar.update(i + chunk.size(), "bpb " + std::to_string(r.bpb()));
   }
   bar.finish("bpb " + std::to_string(r.bpb()));
+  check_finite(r.nats, "the NLL over " + span.name);
   return r;
 }
 

@@ -17,6 +17,7 @@
 #include "model/hnet/hnet_stage.h"
 #include "model/residual/stream_gains.h"
 #include "run/checkpoint.h"
+#include "train/metrics_log.h"
 #include "train/parallel.h"
 
 namespace dynarch {
@@ -60,10 +61,7 @@ class Loop {
   }
 
   TrainResult run() {
-    if (lead_) {
-      metrics_.open(fs::path(o_.out) / "metrics.jsonl", std::ios::app);
-      if (!metrics_) fail("cannot write " + (fs::path(o_.out) / "metrics.jsonl").string());
-    }
+    if (lead_) metrics_ = std::make_unique<MetricsLog>((fs::path(o_.out) / "metrics.jsonl").string());
     StopSignals signals;
     Progress bar("train", o_.steps, ctl_.progress && lead_);
     TrainResult res;
@@ -76,6 +74,7 @@ class Loop {
       bar.update(s_.step, progress_text(r), last);
       const bool stop = r.stop || s_.step == ctl_.stop_at;
       if ((o_.save_every > 0 && s_.step % o_.save_every == 0) || last || stop) save();
+      if (s_.step == ctl_.kill_at) std::raise(SIGKILL);  // tests: a crash, nothing cleaned up
       if (stop) {
         if (r.stop && lead_)
           std::fprintf(stderr, "\ninterrupted: checkpoint saved at step %lld; continue with --resume %s\n",
@@ -84,6 +83,7 @@ class Loop {
       }
     }
     bar.finish(obj_.summary(s_.last_val));
+    res.summary = summary_line(res);
     res.last_step = s_.step;
     res.last_val = s_.last_val;
     if (s_.last_val.is_object()) {
@@ -126,7 +126,13 @@ class Loop {
       (total / (double)o_.accum).backward();
     }
     if (s_.dp) s_.dp->after_backward();  // gradients averaged over the ranks
+    // Stop before a non-finite update reaches the weights (NaN at step 1 too;
+    // after the all-reduce, so every rank stops: NaN gradients reach them all).
+    const double loss = r.task.at("loss") / o_.accum;
+    if (!std::isfinite(loss)) fail(fmt::format("training diverged at step {}: loss is {}", s_.step + 1, loss));
     r.grad_norm = clip_grad_norm(s_.opt->params(), o_.clip);
+    if (!std::isfinite(r.grad_norm))
+      fail(fmt::format("training diverged at step {}: gradient norm is {}", s_.step + 1, r.grad_norm));
     s_.opt->step(r.lr);
     if (s_.dp) s_.dp->after_step();
     ++s_.step;
@@ -136,8 +142,9 @@ class Loop {
     r.stop = g_stop;
     if (s_.dp) average_over_ranks(r);
     r.loss = r.task.at("loss");
-    if (!std::isfinite(r.loss)) fail(fmt::format("training diverged at step {}: loss is {}", s_.step, r.loss));
+    units_ += obj_.units_per_step();
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    seconds_ += r.seconds;
     return r;
   }
 
@@ -159,9 +166,14 @@ class Loop {
     r.stop = v[i] > 0;
   }
 
+  // units per second over all ranks (--batch is per rank), timed on this rank
+  double global_rate(const StepResult& r) const {
+    return obj_.units_per_step() * (s_.dp ? s_.dp->world() : 1) / r.seconds;
+  }
+
   void write_line(const StepResult& r) {
     json line{{"step", s_.step}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
-              {obj_.rate_key(), obj_.units_per_step() / r.seconds}};
+              {obj_.rate_key(), global_rate(r)}};
     for (auto& [k, v] : r.task) line[k] = v;
     for (auto& [k, v] : r.aux) line[k] = v;
     if (auto* hm = find_hmodel(*s_.model)) line["hmodel_alpha"] = hm->alpha();
@@ -177,12 +189,12 @@ class Loop {
       hc_gain_ = 0;
       for (auto& [k, v] : r.gains.items()) hc_gain_ = std::max(hc_gain_, v["comp_fwd_A"].get<double>());
     }
-    metrics_ << line.dump() << "\n";
+    metrics_->write(line);
   }
 
   std::string progress_text(const StepResult& r) {
     for (auto& [k, v] : r.task) ema_[k] = ema_.count(k) ? 0.9 * ema_[k] + 0.1 * v : v;
-    std::string text = obj_.progress(ema_, s_.last_val, obj_.units_per_step() / r.seconds);
+    std::string text = obj_.progress(ema_, s_.last_val, global_rate(r));
     for (size_t st = 0; st < r.F.size(); ++st)
       text += fmt::format(" | s{} {:.2f}B/c F {:.3f} G {:.3f}", st, 1.0 / std::max(r.F[st], 1e-9), r.F[st], r.G[st]);
     if (hc_gain_ >= 0) text += fmt::format(" | hc gain {:.3g}", hc_gain_);
@@ -191,21 +203,37 @@ class Loop {
 
   void validate() {
     s_.model->eval();
-    auto sums = obj_.validation_sums(*s_.model);
-    s_.model->train();
-    if (s_.dp) sums = s_.dp->sum(sums);
-    s_.last_val = obj_.validation_metrics(sums);
+    try {
+      auto sums = obj_.validation_sums(*s_.model);
+      s_.model->train();
+      if (s_.dp) sums = s_.dp->sum(sums);
+      s_.last_val = obj_.validation_metrics(sums);
+    } catch (const UserError& e) {  // a non-finite validation loss
+      fail(fmt::format("training diverged at step {}: validation: {}", s_.step, e.what()));
+    }
     if (!lead_) return;
     json line{{"step", s_.step}};
     line.update(s_.last_val);
-    metrics_ << line.dump() << "\n" << std::flush;
+    metrics_->write(line);
+  }
+
+  // The last line of every run: steps, loss, validation, speed, where it is.
+  std::string summary_line(const TrainResult& res) const {
+    std::string unit = obj_.rate_key();
+    if (auto p = unit.rfind("_per_s"); p != std::string::npos) unit = unit.substr(0, p) + "/s";
+    return fmt::format("{}/{} steps: loss {} | {} | {:.0f} {} | run {}", s_.step, o_.steps,
+                       res.losses.empty() ? std::string("-") : fmt::format("{:.4f}", res.losses.back()),
+                       obj_.summary(s_.last_val), seconds_ > 0 ? units_ / seconds_ : 0.0, unit,
+                       fs::absolute(o_.out).lexically_normal().string());
   }
 
   void save() {
     json trainer{{"step", s_.step}};
     if (s_.last_val.is_object()) trainer.update(s_.last_val);
     auto state = s_.dp ? s_.dp->gather_state() : s_.opt->state_tensors();  // collective with ZeRO
-    if (lead_) save_checkpoint(o_.out, *s_.model, state, trainer, o_.to_json());
+    if (!lead_) return;
+    trainer["metrics_bytes"] = metrics_->sync();  // what this checkpoint covers (metrics_log.h)
+    save_checkpoint(o_.out, *s_.model, state, trainer, o_.to_json());
   }
 
   TrainState& s_;
@@ -217,7 +245,8 @@ class Loop {
   bool has_streams_ = false;
   double hc_gain_ = -1;  // last composite forward gain (variant A), for the progress bar
   Metrics ema_;
-  std::ofstream metrics_;
+  double units_ = 0, seconds_ = 0;  // trained in this session, for the summary
+  std::unique_ptr<MetricsLog> metrics_;  // rank 0 only
 };
 
 }  // namespace

@@ -26,6 +26,10 @@ struct TrainOptions {
   // shard the optimizer state over the ranks (ZeRO stage 1).
   int64_t world = 1;
   bool zero = true;
+  // Fresh run only: start from the weights of this run / checkpoint directory wherever a
+  // tensor of the same name and shape exists (an LM body into a classifier, a curriculum
+  // stage into the next); the optimizer and the schedule start fresh. Empty = none.
+  std::string init_from;
 
   nlohmann::json to_json() const;
   static TrainOptions from_json(const nlohmann::json& j, const std::string& source);
@@ -39,6 +43,7 @@ struct RunControl {
   int threads = 0;
   bool progress = true;
   int64_t stop_at = -1;  // stop (with a checkpoint) after this step: simulates a crash in tests
+  int64_t kill_at = -1;  // SIGKILL itself after this step (and its checkpoint, if any): tests
 };
 
 struct TrainResult {
@@ -47,6 +52,7 @@ struct TrainResult {
   double val_bpb = -1;         // LM: last validation bpb
   double val_acc = -1;         // classifiers: last validation accuracy
   int64_t last_step = 0;
+  std::string summary;         // "6/6 steps: loss … | val bpb … | … bytes/s | run /abs/run"
 };
 
 }  // namespace dynarch

@@ -14,6 +14,7 @@
 #include "train/classify_objective.h"
 #include "train/lm_objective.h"
 #include "train/loop.h"
+#include "train/metrics_log.h"
 #include "train/parallel.h"
 
 namespace dynarch {
@@ -31,20 +32,6 @@ std::unique_ptr<AdamW> make_optimizer(const TrainOptions& o, ByteLM& model) {
   AdamWOptions ao;
   ao.beta1 = o.beta1, ao.beta2 = o.beta2, ao.weight_decay = o.weight_decay;
   return std::make_unique<AdamW>(model.param_infos(o.lr_mults_for(model.config)), ao);
-}
-
-void rewrite_metrics_upto(const fs::path& p, int64_t step) {
-  // After a crash, drop metric lines the resumed run will write again.
-  if (!fs::exists(p)) return;
-  std::ifstream in(p);
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    try {
-      if (json::parse(line).value("step", (int64_t)0) <= step) kept += line + "\n";
-    } catch (...) {
-    }
-  }
-  io::write_file_atomic(p.string(), kept);
 }
 
 // Data parallelism of this process (RANK / WORLD_SIZE set), and the batch per
@@ -87,6 +74,7 @@ TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const
   TrainState s;
   s.o = opts;
   s.o.dtype = resolve_dtype(opts.dtype);  // saved resolved, so a resume computes the same way
+  s.o.data = fs::absolute(opts.data).lexically_normal().string();  // resume works from any directory
   auto dp = join_ranks(s.o, config, false);
   s.dp = dp.get();
   const bool lead = !dp || dp->rank() == 0;
@@ -103,6 +91,16 @@ TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const
   torch::manual_seed(opts.seed);
   s.model = std::make_shared<ByteLM>(config);
   load_pretrained_nodes(*s.model);  // H-Model nodes from trained checkpoints (hmodel.nodes[*].from)
+  if (!opts.init_from.empty()) {
+    std::vector<std::string> kept;
+    const int64_t n = init_weights_from(opts.init_from, *s.model, &kept);
+    std::string names;  // the first few names (an H-Model's nodes and heads are many)
+    for (size_t i = 0; i < kept.size() && i < 4; ++i) names += (i ? ", " : "") + kept[i];
+    if (kept.size() > 4) names += ", ...";
+    if (ctl.progress || !kept.empty())
+      std::fprintf(stderr, "init-from %s: %lld tensors copied, %zu kept fresh%s%s\n", opts.init_from.c_str(),
+                   (long long)n, kept.size(), kept.empty() ? "" : ": ", names.c_str());
+  }
   s.opt = make_optimizer(s.o, *s.model);
   if (dp) dp->start(*s.model, *s.opt, s.o.zero);
   if (ctl.progress && lead)
@@ -117,8 +115,16 @@ TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const
 TrainResult train_resume(const std::string& run_dir, const RunControl& ctl) {
   auto ck = load_trainer_checkpoint(run_dir);
   TrainState s;
-  s.o = TrainOptions::from_json(ck.options, run_dir + "/checkpoint/train_options.json");
+  const std::string options_file = run_dir + "/checkpoint/train_options.json";
+  s.o = TrainOptions::from_json(ck.options, options_file);
   s.o.out = run_dir;
+  // An edited or damaged options file gets the checks of a fresh run (batch 0 was
+  // "training diverged", accum 0 "map::at").
+  try {
+    s.o.validate();
+  } catch (const UserError& e) {
+    fail(options_file + ": " + e.what());
+  }
   set_threads(ctl.threads);
   s.model = load_model(run_dir);
   auto dp = join_ranks(s.o, s.model->config, true);
@@ -129,9 +135,12 @@ TrainResult train_resume(const std::string& run_dir, const RunControl& ctl) {
   s.step = ck.trainer.at("step").get<int64_t>();
   s.last_val = ck.trainer;
   s.last_val.erase("step");
+  s.last_val.erase("metrics_bytes");
   if (s.last_val.empty() || s.last_val.value("val_bpb", 0.0) < 0) s.last_val = nullptr;  // none yet
   s.opt->load_state(ck.optim, s.step, run_dir);
-  if (lead) rewrite_metrics_upto(fs::path(run_dir) / "metrics.jsonl", s.step);
+  if (lead)
+    restore_metrics((fs::path(run_dir) / "metrics.jsonl").string(), s.step,
+                    ck.trainer.value("metrics_bytes", (int64_t)-1));
   if (ctl.progress && lead)
     std::fprintf(stderr, "resuming %s at step %lld of %lld\n", run_dir.c_str(), (long long)s.step,
                  (long long)s.o.steps);

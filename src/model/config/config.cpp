@@ -1,33 +1,36 @@
 #include "model/config/config.h"
 
 #include <fstream>
-#include <regex>
 #include <set>
 
 #include "core/error.h"
+#include "core/json_get.h"
 
 namespace dynarch {
 using nlohmann::json;
 
 std::vector<LayerSpec> parse_layout_string(const std::string& s, const std::string& where) {
-  static const std::regex tok("([mMtTfgG])([0-9]+)");
-  std::vector<LayerSpec> out;
-  size_t pos = 0;
-  if (s.empty()) fail(where + ": empty layout string (expected tokens like \"m4\" or \"T2m2\")");
-  for (std::sregex_iterator it(s.begin(), s.end(), tok), end; it != end; ++it) {
-    if ((size_t)it->position() != pos)
-      fail(where + ": cannot parse layout \"" + s + "\" at offset " + std::to_string(pos) +
-           " (grammar: ([mMtTfgG][0-9]+)+)");
-    long n = std::stol((*it)[2].str());
-    if (n < 1 || n > 10000) fail(where + ": layer count must be in 1..10000 in \"" + s + "\"");
-    char c = (*it)[1].str()[0];
-    const bool mlp = c == 'f' || std::isupper(c);
-    for (long i = 0; i < n; ++i) out.push_back({(char)std::tolower(c), mlp});
-    pos += it->length();
-  }
-  if (pos != s.size())
+  // A hand-written scanner, not std::regex: libstdc++'s regex recurses once per
+  // character and a long digit run overflowed the stack (fuzz/config_fuzz).
+  static const std::string letters = "mMtTfgG";
+  auto bad = [&](size_t pos) {
     fail(where + ": cannot parse layout \"" + s + "\" at offset " + std::to_string(pos) +
          " (grammar: ([mMtTfgG][0-9]+)+)");
+  };
+  std::vector<LayerSpec> out;
+  if (s.empty()) fail(where + ": empty layout string (expected tokens like \"m4\" or \"T2m2\")");
+  for (size_t pos = 0; pos < s.size();) {
+    const char c = s[pos];
+    size_t end = pos + 1;
+    while (end < s.size() && s[end] >= '0' && s[end] <= '9') ++end;
+    if (letters.find(c) == std::string::npos || end == pos + 1) bad(pos);
+    long n = 0;
+    for (size_t i = pos + 1; i < end && n <= 10000; ++i) n = n * 10 + (s[i] - '0');  // stops past the cap
+    if (n < 1 || n > 10000) fail(where + ": layer count must be in 1..10000 in \"" + s + "\"");
+    const bool mlp = c == 'f' || std::isupper(c);
+    for (long i = 0; i < n; ++i) out.push_back({(char)std::tolower(c), mlp});
+    pos = end;
+  }
   return out;
 }
 
@@ -63,9 +66,10 @@ void parse_stages(const json& node, const std::string& where, std::vector<StageL
 template <class T>
 T get_field(const json& j, const char* key, const std::string& where) {
   try {
-    return j.at(key).get<T>();
+    return json_get<T>(j.at(key));
   } catch (const json::exception&) {
-    fail(where + "." + key + ": missing or wrong type");
+    fail(where + "." + key + ": missing or wrong type" +
+         (j.contains(key) ? " (" + j.at(key).dump() + ")" : std::string()));
   }
 }
 
@@ -101,6 +105,31 @@ TaskConfig parse_task(const json& t, const std::string& w) {
     for (int i = 0; i < k.num_classes; ++i) k.labels.push_back(std::to_string(i));
   }
   return k;
+}
+
+bool layout_has(const StageLayout& st, char mixer) {
+  for (auto* v : {&st.encoder, &st.decoder, &st.main})
+    for (auto& l : *v)
+      if (l.mixer == mixer) return true;
+  return false;
+}
+
+// Sections the layout needs must be given (there is no sensible default head
+// count); sections it does not need are still validated, for every stage.
+void require_sections(const json& j, const ModelConfig& c, const std::string& src) {
+  bool has_m = false, has_t = false;
+  for (auto& st : c.stages) has_m |= layout_has(st, 'm'), has_t |= layout_has(st, 't');
+  if (has_t && !j.contains("attn_cfg"))
+    fail(src + ": the layout has attention layers (t/T) but no \"attn_cfg\" (give at least attn_cfg.num_heads)");
+  if (has_m && !j.contains("ssm_cfg"))
+    fail(src + ": the layout has Mamba-2 layers (m/M) but no \"ssm_cfg\" (e.g. {\"d_state\": 128, \"headdim\": 64})");
+  for (size_t st = 0; st < c.stages.size(); ++st) {
+    const int H = c.attn.num_heads[st], r = c.attn.rotary_emb_dim[st], W = c.attn.window_size[st];
+    const char* field = H < 1 ? "num_heads" : (r < 0 || r % 2 != 0) ? "rotary_emb_dim" : W < -1 ? "window_size" : nullptr;
+    if (field)
+      fail(src + ": attn_cfg." + field + "[" + std::to_string(st) +
+           "] is out of range (num_heads >= 1, rotary_emb_dim even and >= 0, window_size >= -1)");
+  }
 }
 
 }  // namespace
@@ -157,6 +186,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
   per_stage(c.attn.num_heads, "attn_cfg.num_heads", 1, false);
   per_stage(c.attn.rotary_emb_dim, "attn_cfg.rotary_emb_dim", 0, false);
   per_stage(c.attn.window_size, "attn_cfg.window_size", -1, false);
+  require_sections(j, c, src);
   if (!j.contains("residual")) {
     c.residual.assign(S1, ResidualConfig{});
   } else if (j["residual"].is_array()) {

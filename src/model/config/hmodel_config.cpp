@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_get.h"
 #include "model/config/config.h"
 
 namespace dynarch {
@@ -24,7 +25,7 @@ template <class T>
 void get(const json& j, const char* k, T& dst, const std::string& w) {
   if (!j.contains(k)) return;
   try {
-    dst = j.at(k).get<T>();
+    dst = json_get<T>(j.at(k));
   } catch (const json::exception&) {
     fail(w + "." + k + ": wrong type (" + j.at(k).dump() + ")");
   }
@@ -68,8 +69,13 @@ HModelNodeSpec parse_node(const json& e, const std::string& w, const std::vector
   HModelNodeSpec n;
   only_keys(e, {"at", "from", "layers", "prefix", "freeze", "adapter", "source_config", "d_model", "d_intermediate"}, w);
   if (!e.contains("at")) fail(w + ".at: missing (the 1-based node indices this entry applies to)");
-  if (e["at"].is_number_integer()) n.at = {e["at"].get<int>()};
-  else get(e, "at", n.at, w);
+  if (e["at"].is_number()) {
+    int a = 0;
+    get(e, "at", a, w);
+    n.at = {a};
+  } else {
+    get(e, "at", n.at, w);
+  }
   get(e, "from", n.from, w);
   get(e, "layers", n.layers, w);
   get(e, "prefix", n.prefix, w);
@@ -120,11 +126,12 @@ HModelNodeSpec parse_node(const json& e, const std::string& w, const std::vector
 
 // The "routing" section; records which defaults it overrode (for doubly_stochastic).
 void parse_routing(HModelConfig& c, const json& r, const std::string& wr, bool& norm_set, bool& inject_set) {
-  only_keys(r, {"granularity", "sharpen", "alpha", "topk", "straight_through", "norm", "tau", "allow_self",
+  only_keys(r, {"granularity", "sharpen", "power_of", "alpha", "topk", "straight_through", "norm", "tau", "allow_self",
                 "inject_input", "source_embed", "doubly_stochastic", "sinkhorn_iters", "sinkhorn_eps"},
             wr);
   get(r, "granularity", c.granularity, wr);
   get(r, "sharpen", c.sharpen, wr);
+  get(r, "power_of", c.power_of, wr);
   if (r.contains("alpha") && r["alpha"].is_object()) {
     const auto& a = r["alpha"];
     only_keys(a, {"schedule", "start", "end", "steps"}, wr + ".alpha");
@@ -155,6 +162,7 @@ void parse_routing(HModelConfig& c, const json& r, const std::string& wr, bool& 
   get(r, "sinkhorn_eps", c.sinkhorn_eps, wr);
   one_of(c.granularity, {"per_token", "per_sequence"}, wr + ".granularity");
   one_of(c.sharpen, {"softmax", "power", "sigmoid"}, wr + ".sharpen");
+  one_of(c.power_of, {"sigmoid", "softmax"}, wr + ".power_of");
   one_of(c.norm, {"count", "weighted", "none"}, wr + ".norm");
   if (c.topk < 0 || c.topk > c.L + 1)
     fail(wr + ".topk: must be in [1, L+1] = [1, " + std::to_string(c.L + 1) + "] (0 = off), got " +
@@ -208,7 +216,9 @@ void apply_doubly_stochastic(HModelConfig& c, const std::string& w, bool norm_se
   if (norm_set && c.norm != "none") fail(wr + ".norm: doubly_stochastic routing uses norm = none");
   if (inject_set && !c.inject_input) fail(wr + ".inject_input: doubly_stochastic routing needs inject_input = true");
   if (readout_set && c.readout != "last") fail(w + ".readout.mode: doubly_stochastic routing reads out last");
-  if (c.sharpen != "softmax") fail(wr + ".sharpen: doubly_stochastic routing replaces sharpening (use softmax)");
+  if (c.sharpen == "sigmoid")
+    fail(wr + ".sharpen: doubly_stochastic routing is a Sinkhorn projection (softmax: alpha on the logits; power: "
+              "alpha on the Sinkhorn output)");
   if (c.topk) fail(wr + ".topk: not combinable with doubly_stochastic routing");
   if (c.flush_last) fail(w + ".readout.flush_last: not combinable with doubly_stochastic routing");
   c.norm = "none";
@@ -266,7 +276,7 @@ HModelConfig HModelConfig::from_json(const json& j, const std::string& w, const 
 }
 
 json HModelConfig::to_json() const {
-  json routing{{"granularity", granularity}, {"sharpen", sharpen}, {"topk", topk},
+  json routing{{"granularity", granularity}, {"sharpen", sharpen}, {"power_of", power_of}, {"topk", topk},
                {"straight_through", straight_through}, {"norm", norm}, {"tau", tau}, {"allow_self", allow_self},
                {"inject_input", inject_input}, {"source_embed", source_embed},
                {"doubly_stochastic", doubly_stochastic}, {"sinkhorn_iters", sinkhorn_iters},

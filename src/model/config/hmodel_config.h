@@ -30,6 +30,9 @@ struct HModelConfig {
   // routing (hmodel.md §2–§5, §9)
   std::string granularity = "per_token";  // per_token | per_sequence
   std::string sharpen = "softmax";        // softmax | power | sigmoid
+  // The weights `power` sharpens: sigmoid gates (default) or softmax (then power == softmax(alpha z));
+  // doubly-stochastic routing: the Sinkhorn output (this key unused).
+  std::string power_of = "sigmoid";
   double alpha = 1.0;                     // fixed alpha (schedule "constant")
   std::string alpha_schedule = "constant";  // constant | linear | exp
   double alpha_start = 1.0, alpha_end = 1.0;

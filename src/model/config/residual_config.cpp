@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_get.h"
 
 namespace dynarch {
 using nlohmann::json;
@@ -18,7 +19,12 @@ ResidualConfig ResidualConfig::from_json(const json& j, const std::string& w) {
     if (!keys.count(k)) fail(w + ": unknown field \"" + k + "\"");
   try {
     auto get = [&](const char* k, auto& dst) {
-      if (j.contains(k)) dst = j.at(k).get<std::decay_t<decltype(dst)>>();
+      if (!j.contains(k)) return;
+      try {
+        dst = json_get<std::decay_t<decltype(dst)>>(j.at(k));
+      } catch (const json::exception&) {
+        fail(w + "." + k + ": wrong type (" + j.at(k).dump() + ")");
+      }
     };
     get("type", c.type);
     c.n = c.streams() ? 4 : 1;

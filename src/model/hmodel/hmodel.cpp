@@ -257,11 +257,19 @@ at::Tensor HModel::routing_matrix(int r, const std::vector<int>& senders, const 
       }
     }
     if (cfg.doubly_stochastic) {  // C = SK(Z^T)^T: targets receive exactly unit mass (mhc.md §4)
-      auto Z = at::stack(z, -2) * alpha();
+      // softmax: alpha scales the logits. power: alpha acts on the Sinkhorn output, renormalised
+      // per target (the exact direction), so targets keep unit mass while senders drift from 1.
+      // (Re-projecting SK(Z)^alpha instead would give SK(alpha Z) again: no new mode.)
+      const bool power = cfg.sharpen == "power";
+      auto Z = at::stack(z, -2) * (power ? 1.0 : alpha());
       const SinkhornOptions sk{cfg.sinkhorn_iters, cfg.sinkhorn_eps, false};
       C = sinkhorn(Z.transpose(-1, -2).reshape({-1, K, K}).contiguous(), sk).view({B, Sp, K, K}).transpose(-1, -2);
+      if (power) {
+        C = C.pow(alpha());
+        C = C / C.sum(-2, true);
+      }
     } else {
-      const SharpenOptions so{cfg.sharpen, alpha(), cfg.topk, cfg.straight_through};
+      const SharpenOptions so{cfg.sharpen, alpha(), cfg.topk, cfg.straight_through, cfg.power_of};
       std::vector<at::Tensor> rows;
       for (int i = 0; i <= L; ++i) {
         if (!z[i].defined()) {
@@ -307,8 +315,8 @@ struct ObjectiveSums {
 }  // namespace
 
 std::pair<at::Tensor, Messages> HModel::route(int r, const std::vector<at::Tensor>& h,
-                                              const std::vector<at::Tensor>& act, const at::Tensor& valid, bool infer,
-                                              at::Tensor& smask) {
+                                              const std::vector<at::Tensor>& act, const at::Tensor& live,
+                                              const at::Tensor& valid, bool infer, at::Tensor& smask) {
   const auto& x = h[0];
   const auto dt = x.scalar_type();
   const int64_t B = x.size(0), S = x.size(1), K = L + 1, Sp = act[0].size(1);
@@ -319,7 +327,7 @@ std::pair<at::Tensor, Messages> HModel::route(int r, const std::vector<at::Tenso
     if (in_play && act[i].defined() && (ds || act[i].any().item<bool>())) senders.push_back(i);
   }
   smask = at::zeros({B, Sp, K}, at::TensorOptions().dtype(at::kBool));
-  for (int i : senders) smask.select(-1, i).copy_(act[i]);
+  for (int i : senders) smask.select(-1, i).copy_(act[i].logical_and(live));
   if (senders.empty()) {
     // Hardened routing sent everything to OUT before step T: nothing is in flight. The
     // remaining steps carry no messages, but still run (a decoding state's stateful
@@ -338,8 +346,8 @@ std::pair<at::Tensor, Messages> HModel::route(int r, const std::vector<at::Tenso
 }
 
 void HModel::run_layers(int r, const Messages& agg, const at::Tensor& n, const at::Tensor& w,
-                        std::vector<at::Tensor>& h, std::vector<at::Tensor>& act, const at::Tensor& valid,
-                        StackState* state, const at::Tensor& lengths, bool stepping, bool autocast, at::Tensor* rms_in,
+                        std::vector<at::Tensor>& h, std::vector<at::Tensor>& act, const at::Tensor& live,
+                        const at::Tensor& valid, StackState* state, const at::Tensor& lengths, bool stepping, bool autocast, at::Tensor* rms_in,
                         at::Tensor* rms_out) {
   const auto dt = h[0].scalar_type();
   const int64_t B = h[0].size(0), S = h[0].size(1), Sp = act[0].size(1);
@@ -348,8 +356,10 @@ void HModel::run_layers(int r, const Messages& agg, const at::Tensor& n, const a
     *rms_out = rms_in->clone();
   }
   for (int j = 1; j <= L; ++j) {
-    auto aj = cfg.doubly_stochastic ? at::ones({B, Sp}, at::TensorOptions().dtype(at::kBool))
-                                    : n.select(-1, j - 1) > 0;
+    // A halted position (infer.halt_eps) is inactive from here on: zero input, nothing sent.
+    auto aj = (cfg.doubly_stochastic ? at::ones({B, Sp}, at::TensorOptions().dtype(at::kBool))
+                                     : n.select(-1, j - 1) > 0)
+                  .logical_and(live);
     act[j] = aj;
     auto X = normalise_messages(agg.M.select(-2, j - 1), n.narrow(-1, j - 1, 1), w.narrow(-1, j - 1, 1), cfg.norm);
     X = X * aj.to(dt).unsqueeze(-1);  // zero input at inactive positions
@@ -373,6 +383,8 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
   const bool infer = !is_training() || !at::GradMode::is_enabled();
   const bool aux = !infer && forward_context().aux;
   auto* rec = forward_context().routes;
+  // Halting (§8): per row (position, or example for per_sequence), the same rule in a full
+  // forward and in step decode; see the loop.
   const bool halting = infer && cfg.halt_eps > 0 && cfg.readout == "accumulate";
   const bool need_walk = aux || halting;
   // Routing and aggregation stay in fp32 (fp64 in tests); the layers run under the caller's autocast.
@@ -385,6 +397,7 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
   auto valid_p = per_seq ? at::ones({B, 1}, bopt) : valid;  // routing rows
 
   std::vector<at::Tensor> h(K), act(K);  // sender states (B, S, d) and activity (B, Sp)
+  auto live = at::ones({B, Sp}, bopt);    // rows not halted
   h[0] = x;
   act[0] = at::ones({B, Sp}, bopt);
   if (ds)  // every layer row is present at every step; before its first run a layer sends zeros
@@ -405,7 +418,7 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
     const bool last = r == T;
     ++steps;
     at::Tensor smask;  // (B, Sp, K): sender i active at (b, s)
-    auto [C, agg] = route(r, h, act, valid, infer, smask);
+    auto [C, agg] = route(r, h, act, live, valid, infer, smask);
     const auto& M = agg.M;
     auto pad_layers = [&](const at::Tensor& t) { return last ? at::cat({at::zeros({B, Sp, L}, x.options()), t}, -1) : t; };
     auto n = pad_layers(agg.n), w = pad_layers(agg.w);
@@ -430,16 +443,23 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
       rho = next;
     }
     if (halting && !last) {
+      // A row whose walk has (nearly) left halts: from iteration r + 1 on it is inactive, so
+      // its in-flight messages are dropped and its layers see zero input (zero_input).
       auto done = at::zeros_like(exits[0]);
       for (auto& e : exits) done = done + e;
-      auto remaining = (1.0 - done).masked_fill(valid_p.logical_not(), 0.0);
-      if (remaining.max().item<double>() < cfg.halt_eps) {
+      auto stop = live.logical_and(1.0 - done < cfg.halt_eps);
+      stats.halted_rows += stop.logical_and(valid_p).sum().item<int64_t>();
+      live = live.logical_and(stop.logical_not());
+      // Nothing left in flight: skip the remaining iterations, unless a state is carried
+      // (its stateful slots of later iterations must still see the zero inputs, as in a
+      // forward over the whole sequence, so decode stays exact).
+      if (!live.logical_and(valid_p).any().item<bool>() && !state) {
         ++stats.halted;
         break;
       }
     }
     if (last) break;
-    run_layers(r + 1, agg, n, w, h, act, valid, state, lengths, stepping, autocast, rec ? &rms_in : nullptr,
+    run_layers(r + 1, agg, n, w, h, act, live, valid, state, lengths, stepping, autocast, rec ? &rms_in : nullptr,
                rec ? &rms_out : nullptr);
   }
   ++stats.forwards;
@@ -454,7 +474,7 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
   }
   if (aux) {
     auto vp = valid_p.to(dt);
-    auto depth = (expected_depth(exits) * vp).sum() / vp.sum().clamp_min(1.0);
+    auto depth = (expected_depth(exits, T) * vp).sum() / vp.sum().clamp_min(1.0);
     add_aux_loss("hmodel_depth", depth / T, cfg.lambda_depth);
     objectives.emit(cfg);
   }

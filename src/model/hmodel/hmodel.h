@@ -60,7 +60,8 @@ struct HModelStats {
   int64_t calls = 0, calls_dense = 0;          // (iteration, node, row) applications
   int64_t positions = 0, positions_dense = 0;  // position-wise nodes: positions run
   int64_t active_positions = 0, all_positions = 0;  // (iteration, node, position) with n_j > 0 / all
-  int64_t forwards = 0, halted = 0;            // forwards that stopped early (infer.halt_eps)
+  int64_t forwards = 0, halted = 0;            // forwards that skipped their last iterations (infer.halt_eps)
+  int64_t halted_rows = 0;                     // valid rows (positions / examples) halted before step T
   int64_t steps_run = 0;                       // routing steps run, summed over forwards
 };
 
@@ -95,12 +96,15 @@ class HModel : public Stack {
                             const at::Tensor& smask, const at::Tensor& valid, bool infer);
   // Step r's routing over its active senders (smask receives them, (B, Sp, L+1))
   // and the messages they send (§5).
+  // Rows where `live` (B, Sp) is false (halted) send nothing.
   std::pair<at::Tensor, Messages> route(int r, const std::vector<at::Tensor>& h, const std::vector<at::Tensor>& act,
-                                        const at::Tensor& valid, bool infer, at::Tensor& smask);
+                                        const at::Tensor& live, const at::Tensor& valid, bool infer,
+                                        at::Tensor& smask);
   // Iteration r: every layer with a contributor runs on its normalised input; with
   // rms_in/rms_out, the RMS of each layer's input and output over its active positions.
   void run_layers(int r, const Messages& agg, const at::Tensor& n, const at::Tensor& w, std::vector<at::Tensor>& h,
-                  std::vector<at::Tensor>& act, const at::Tensor& valid, StackState* state, const at::Tensor& lengths,
+                  std::vector<at::Tensor>& act, const at::Tensor& live, const at::Tensor& valid, StackState* state,
+                  const at::Tensor& lengths,
                   bool stepping, bool autocast, at::Tensor* rms_in, at::Tensor* rms_out);
   at::Tensor run_node(int r, int j, const at::Tensor& X, const at::Tensor& active, StackState* state,
                       const at::Tensor& lengths, bool step);

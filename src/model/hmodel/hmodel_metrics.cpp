@@ -34,10 +34,10 @@ std::pair<at::Tensor, at::Tensor> walk_step(const at::Tensor& rho, const at::Ten
   return {exit, next};
 }
 
-at::Tensor expected_depth(const std::vector<at::Tensor>& e) {
-  const int T = (int)e.size() - 1;
+at::Tensor expected_depth(const std::vector<at::Tensor>& e, int T) {
+  if (T < 0) T = (int)e.size() - 1;
   auto d = at::zeros_like(e[0]), s = at::zeros_like(e[0]);
-  for (int r = 0; r <= T; ++r) {
+  for (int r = 0; r < (int)e.size(); ++r) {
     d = d + r * e[r];
     s = s + e[r];
   }
@@ -92,7 +92,8 @@ void RouteStats::add(const RouteTrace& t) {
     }
     rho = next;
   }
-  depth_sum_ += (dynarch::expected_depth(exits) * valid).sum().item<double>();
+  // A halted trace has fewer steps: its remaining mass counts at the model's T, not at its last step.
+  depth_sum_ += (dynarch::expected_depth(exits, T) * valid).sum().item<double>();
   rows_ += (int64_t)valid.sum().item<double>();
   calls += t.calls;
   calls_dense += t.calls_dense;

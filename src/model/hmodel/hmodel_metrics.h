@@ -26,8 +26,9 @@ at::Tensor js_divergence(const at::Tensor& p, const at::Tensor& q);
 // One walk step: rho (..., L+1) over senders -> {exit e_r (...), rho (..., L+1)
 // of the next step (IN gets 0)}. Differentiable.
 std::pair<at::Tensor, at::Tensor> walk_step(const at::Tensor& rho, const at::Tensor& C);
-// E[depth] = sum_r r e_r + T (1 - sum_r e_r); exits = e_0..e_T, T = exits.size() - 1.
-at::Tensor expected_depth(const std::vector<at::Tensor>& exits);
+// E[depth] = sum_r r e_r + T (1 - sum_r e_r); exits = e_0..e_r' (r' <= T: a halted walk's
+// later exits are 0, its remaining mass counts at T as in §11). T < 0: exits.size() - 1.
+at::Tensor expected_depth(const std::vector<at::Tensor>& exits, int T = -1);
 
 // What one forward recorded, detached on the CPU in fp64.
 struct RouteStep {

@@ -15,7 +15,8 @@ at::Tensor sharpen(const at::Tensor& z, const SharpenOptions& o) {
   const double inf = std::numeric_limits<double>::infinity();
   auto dense_of = [&](const at::Tensor& zz) -> at::Tensor {
     if (o.mode == "sigmoid") return at::sigmoid(o.alpha * zz);
-    if (o.mode == "power") return at::softmax(o.alpha * at::log_softmax(zz, -1), -1);
+    if (o.mode == "power")
+      return at::softmax(o.alpha * (o.power_of == "softmax" ? at::log_softmax(zz, -1) : at::log_sigmoid(zz)), -1);
     return at::softmax(o.alpha * zz, -1);
   };
   auto dense = dense_of(z);

@@ -17,11 +17,15 @@ struct SharpenOptions {
   double alpha = 1.0;
   int topk = 0;                  // 0 = off
   bool straight_through = false; // top-k forward, gradient of the dense rows
+  std::string power_of = "sigmoid";  // power: the weights it sharpens (sigmoid gates | softmax)
 };
 
 // z (..., K) logits (-inf = forbidden target) -> c (..., K).
-//   softmax: softmax(alpha z);  power: w^alpha / sum w^alpha with w = softmax(z)
-//   (computed as softmax(alpha log w)); sigmoid: sigma(alpha z) per target.
+//   softmax: softmax(alpha z);  sigmoid: sigma(alpha z) per target;
+//   power: w^alpha / sum w^alpha on the non-negative weights w = sigma(z)
+//   (power_of = sigmoid: normalised, sharpened gates) or w = softmax(z) (then
+//   identical to softmax(alpha z), the spec's identity), computed as
+//   softmax(alpha log w) for finite gradients at w = 0.
 //   top-k keeps the k largest logits (softmax/power renormalise over them).
 at::Tensor sharpen(const at::Tensor& z, const SharpenOptions& o);
 // Inference hardening (§10): keep the top-k entries and/or those >= threshold,
