@@ -6,26 +6,9 @@ set -u
 BIN=$(readlink -f "${1:?usage: cli_test.sh path/to/dynarch}")  # absolute: some cases change directory
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "ok   - $1"; }
-bad() { fail=$((fail+1)); echo "FAIL - $1"; [ -f "$T/err" ] && sed 's/^/       /' "$T/err" | tail -5; }
-# expect_fail NAME NEEDLE CMD...: non-zero exit and NEEDLE in stderr
-expect_fail() {
-  local name=$1 needle=$2; shift 2
-  if "$@" >"$T/out" 2>"$T/err"; then bad "$name (exit 0)"; return; fi
-  grep -qF -- "$needle" "$T/err" && ok "$name" || bad "$name (no '$needle' in stderr)"
-}
-expect_ok() {
-  local name=$1; shift
-  "$@" >"$T/out" 2>"$T/err" && ok "$name" || bad "$name (exit $?)"
-}
+source "$(dirname "$0")/harness.sh"
 
-python3 - "$T/corpus.txt" <<'PY'
-import random, sys
-random.seed(0)
-words = "the cat sat on a mat and dog ran far away home".split()
-open(sys.argv[1], "w").write(" ".join(random.choice(words) for _ in range(6000)))
-PY
+tiny_corpus "$T/corpus.txt" 0
 cat > "$T/model.json" <<'JSON'
 {"arch_layout": ["T1m1"], "d_model": [32], "d_intermediate": [64],
  "ssm_cfg": {"d_state": 8, "chunk_size": 8, "headdim": 8},

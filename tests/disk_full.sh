@@ -14,16 +14,9 @@ MNT="$T/mnt"
 mkdir -p "$MNT"
 cleanup() { umount "$MNT" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "ok   - $1"; }
-bad() { fail=$((fail+1)); echo "FAIL - $1"; }
+source "$(dirname "$0")/harness.sh"
 
-python3 - "$T/corpus.txt" <<'PY'
-import random, sys
-random.seed(2)
-words = "the cat sat on a mat and dog ran far away home".split()
-open(sys.argv[1], "w").write(" ".join(random.choice(words) for _ in range(6000)))
-PY
+tiny_corpus "$T/corpus.txt" 2
 cat > "$T/model.json" <<'JSON'
 {"arch_layout": ["T1m1"], "d_model": [32], "d_intermediate": [64],
  "ssm_cfg": {"d_state": 8, "chunk_size": 8, "headdim": 8},

@@ -8,18 +8,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
 export DYNARCH_DIST_TIMEOUT=10 DYNARCH_THREADS=1
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "ok   - $1"; }
-bad() { fail=$((fail+1)); echo "FAIL - $1"; [ -f "$T/err" ] && sed 's/^/       /' "$T/err" | tail -6; }
-expect_fail() {
-  local name=$1 needle=$2; shift 2
-  if "$@" >"$T/out" 2>"$T/err"; then bad "$name (exit 0)"; return; fi
-  grep -qF -- "$needle" "$T/err" && ok "$name" || bad "$name (no '$needle' in stderr)"
-}
-expect_ok() {
-  local name=$1; shift
-  "$@" >"$T/out" 2>"$T/err" && ok "$name" || bad "$name (exit $?)"
-}
+source "$HERE/harness.sh"
 # Losses agree to ~1e-7 (fp32 sums in another order); weights are compared
 # relative to each tensor's largest entry with 3e-5, because Adam divides by
 # sqrt(v): a gradient entry near zero whose value moves by one ulp moves its
@@ -30,12 +19,7 @@ same() {  # same NAME RUN_A RUN_B [compare_runs options]: losses, weights, optim
   else cp "$T/cmp" "$T/err"; bad "$name"; fi
 }
 
-/usr/bin/python3 - "$T/corpus.txt" <<'PY'
-import random, sys
-random.seed(0)
-words = "the cat sat on a mat and dog ran far away home".split()
-open(sys.argv[1], "w").write(" ".join(random.choice(words) for _ in range(6000)))
-PY
+tiny_corpus "$T/corpus.txt" 0
 cat > "$T/iso.json" <<'JSON'
 {"arch_layout": ["T1m1"], "d_model": [32], "d_intermediate": [64],
  "ssm_cfg": {"d_state": 8, "chunk_size": 8, "headdim": 8}, "attn_cfg": {"num_heads": [2], "rotary_emb_dim": [8]}}
