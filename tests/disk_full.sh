@@ -41,7 +41,7 @@ if "$BIN" "${TRAIN[@]}" --out "$RUN" >"$T/out" 2>"$T/err"; then
 else
   ok "training into a full disk fails (exit $?)"
 fi
-echo "    error: $(head -c 400 "$T/err")"
+echo "    stderr: $(head -c 400 "$T/err")"
 grep -q "No space left on device" "$T/err" && ok "the error says the disk is full" || bad "no ENOSPC in: $(cat "$T/err")"
 grep -qF "$RUN/checkpoint" "$T/err" && ok "the error names the path" || bad "the error does not name $RUN/checkpoint…: $(cat "$T/err")"
 python3 "$(dirname "$0")/same_trainer.py" "$T/ref/checkpoint/trainer.safetensors" "$RUN/checkpoint/trainer.safetensors" &&
