@@ -62,5 +62,5 @@ else
   echo "[exp] static_T2 does not beat the lookup by $GATE on every seed: H-Model runs skipped"
 fi
 python3 experiments/report_hmodel_reasoning_small.py "$OUT" "$DOC" "$SEEDS" \
-  --name "$REPORT" --command "experiments/hmodel_reasoning_small.sh (STEPS=$STEPS IN_CONTEXT=${IN_CONTEXT:-0} BATCH=$BATCH LR=$LR SEEDS=\"$SEEDS\" TRAIN_PER_DEPTH=$TRAIN_PER_DEPTH)"
+  --name "$REPORT" --command "STEPS=$STEPS IN_CONTEXT=${IN_CONTEXT:-0} SEQ_LEN=$SEQ_LEN BATCH=$BATCH LR=$LR SEEDS=\"$SEEDS\" TRAIN_PER_DEPTH=$TRAIN_PER_DEPTH OUT=$OUT REPORT=$REPORT experiments/hmodel_reasoning_small.sh"
 echo "[exp] report: $DOC/$REPORT.md"
