@@ -36,8 +36,11 @@ void check_span(const ByteSpan& span, int64_t L, bool training) {
   if (span.size < 1 || span.begin < 0 || span.begin + span.size > span.file->size()) fuzz::violated("span outside file");
   if (training) {
     for (int64_t step = 0; step < 3; ++step) {
-      Batch b = sample_batch(span, 1234, step, 0, 4, L);
+      Batch b = sample_batch(span, 1234, step, 0, 0, 4, L);
       if (b.inputs.size(0) != 4 || b.inputs.size(1) != L) fuzz::violated("sample_batch shape");
+      // A data-parallel rank's slice (rows 2..3) is those rows of the whole micro-batch.
+      Batch half = sample_batch(span, 1234, step, 0, 2, 2, L);
+      if (!half.targets.equal(b.targets.slice(0, 2, 4))) fuzz::violated("row slice differs from the batch");
       if (b.targets.min().item<int64_t>() < 0) fuzz::violated("a training window runs past the data");
     }
   }

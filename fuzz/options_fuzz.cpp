@@ -19,9 +19,11 @@ namespace {
 const std::vector<ModelConfig>& models() {
   static const std::vector<ModelConfig> m = [] {
     std::vector<ModelConfig> v;
-    for (const char* c : {R"({"arch_layout": ["T2"], "d_model": [32], "d_intermediate": [64]})",
-                          R"({"arch_layout": ["m1", ["t1"], "m1"], "d_model": [32, 48], "ssm_cfg": {"headdim": 16}})",
-                          R"({"arch_layout": ["m1", ["m1", ["t1"], "m1"], "m1"], "d_model": [32, 48, 64], "ssm_cfg": {"headdim": 16}})"})
+    for (const char* c : {R"({"arch_layout": ["T2"], "d_model": [32], "d_intermediate": [64], "attn_cfg": {"num_heads": [4]}})",
+                          R"({"arch_layout": ["m1", ["t1"], "m1"], "d_model": [32, 48], "ssm_cfg": {"headdim": 16},
+                              "attn_cfg": {"num_heads": [2, 4]}})",
+                          R"({"arch_layout": ["m1", ["m1", ["t1"], "m1"], "m1"], "d_model": [32, 48, 64], "ssm_cfg": {"headdim": 16},
+                              "attn_cfg": {"num_heads": [2, 2, 4]}})"})
       v.push_back(ModelConfig::from_json(json::parse(c), "fuzz model"));
     return v;
   }();
