@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "io/atomic_file.h"
+#include "io/fs_tree.h"
 #include "run/checkpoint.h"
 #include "run/compose.h"
 #include "train/classify_objective.h"
@@ -83,7 +84,7 @@ TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const
     fail("run directory " + opts.out + " already has a checkpoint; use --resume " + opts.out +
          " to continue it or choose another --out");
   if (lead) {
-    fs::create_directories(run);
+    io::make_dirs(run.string());
     std::error_code ec;
     fs::remove(run / "metrics.jsonl", ec);
   }
