@@ -84,12 +84,13 @@ int64_t init_weights_from(const std::string& path, ByteLM& model, std::vector<st
   return copied;
 }
 
-std::shared_ptr<ByteLM> load_model(const std::string& path) {
+std::shared_ptr<ByteLM> load_model(const std::string& path, c10::Device device) {
   auto dir = resolve_model_dir(path);
   verify_manifest(dir, {"config.json", "model.safetensors"});
   auto cfg = ModelConfig::from_file((fs::path(dir) / "config.json").string());
   auto model = std::make_shared<ByteLM>(cfg);
   load_weights((fs::path(dir) / "model.safetensors").string(), *model);
+  if (device != model->device()) model->to(device);
   return model;
 }
 
