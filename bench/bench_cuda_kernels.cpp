@@ -1,0 +1,101 @@
+// CUDA kernels of issue #16 against their plain tensor-op references on the
+// same GPU (the eager-PyTorch baseline): forward + backward time at the
+// shapes of the issue's workloads; one JSON line per case.
+// Usage: bench_cuda_kernels [--reps R] [--only CASE]
+// Cases: ema_scan, causal_conv, sinkhorn, hc_pre_mix, hc_post_res.
+// Exits 2 with a message when no CUDA device is visible.
+#include <torch/torch.h>
+
+#include <chrono>
+#include <iostream>
+#include <map>
+
+#include "bench/lm_bench.h"
+#include "kernels/cpu/chunk/ema_scan.h"
+#include "kernels/cpu/mamba/causal_conv.h"
+#include "kernels/cpu/streams/sinkhorn.h"
+#include "kernels/cpu/streams/stream_mix.h"
+
+using namespace dynarch;
+using nlohmann::json;
+
+namespace {
+
+using Op = std::function<at::Tensor(const std::vector<at::Tensor>&)>;
+
+// Best of `reps` (after one warm-up) of forward + backward with a fixed
+// upstream gradient, synchronised; the two ops alternate.
+json compare(const Op& fast, const Op& ref, const std::vector<at::Tensor>& inputs, int reps) {
+  std::vector<at::Tensor> in;
+  for (auto& x : inputs) in.push_back(x.detach().clone().requires_grad_(x.is_floating_point()));
+  std::vector<at::Tensor> diff;
+  for (auto& x : in)
+    if (x.requires_grad()) diff.push_back(x);
+  auto G = torch::randn_like(fast(in).detach());
+  std::map<std::string, double> best;
+  for (int r = 0; r <= reps; ++r)
+    for (auto& [name, op] : {std::pair<std::string, const Op*>{"cuda", &fast}, {"reference", &ref}}) {
+      torch::cuda::synchronize();
+      auto t0 = std::chrono::steady_clock::now();
+      auto out = (*op)(in);
+      torch::autograd::grad({out}, diff, {G});
+      torch::cuda::synchronize();
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (r > 0) best[name + "_fwd_bwd_ms"] = best.count(name + "_fwd_bwd_ms") ? std::min(best[name + "_fwd_bwd_ms"], ms) : ms;
+    }
+  json j(best);
+  j["speedup"] = best["reference_fwd_bwd_ms"] / best["cuda_fwd_bwd_ms"];
+  return j;
+}
+
+at::Tensor randn(at::IntArrayRef s) { return torch::randn(s, at::TensorOptions().device(at::kCUDA)); }
+at::Tensor rand(at::IntArrayRef s) { return torch::rand(s, at::TensorOptions().device(at::kCUDA)); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int reps = 5;
+  std::string only;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--reps") reps = std::stoi(argv[i + 1]);
+    else if (a == "--only") only = argv[i + 1];
+    else { std::cerr << "bench_cuda_kernels: unknown option " << a << "\n"; return 2; }
+  }
+  if (!torch::cuda::is_available()) {
+#if DYNARCH_CUDA
+    std::cerr << "bench_cuda_kernels: no CUDA device visible\n";
+#else
+    std::cerr << "bench_cuda_kernels: no CUDA device visible (a CPU build: configure with -DDYNARCH_CUDA=ON)\n";
+#endif
+    return 2;
+  }
+  torch::manual_seed(0);
+  auto run = [&](const std::string& name, json shape, const Op& fast, const Op& ref, std::vector<at::Tensor> in) {
+    if (!only.empty() && only != name) return;
+    json j = compare(fast, ref, in, reps);
+    j["bench"] = "cuda_kernels";
+    j["case"] = name;
+    j["shape"] = shape;
+    std::cout << j.dump() << std::endl;
+  };
+  // Dechunk of the 1-stage L H-Net: 8 rows x ~2048 chunks x d 1024 (fp32 scan).
+  run("ema_scan", {{"B", 8}, {"M", 2048}, {"D", 1024}},
+      [](auto& v) { return ema_scan(v[0], torch::sigmoid(v[1])); },
+      [](auto& v) { return ema_scan_reference(v[0], torch::sigmoid(v[1])); }, {randn({8, 2048, 1024}), randn({8, 2048})});
+  // Mamba-2 conv of the L encoder: d_model 1024, expand 2, d_state 128 -> 2304 channels, 8 x 8192.
+  run("causal_conv", {{"B", 8}, {"L", 8192}, {"C", 2304}, {"K", 4}},
+      [](auto& v) { return causal_conv1d_silu(v[0], v[1], v[2]); },
+      [](auto& v) { return causal_conv1d_silu_reference(v[0], v[1], v[2]); },
+      {randn({8, 8192, 2304}), randn({2304, 1, 4}) * 0.5, randn({2304})});
+  // mHC n = 4 maps of one sub-layer at 8 x 2048 tokens, 20 iterations.
+  run("sinkhorn", {{"T", 16384}, {"n", 4}, {"iters", 20}}, [](auto& v) { return sinkhorn(v[0]); },
+      [](auto& v) { return sinkhorn_reference(v[0]); }, {randn({16384, 4, 4})});
+  run("hc_pre_mix", {{"T", 16384}, {"n", 4}, {"D", 1024}}, [](auto& v) { return hc_pre_mix(v[0], v[1]); },
+      [](auto& v) { return hc_pre_mix_reference(v[0], v[1]); }, {randn({16384, 4, 1024}), rand({16384, 4})});
+  run("hc_post_res", {{"T", 16384}, {"n", 4}, {"D", 1024}},
+      [](auto& v) { return hc_post_res(v[0], v[1], v[2], v[3]); },
+      [](auto& v) { return hc_post_res_reference(v[0], v[1], v[2], v[3]); },
+      {randn({16384, 4, 1024}), rand({16384, 4, 4}), rand({16384, 4}), randn({16384, 1024})});
+  return 0;
+}
