@@ -2,8 +2,8 @@
 // same GPU (the eager-PyTorch baseline): forward + backward time at the
 // shapes of the workloads; one JSON line per case.
 // Usage: bench_cuda_kernels [--reps R] [--only CASE]
-// Cases: ema_scan, causal_conv, sinkhorn, hc_pre_mix, hc_post_res.
-// Exits 2 with a message when no CUDA device is visible.
+// Cases: ema_scan, causal_conv, sinkhorn, hc_pre_mix, hc_post_res, ssd_forward (forward only).
+// Exits 2 with a message when no CUDA device is visible (always in a CPU build).
 #include <torch/torch.h>
 
 #include <chrono>
@@ -11,10 +11,16 @@
 #include <map>
 
 #include "bench/lm_bench.h"
+#include "core/error.h"
 #include "kernels/cpu/chunk/ema_scan.h"
 #include "kernels/cpu/mamba/causal_conv.h"
 #include "kernels/cpu/streams/sinkhorn.h"
 #include "kernels/cpu/streams/stream_mix.h"
+#include "model/layers/mamba2.h"
+
+#if DYNARCH_CUDA
+#include "kernels/cuda/mamba/ssd_scan_cuda.h"
+#endif
 
 using namespace dynarch;
 using nlohmann::json;
@@ -41,7 +47,8 @@ json compare(const Op& fast, const Op& ref, const std::vector<at::Tensor>& input
       torch::autograd::grad({out}, diff, {G});
       torch::cuda::synchronize();
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      if (r > 0) best[name + "_fwd_bwd_ms"] = best.count(name + "_fwd_bwd_ms") ? std::min(best[name + "_fwd_bwd_ms"], ms) : ms;
+      if (r > 0)
+        best[name + "_fwd_bwd_ms"] = best.count(name + "_fwd_bwd_ms") ? std::min(best[name + "_fwd_bwd_ms"], ms) : ms;
     }
   json j(best);
   j["speedup"] = best["reference_fwd_bwd_ms"] / best["cuda_fwd_bwd_ms"];
@@ -53,23 +60,23 @@ at::Tensor rand(at::IntArrayRef s) { return torch::rand(s, at::TensorOptions().d
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run_all(int argc, char** argv) {
   int reps = 5;
   std::string only;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string a = argv[i];
-    if (a == "--reps") reps = std::stoi(argv[i + 1]);
-    else if (a == "--only") only = argv[i + 1];
-    else { std::cerr << "bench_cuda_kernels: unknown option " << a << "\n"; return 2; }
+  for (const auto& [k, v] : option_pairs(argc, argv, "bench_cuda_kernels")) {
+    if (k == "--reps")
+      reps = std::stoi(v);
+    else if (k == "--only")
+      only = v;
+    else
+      throw UserError("bench_cuda_kernels: unknown option " + k);
   }
-  if (!torch::cuda::is_available()) {
 #if DYNARCH_CUDA
-    std::cerr << "bench_cuda_kernels: no CUDA device visible\n";
+  check(torch::cuda::is_available(), "bench_cuda_kernels: no CUDA device visible");
 #else
-    std::cerr << "bench_cuda_kernels: no CUDA device visible (a CPU build: configure with -DDYNARCH_CUDA=ON)\n";
+  check(torch::cuda::is_available(),
+        "bench_cuda_kernels: no CUDA device visible (a CPU build: configure with -DDYNARCH_CUDA=ON)");
 #endif
-    return 2;
-  }
   torch::manual_seed(0);
   auto run = [&](const std::string& name, json shape, const Op& fast, const Op& ref, std::vector<at::Tensor> in) {
     if (!only.empty() && only != name) return;
@@ -80,22 +87,58 @@ int main(int argc, char** argv) {
     std::cout << j.dump() << std::endl;
   };
   // Dechunk of the 1-stage L H-Net: 8 rows x ~2048 chunks x d 1024 (fp32 scan).
-  run("ema_scan", {{"B", 8}, {"M", 2048}, {"D", 1024}},
-      [](auto& v) { return ema_scan(v[0], torch::sigmoid(v[1])); },
-      [](auto& v) { return ema_scan_reference(v[0], torch::sigmoid(v[1])); }, {randn({8, 2048, 1024}), randn({8, 2048})});
+  run(
+      "ema_scan", {{"B", 8}, {"M", 2048}, {"D", 1024}}, [](auto& v) { return ema_scan(v[0], torch::sigmoid(v[1])); },
+      [](auto& v) { return ema_scan_reference(v[0], torch::sigmoid(v[1])); },
+      {randn({8, 2048, 1024}), randn({8, 2048})});
   // Mamba-2 conv of the L encoder: d_model 1024, expand 2, d_state 128 -> 2304 channels, 8 x 8192.
-  run("causal_conv", {{"B", 8}, {"L", 8192}, {"C", 2304}, {"K", 4}},
+  run(
+      "causal_conv", {{"B", 8}, {"L", 8192}, {"C", 2304}, {"K", 4}},
       [](auto& v) { return causal_conv1d_silu(v[0], v[1], v[2]); },
       [](auto& v) { return causal_conv1d_silu_reference(v[0], v[1], v[2]); },
       {randn({8, 8192, 2304}), randn({2304, 1, 4}) * 0.5, randn({2304})});
   // mHC n = 4 maps of one sub-layer at 8 x 2048 tokens, 20 iterations.
-  run("sinkhorn", {{"T", 16384}, {"n", 4}, {"iters", 20}}, [](auto& v) { return sinkhorn(v[0]); },
+  run(
+      "sinkhorn", {{"T", 16384}, {"n", 4}, {"iters", 20}}, [](auto& v) { return sinkhorn(v[0]); },
       [](auto& v) { return sinkhorn_reference(v[0]); }, {randn({16384, 4, 4})});
-  run("hc_pre_mix", {{"T", 16384}, {"n", 4}, {"D", 1024}}, [](auto& v) { return hc_pre_mix(v[0], v[1]); },
+  run(
+      "hc_pre_mix", {{"T", 16384}, {"n", 4}, {"D", 1024}}, [](auto& v) { return hc_pre_mix(v[0], v[1]); },
       [](auto& v) { return hc_pre_mix_reference(v[0], v[1]); }, {randn({16384, 4, 1024}), rand({16384, 4})});
-  run("hc_post_res", {{"T", 16384}, {"n", 4}, {"D", 1024}},
-      [](auto& v) { return hc_post_res(v[0], v[1], v[2], v[3]); },
+  run(
+      "hc_post_res", {{"T", 16384}, {"n", 4}, {"D", 1024}}, [](auto& v) { return hc_post_res(v[0], v[1], v[2], v[3]); },
       [](auto& v) { return hc_post_res_reference(v[0], v[1], v[2], v[3]); },
       {randn({16384, 4, 1024}), rand({16384, 4, 4}), rand({16384, 4}), randn({16384, 1024})});
+#if DYNARCH_CUDA
+  // SSD scan forward alone at the shape: 8 x 8192, 32 heads x 64, d_state 128, chunk 256;
+  // the fused forward vs the tensor-op chunked form (ssd_chunked) on the same GPU.
+  if (only.empty() || only == "ssd_forward") {
+    const int64_t B = 8, L = 8192, H = 32, P = 64, N = 128, Q = 256;
+    auto x = randn({B, L, H, P}), dt = rand({B, L, H}) * 0.1, a = -rand({H}) - 0.5;
+    auto Bm = randn({B, L, N}), Cm = randn({B, L, N});
+    torch::NoGradGuard ng;
+    std::map<std::string, double> best;
+    for (int r = 0; r <= reps; ++r)
+      for (bool fused : {true, false}) {
+        torch::cuda::synchronize();
+        auto t0 = std::chrono::steady_clock::now();
+        if (fused)
+          cuda::ssd_chunk_scan_forward(x, dt, a, Bm, Cm, Q);
+        else
+          ssd_chunked(x, dt, a, Bm, Cm, Q);
+        torch::cuda::synchronize();
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        const std::string k = fused ? "cuda_fwd_ms" : "reference_fwd_ms";
+        if (r > 0) best[k] = best.count(k) ? std::min(best[k], ms) : ms;
+      }
+    json j(best);
+    j["speedup"] = best["reference_fwd_ms"] / best["cuda_fwd_ms"];
+    j["bench"] = "cuda_kernels";
+    j["case"] = "ssd_forward";
+    j["shape"] = {{"B", B}, {"L", L}, {"H", H}, {"P", P}, {"N", N}, {"chunk", Q}};
+    std::cout << j.dump() << std::endl;
+  }
+#endif
   return 0;
 }
+
+int main(int argc, char** argv) { return bench_main(argc, argv, run_all); }

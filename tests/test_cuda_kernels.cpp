@@ -12,10 +12,12 @@
 #include "kernels/cpu/mamba/causal_conv.h"
 #include "kernels/cpu/streams/sinkhorn.h"
 #include "kernels/cpu/streams/stream_mix.h"
+#include "model/layers/mamba2.h"
 
 #if DYNARCH_CUDA
 #include "kernels/cuda/chunk/ema_scan_cuda.h"
 #include "kernels/cuda/mamba/causal_conv_cuda.h"
+#include "kernels/cuda/mamba/ssd_scan_cuda.h"
 #include "kernels/cuda/streams/sinkhorn_cuda.h"
 #include "kernels/cuda/streams/stream_mix_cuda.h"
 #endif
@@ -73,7 +75,8 @@ TEST(CudaEma, MatchesReference) {
   Op op = [](const std::vector<at::Tensor>& v) { return ema_scan(v[0], torch::sigmoid(v[1]), v[2]); };
   Op ref = [](const std::vector<at::Tensor>& v) { return ema_scan_reference(v[0], torch::sigmoid(v[1]), v[2]); };
   for (auto shape : {std::vector<int64_t>{3, 17, 70}, {1, 1, 5}, {2, 300, 1030}})
-    expect_cuda_matches(op, ref, {torch::randn(shape), torch::randn({shape[0], shape[1]}), torch::randn({shape[0], shape[2]})},
+    expect_cuda_matches(op, ref,
+                        {torch::randn(shape), torch::randn({shape[0], shape[1]}), torch::randn({shape[0], shape[2]})},
                         1e-4, "ema " + c10::str(shape));
   // Without h0, and bf16 z (computed in fp32, gradient back in bf16).
   auto z = torch::randn({2, 9, 33}), P = torch::rand({2, 9});
@@ -88,7 +91,8 @@ TEST(CudaEma, GradcheckFp64AndHook) {
   Op f = [](const std::vector<at::Tensor>& in) { return ema_scan(in[0], torch::sigmoid(in[1]), in[2]); };
   EXPECT_LT(cuda_gradcheck(f, {torch::randn({2, 5, 3}), torch::randn({2, 5}), torch::randn({2, 3})}), 1e-7);
 #if DYNARCH_CUDA
-  auto z = torch::randn({2, 6, 40}, at::kCUDA), P = torch::rand({2, 6}, at::kCUDA), h0 = torch::randn({2, 40}, at::kCUDA);
+  auto z = torch::randn({2, 6, 40}, at::kCUDA), P = torch::rand({2, 6}, at::kCUDA),
+       h0 = torch::randn({2, 40}, at::kCUDA);
   EXPECT_TRUE(torch::equal(ema_scan(z, P, h0), cuda::ema_scan(z, P, h0)));  // the op's hook reaches the kernel
   expect_error([&] { cuda::ema_scan(z, P.cpu(), h0); }, "ema_scan: P is on cpu");
   expect_error([&] { cuda::ema_scan(z, P, h0.narrow(1, 0, 3)); }, "h0 must have shape");
@@ -112,8 +116,8 @@ TEST(CausalConv, ReferenceEqualsLoop) {
           double acc = b[c].item<double>();
           for (int64_t k = 0; k < K; ++k) {
             const int64_t src = t - K + 1 + k;
-            const double in = src >= 0 ? x[r][src][c].item<double>()
-                                       : (with_init ? init[r][K - 1 + src][c].item<double>() : 0.0);
+            const double in =
+                src >= 0 ? x[r][src][c].item<double>() : (with_init ? init[r][K - 1 + src][c].item<double>() : 0.0);
             acc += w[c][0][k].item<double>() * in;
           }
           EXPECT_NEAR(y[r][t][c].item<double>(), acc / (1 + std::exp(-acc)), 1e-12) << r << " " << t << " " << c;
@@ -127,10 +131,10 @@ TEST(CudaConv, MatchesReference) {
   Op op = [](const std::vector<at::Tensor>& v) { return causal_conv1d_silu(v[0], v[1], v[2], v[3]); };
   Op ref = [](const std::vector<at::Tensor>& v) { return causal_conv1d_silu_reference(v[0], v[1], v[2], v[3]); };
   for (auto [B, L, C, K] : {std::array<int64_t, 4>{2, 37, 20, 4}, {3, 700, 288, 4}, {1, 2, 5, 4}, {2, 9, 7, 2}})
-    expect_cuda_matches(op, ref,
-                        {torch::randn({B, L, C}), torch::randn({C, 1, K}) * 0.5, torch::randn({C}),
-                         torch::randn({B, K - 1, C})},
-                        1e-4, "conv " + std::to_string(L) + "x" + std::to_string(C), 3);  // init: no gradient
+    expect_cuda_matches(
+        op, ref,
+        {torch::randn({B, L, C}), torch::randn({C, 1, K}) * 0.5, torch::randn({C}), torch::randn({B, K - 1, C})}, 1e-4,
+        "conv " + std::to_string(L) + "x" + std::to_string(C), 3);  // init: no gradient
   // The xBC columns of a wider row, read in place (row stride 50), no init.
   auto zx = torch::randn({2, 30, 50}), w = torch::randn({20, 1, 4}), b = torch::randn({20});
   auto y = causal_conv1d_silu(zx.cuda().narrow(2, 10, 20), w.cuda(), b.cuda());
@@ -169,8 +173,9 @@ TEST(CudaSinkhorn, MatchesReference) {
         o.eps_after_first = v4;
         Op op = [o](const std::vector<at::Tensor>& v) { return sinkhorn(v[0], o); };
         Op ref = [o](const std::vector<at::Tensor>& v) { return sinkhorn_reference(v[0], o); };
-        expect_cuda_matches(op, ref, {torch::randn({1000, n, n}) * 2}, 1e-4,
-                            "sinkhorn n=" + std::to_string(n) + " eps=" + std::to_string(eps) + " v4=" + std::to_string(v4));
+        expect_cuda_matches(
+            op, ref, {torch::randn({1000, n, n}) * 2}, 1e-4,
+            "sinkhorn n=" + std::to_string(n) + " eps=" + std::to_string(eps) + " v4=" + std::to_string(v4));
       }
   auto one = sinkhorn(torch::randn({5, 1, 1}, at::kCUDA));
   EXPECT_TRUE(torch::equal(one.cpu(), torch::ones({5, 1, 1})));
@@ -207,14 +212,15 @@ TEST(CudaStreamMix, MatchesReference) {
     for (int64_t D : {50, 1030}) {
       const std::string what = "n=" + std::to_string(n) + " D=" + std::to_string(D);
       expect_cuda_matches(pre, pre_ref, {torch::randn({37, n, D}), torch::rand({37, n})}, 1e-4, "pre_mix " + what);
-      expect_cuda_matches(post, post_ref,
-                          {torch::randn({37, n, D}), torch::rand({37, n, n}), torch::rand({37, n}) * 2,
-                           torch::randn({37, D})},
-                          1e-4, "post_res " + what);
+      expect_cuda_matches(
+          post, post_ref,
+          {torch::randn({37, n, D}), torch::rand({37, n, n}), torch::rand({37, n}) * 2, torch::randn({37, D})}, 1e-4,
+          "post_res " + what);
     }
   // Only y and R need gradients (the kernels for X and post are skipped).
   auto X = torch::randn({5, 4, 8}, at::kCUDA), p = torch::rand({5, 4}, at::kCUDA);
-  auto R = torch::rand({5, 4, 4}, at::kCUDA).requires_grad_(true), y = torch::randn({5, 8}, at::kCUDA).requires_grad_(true);
+  auto R = torch::rand({5, 4, 4}, at::kCUDA).requires_grad_(true),
+       y = torch::randn({5, 8}, at::kCUDA).requires_grad_(true);
   auto g = torch::autograd::grad({hc_post_res(X, R, p, y).sum()}, {R, y});
   auto Rc = R.detach().cpu().requires_grad_(true), yc = y.detach().cpu().requires_grad_(true);
   auto gc = torch::autograd::grad({hc_post_res_reference(X.cpu(), Rc, p.cpu(), yc).sum()}, {Rc, yc});
@@ -229,8 +235,8 @@ TEST(CudaStreamMix, GradcheckFp64AndHook) {
   Op post = [](const std::vector<at::Tensor>& v) { return hc_post_res(v[0], v[1], v[2], v[3]); };
   for (int64_t n : {1, 4}) {
     EXPECT_LT(cuda_gradcheck(pre, {torch::randn({3, n, 5}), torch::randn({3, n})}), 1e-7);
-    EXPECT_LT(cuda_gradcheck(post, {torch::randn({3, n, 5}), torch::randn({3, n, n}), torch::randn({3, n}),
-                                    torch::randn({3, 5})}),
+    EXPECT_LT(cuda_gradcheck(
+                  post, {torch::randn({3, n, 5}), torch::randn({3, n, n}), torch::randn({3, n}), torch::randn({3, 5})}),
               1e-7);
   }
 #if DYNARCH_CUDA
@@ -240,5 +246,38 @@ TEST(CudaStreamMix, GradcheckFp64AndHook) {
   EXPECT_TRUE(torch::equal(hc_post_res(X, R, p, y), cuda::hc_post_res(X, R, p, y)));
   expect_error([&] { hc_post_res(X, R, p.to(at::kDouble), y); }, "hc_post_res: post must be");
   expect_error([&] { hc_pre_mix(X, p.narrow(1, 0, 3)); }, "pre must have shape");
+#endif
+}
+
+// ---- Mamba-2 SSD chunked scan forward (hnet.md §11.3) ----
+
+TEST(CudaSsd, ForwardMatchesSequential) {
+  REQUIRE_CUDA();
+#if DYNARCH_CUDA
+  torch::manual_seed(10);
+  // L: one partial chunk, whole chunks, whole + partial; with and without an initial state.
+  for (int64_t L : {5, 128, 300})
+    for (bool with_init : {false, true})
+      for (auto dtype : {at::kFloat, at::kDouble}) {
+        const int64_t B = 2, H = 3, P = 8, N = 16, Q = 64;
+        auto o = at::TensorOptions().dtype(dtype);
+        auto x = torch::randn({B, L, H, P}, o), dt = torch::rand({B, L, H}, o) * 0.5;
+        auto a = -torch::rand({H}, o) * 4 - 0.5, Bm = torch::randn({B, L, N}, o), Cm = torch::randn({B, L, N}, o);
+        auto init = with_init ? torch::randn({B, H, P, N}, o) : at::Tensor();
+        auto ref = ssd_sequential(x, dt, a, Bm, Cm, init);
+        auto [y, fin] = cuda::ssd_chunk_scan_forward(x.cuda(), dt.cuda(), a.cuda(), Bm.cuda(), Cm.cuda(), Q,
+                                                     with_init ? init.cuda() : at::Tensor());
+        const double tol = dtype == at::kFloat ? 1e-4 : 1e-10;
+        const std::string what = "L=" + std::to_string(L) + " init=" + std::to_string(with_init);
+        EXPECT_LT(rel(y, ref.y), tol) << what;
+        EXPECT_LT(rel(fin, ref.state), tol) << what;
+      }
+  expect_error(
+      [] {
+        cuda::ssd_chunk_scan_forward(torch::randn({1, 4, 2, 3}, at::kCUDA), torch::rand({1, 4, 2}, at::kCUDA),
+                                     -torch::rand({3}, at::kCUDA), torch::randn({1, 4, 5}, at::kCUDA),
+                                     torch::randn({1, 4, 5}, at::kCUDA), 2);
+      },
+      "a must have shape");
 #endif
 }

@@ -16,17 +16,18 @@ namespace dynarch::cuda {
 inline void check_tensor(const char* op, const char* name, const at::Tensor& t, const at::Device& device,
                          std::initializer_list<at::ScalarType> dtypes) {
   check(t.defined(), std::string(op) + ": " + name + " is undefined");
-  check(t.device() == device, std::string(op) + ": " + name + " is on " + t.device().str() + ", expected " +
-                                  device.str());
+  check(t.device() == device,
+        std::string(op) + ": " + name + " is on " + t.device().str() + ", expected " + device.str());
   bool ok = false;
   std::string names;
-  for (auto d : dtypes) ok = ok || t.scalar_type() == d, names += std::string(names.empty() ? "" : "/") + c10::toString(d);
+  for (auto d : dtypes)
+    ok = ok || t.scalar_type() == d, names += std::string(names.empty() ? "" : "/") + c10::toString(d);
   check(ok, std::string(op) + ": " + name + " must be " + names + ", got " + c10::toString(t.scalar_type()));
 }
 
 inline void check_shape(const char* op, const char* name, const at::Tensor& t, at::IntArrayRef shape) {
-  check(t.sizes() == shape, std::string(op) + ": " + name + " must have shape " + c10::str(shape) + ", got " +
-                                c10::str(t.sizes()));
+  check(t.sizes() == shape,
+        std::string(op) + ": " + name + " must have shape " + c10::str(shape) + ", got " + c10::str(t.sizes()));
 }
 
 inline cudaStream_t stream() { return c10::cuda::getCurrentCUDAStream().stream(); }

@@ -24,8 +24,8 @@ at::Tensor causal_conv1d_silu_reference(const at::Tensor& x, const at::Tensor& w
             c10::str(weight.sizes()));
   const int64_t B = x.size(0), C = x.size(2), K = weight.size(2);
   const auto ct = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  auto left = init.defined() && init.numel() ? init.to(ct).transpose(1, 2)
-                                             : at::zeros({B, C, K - 1}, x.options().dtype(ct));
+  auto left =
+      init.defined() && init.numel() ? init.to(ct).transpose(1, 2) : at::zeros({B, C, K - 1}, x.options().dtype(ct));
   auto xpad = at::cat({left, x.to(ct).transpose(1, 2)}, 2);  // column t + K - 1 holds position t
   return at::silu(at::conv1d(xpad, weight.to(ct), bias.to(ct), at::IntArrayRef{1}, at::IntArrayRef{0},
                              at::IntArrayRef{1}, C))

@@ -38,10 +38,10 @@ struct EmaCudaFn : torch::autograd::Function<EmaCudaFn> {
     auto gz = at::empty_like(z), gPd = at::empty_like(z), gh0 = at::empty_like(h0);
     AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ema_scan_cuda_bwd", [&] {
       using C = scalar_t;
-      check_launch(ema_scan_backward<C>(z.data_ptr<C>(), P.data_ptr<C>(), h0.data_ptr<C>(), out.data_ptr<C>(),
-                                        g.data_ptr<C>(), gz.data_ptr<C>(), gPd.data_ptr<C>(), gh0.data_ptr<C>(), B, M,
-                                        D, stream()),
-                   "ema_scan backward");
+      check_launch(
+          ema_scan_backward<C>(z.data_ptr<C>(), P.data_ptr<C>(), h0.data_ptr<C>(), out.data_ptr<C>(), g.data_ptr<C>(),
+                               gz.data_ptr<C>(), gPd.data_ptr<C>(), gh0.data_ptr<C>(), B, M, D, stream()),
+          "ema_scan backward");
     });
     auto in_dtype = (at::ScalarType)ctx->saved_data["in_dtype"].toInt();
     return {gz.to(in_dtype), gPd.sum(-1), gh0};

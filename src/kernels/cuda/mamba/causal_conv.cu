@@ -10,25 +10,36 @@ namespace dynarch::cuda {
 namespace {
 
 template <class C>
-__device__ __forceinline__ C to_c(float v) { return C(v); }
+__device__ __forceinline__ C to_c(float v) {
+  return C(v);
+}
 template <class C>
-__device__ __forceinline__ C to_c(double v) { return C(v); }
+__device__ __forceinline__ C to_c(double v) {
+  return C(v);
+}
 template <class C>
-__device__ __forceinline__ C to_c(__nv_bfloat16 v) { return C(__bfloat162float(v)); }
+__device__ __forceinline__ C to_c(__nv_bfloat16 v) {
+  return C(__bfloat162float(v));
+}
 
 template <class T>
 __device__ __forceinline__ T from_c(float v);
 template <>
-__device__ __forceinline__ float from_c<float>(float v) { return v; }
+__device__ __forceinline__ float from_c<float>(float v) {
+  return v;
+}
 template <>
-__device__ __forceinline__ __nv_bfloat16 from_c<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
+__device__ __forceinline__ __nv_bfloat16 from_c<__nv_bfloat16>(float v) {
+  return __float2bfloat16(v);
+}
 template <class T>
-__device__ __forceinline__ T from_c(double v) { return T(v); }
+__device__ __forceinline__ T from_c(double v) {
+  return T(v);
+}
 
 // Input of position src (< 0: the initial rows, or 0 without them) at channel c.
 template <class T, class C>
-__device__ __forceinline__ C conv_in(const T* x, const C* init, const ConvShape& s, int64_t b, int64_t src,
-                                     int64_t c) {
+__device__ __forceinline__ C conv_in(const T* x, const C* init, const ConvShape& s, int64_t b, int64_t src, int64_t c) {
   if (src >= 0) return to_c<C>(x[b * s.sb + src * s.sl + c]);
   if (!init) return C(0);
   return init[(b * (s.K - 1) + (s.K - 1 + src)) * s.C + c];
@@ -122,8 +133,8 @@ cudaError_t causal_conv_silu_forward(const T* x, const C* w, const C* bias, cons
 }
 
 template <class T, class C>
-cudaError_t causal_conv_silu_backward(const T* x, const C* w, const C* bias, const C* init, const C* gy, C* dpre,
-                                      T* gx, C* gw_part, ConvShape s, cudaStream_t stream) {
+cudaError_t causal_conv_silu_backward(const T* x, const C* w, const C* bias, const C* init, const C* gy, C* dpre, T* gx,
+                                      C* gw_part, ConvShape s, cudaStream_t stream) {
   if (s.K < 1 || s.K > kMaxConvWidth) return cudaErrorInvalidValue;
   const int64_t n = s.B * s.L * s.C, nseg = conv_weight_segments(s);
   if (n == 0) return cudaSuccess;  // the caller zero-fills gw_part
@@ -135,9 +146,9 @@ cudaError_t causal_conv_silu_backward(const T* x, const C* w, const C* bias, con
   return cudaGetLastError();
 }
 
-#define DYNARCH_CONV_INSTANTIATE(T, C)                                                                              \
-  template cudaError_t causal_conv_silu_forward<T, C>(const T*, const C*, const C*, const C*, C*, ConvShape,        \
-                                                      cudaStream_t);                                                \
+#define DYNARCH_CONV_INSTANTIATE(T, C)                                                                               \
+  template cudaError_t causal_conv_silu_forward<T, C>(const T*, const C*, const C*, const C*, C*, ConvShape,         \
+                                                      cudaStream_t);                                                 \
   template cudaError_t causal_conv_silu_backward<T, C>(const T*, const C*, const C*, const C*, const C*, C*, T*, C*, \
                                                        ConvShape, cudaStream_t);
 DYNARCH_CONV_INSTANTIATE(float, float)

@@ -44,8 +44,8 @@ struct ConvCudaFn : torch::autograd::Function<ConvCudaFn> {
     dispatch(x, [&](auto* T0, auto* C0) {
       using T = std::remove_pointer_t<decltype(T0)>;
       using C = std::remove_pointer_t<decltype(C0)>;
-      check_launch(causal_conv_silu_forward<T, C>(ptr<const T>(x), ptr<const C>(w), ptr<const C>(b),
-                                                  ptr<const C>(init), ptr<C>(y), s, stream()),
+      check_launch(causal_conv_silu_forward<T, C>(ptr<const T>(x), ptr<const C>(w), ptr<const C>(b), ptr<const C>(init),
+                                                  ptr<C>(y), s, stream()),
                    "causal_conv1d_silu forward");
     });
     ctx->save_for_backward({x, w, b, init});
@@ -65,10 +65,10 @@ struct ConvCudaFn : torch::autograd::Function<ConvCudaFn> {
     dispatch(x, [&](auto* T0, auto* C0) {
       using T = std::remove_pointer_t<decltype(T0)>;
       using C = std::remove_pointer_t<decltype(C0)>;
-      check_launch(causal_conv_silu_backward<T, C>(ptr<const T>(x), ptr<const C>(w), ptr<const C>(b),
-                                                   ptr<const C>(init), ptr<const C>(gy), ptr<C>(dpre), ptr<T>(gx),
-                                                   ptr<C>(part), s, stream()),
-                   "causal_conv1d_silu backward");
+      check_launch(
+          causal_conv_silu_backward<T, C>(ptr<const T>(x), ptr<const C>(w), ptr<const C>(b), ptr<const C>(init),
+                                          ptr<const C>(gy), ptr<C>(dpre), ptr<T>(gx), ptr<C>(part), s, stream()),
+          "causal_conv1d_silu backward");
     });
     auto gsum = part.sum(0);  // (K + 1, C)
     auto gw = gsum.narrow(0, 0, s.K).t().contiguous().view(ctx->saved_data["w_sizes"].toIntVector());
@@ -88,8 +88,8 @@ at::Tensor causal_conv1d_silu(const at::Tensor& x, const at::Tensor& weight, con
   const int64_t C = x.size(2), K = weight.size(-1);
   check_tensor(op, "weight", weight, dev, {at::kFloat, at::kBFloat16, at::kDouble});
   check_shape(op, "weight", weight, {C, 1, K});
-  check(K >= 1 && K <= kMaxConvWidth, std::string(op) + ": kernel width must be 1.." +
-                                          std::to_string(kMaxConvWidth) + ", got " + std::to_string(K));
+  check(K >= 1 && K <= kMaxConvWidth,
+        std::string(op) + ": kernel width must be 1.." + std::to_string(kMaxConvWidth) + ", got " + std::to_string(K));
   check_tensor(op, "bias", bias, dev, {at::kFloat, at::kBFloat16, at::kDouble});
   check_shape(op, "bias", bias, {C});
   if (init.numel()) {

@@ -28,8 +28,8 @@ cudaError_t causal_conv_silu_forward(const T* x, const C* w, const C* bias, cons
 // rows 0..K-1 for w[:, k], row K for the bias; the caller sums over nseg.
 // dpre (B, L, C) is scratch. conv_weight_segments(s) gives nseg.
 template <class T, class C>
-cudaError_t causal_conv_silu_backward(const T* x, const C* w, const C* bias, const C* init, const C* gy, C* dpre,
-                                      T* gx, C* gw_part, ConvShape s, cudaStream_t stream);
+cudaError_t causal_conv_silu_backward(const T* x, const C* w, const C* bias, const C* init, const C* gy, C* dpre, T* gx,
+                                      C* gw_part, ConvShape s, cudaStream_t stream);
 
 // Row segments of the weight-gradient reduction: each sums B*L/nseg positions.
 inline int64_t conv_weight_segments(const ConvShape& s) {

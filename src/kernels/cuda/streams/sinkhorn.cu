@@ -59,7 +59,7 @@ __global__ void sinkhorn_backward_kernel(const C* __restrict__ Z, const C* __res
                                          C* __restrict__ scratch, SinkhornArgs a) {
   const int n = NS > 0 ? NS : a.n, nn = n * n, steps = 2 * a.iters;
   const int64_t T = a.T;
-  C* S = scratch;                          // [k][e][t]: output of step k
+  C* S = scratch;                              // [k][e][t]: output of step k
   C* Inv = scratch + (int64_t)steps * nn * T;  // [k][i][t]: its divisors
   DYNARCH_GRID_LOOP(t, T) {
     C m0[kCap<NS> * kCap<NS>], m[kCap<NS> * kCap<NS>], inv[kCap<NS>];

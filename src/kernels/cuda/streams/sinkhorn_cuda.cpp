@@ -40,9 +40,9 @@ struct SinkhornCudaFn : torch::autograd::Function<SinkhornCudaFn> {
     auto scratch = at::empty({sinkhorn_scratch_elems(a)}, Z.options());
     AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "sinkhorn_cuda_bwd", [&] {
       using C = scalar_t;
-      check_launch(sinkhorn_backward<C>(Z.data_ptr<C>(), G.data_ptr<C>(), gZ.data_ptr<C>(), scratch.data_ptr<C>(), a,
-                                        stream()),
-                   "sinkhorn backward");
+      check_launch(
+          sinkhorn_backward<C>(Z.data_ptr<C>(), G.data_ptr<C>(), gZ.data_ptr<C>(), scratch.data_ptr<C>(), a, stream()),
+          "sinkhorn backward");
     });
     return {gZ, at::Tensor(), at::Tensor(), at::Tensor()};
   }
@@ -53,8 +53,8 @@ struct SinkhornCudaFn : torch::autograd::Function<SinkhornCudaFn> {
 at::Tensor sinkhorn(const at::Tensor& Z, int64_t iters, double eps, bool v4) {
   check_tensor("sinkhorn", "Z", Z, Z.device(), {at::kFloat, at::kDouble});
   check(Z.dim() == 3 && Z.size(1) == Z.size(2) && Z.size(1) >= 1 && Z.size(1) <= kMaxSinkhornN,
-        "sinkhorn: Z must have shape (T, n, n) with 1 <= n <= " + std::to_string(kMaxSinkhornN) +
-            " on CUDA, got " + c10::str(Z.sizes()));
+        "sinkhorn: Z must have shape (T, n, n) with 1 <= n <= " + std::to_string(kMaxSinkhornN) + " on CUDA, got " +
+            c10::str(Z.sizes()));
   check(iters >= 1, "sinkhorn: iters must be >= 1, got " + std::to_string(iters));
   check(std::isfinite(eps) && eps >= 0, "sinkhorn: eps must be finite and >= 0, got " + std::to_string(eps));
   if (Z.size(1) == 1) return Z * 0 + 1;  // as the CPU op: exactly 1, zero gradient

@@ -27,8 +27,6 @@ cudaError_t sinkhorn_forward(const C* Z, C* out, SinkhornArgs a, cudaStream_t st
 template <class C>
 cudaError_t sinkhorn_backward(const C* Z, const C* G, C* gZ, C* scratch, SinkhornArgs a, cudaStream_t stream);
 
-inline int64_t sinkhorn_scratch_elems(const SinkhornArgs& a) {
-  return a.T * 2 * a.iters * (int64_t)(a.n * a.n + a.n);
-}
+inline int64_t sinkhorn_scratch_elems(const SinkhornArgs& a) { return a.T * 2 * a.iters * (int64_t)(a.n * a.n + a.n); }
 
 }  // namespace dynarch::cuda

@@ -17,7 +17,7 @@ __device__ __forceinline__ C warp_dot(const C* a, const C* b, int64_t D) {
 }
 
 // Grid-stride loop over warps: w is uniform within a warp (shuffles stay legal).
-#define DYNARCH_WARP_LOOP(w, n)                                                                       \
+#define DYNARCH_WARP_LOOP(w, n)                                                    \
   for (int64_t w = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32; w < (n); \
        w += (int64_t)gridDim.x * blockDim.x / 32)
 
@@ -142,11 +142,11 @@ cudaError_t post_res_backward(const C* X, const C* R, const C* post, const C* y,
   return cudaGetLastError();
 }
 
-#define DYNARCH_MIX_INSTANTIATE(C)                                                                                   \
-  template cudaError_t pre_mix_forward<C>(const C*, const C*, C*, MixShape, cudaStream_t);                           \
-  template cudaError_t pre_mix_backward<C>(const C*, const C*, const C*, C*, C*, MixShape, cudaStream_t);             \
-  template cudaError_t post_res_forward<C>(const C*, const C*, const C*, const C*, C*, MixShape, cudaStream_t);      \
-  template cudaError_t post_res_backward<C>(const C*, const C*, const C*, const C*, const C*, C*, C*, C*, C*,         \
+#define DYNARCH_MIX_INSTANTIATE(C)                                                                              \
+  template cudaError_t pre_mix_forward<C>(const C*, const C*, C*, MixShape, cudaStream_t);                      \
+  template cudaError_t pre_mix_backward<C>(const C*, const C*, const C*, C*, C*, MixShape, cudaStream_t);       \
+  template cudaError_t post_res_forward<C>(const C*, const C*, const C*, const C*, C*, MixShape, cudaStream_t); \
+  template cudaError_t post_res_backward<C>(const C*, const C*, const C*, const C*, const C*, C*, C*, C*, C*,   \
                                             MixShape, cudaStream_t);
 DYNARCH_MIX_INSTANTIATE(float)
 DYNARCH_MIX_INSTANTIATE(double)
