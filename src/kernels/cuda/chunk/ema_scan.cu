@@ -49,16 +49,14 @@ template <class C>
 cudaError_t ema_scan_forward(const C* z, const C* P, const C* h0, C* out, int64_t B, int64_t M, int64_t D,
                              cudaStream_t stream) {
   if (B * D == 0) return cudaSuccess;
-  ema_forward_kernel<C><<<blocks_for(B * D), kThreads, 0, stream>>>(z, P, h0, out, B, M, D);
-  return cudaGetLastError();
+  return launch(ema_forward_kernel<C>, B * D, stream, z, P, h0, out, B, M, D);
 }
 
 template <class C>
 cudaError_t ema_scan_backward(const C* z, const C* P, const C* h0, const C* out, const C* g, C* gz, C* gPd, C* gh0,
                               int64_t B, int64_t M, int64_t D, cudaStream_t stream) {
   if (B * D == 0) return cudaSuccess;
-  ema_backward_kernel<C><<<blocks_for(B * D), kThreads, 0, stream>>>(z, P, h0, out, g, gz, gPd, gh0, B, M, D);
-  return cudaGetLastError();
+  return launch(ema_backward_kernel<C>, B * D, stream, z, P, h0, out, g, gz, gPd, gh0, B, M, D);
 }
 
 template cudaError_t ema_scan_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t,

@@ -128,8 +128,7 @@ cudaError_t causal_conv_silu_forward(const T* x, const C* w, const C* bias, cons
   if (s.K < 1 || s.K > kMaxConvWidth) return cudaErrorInvalidValue;
   const int64_t n = s.B * s.L * s.C;
   if (n == 0) return cudaSuccess;
-  conv_forward_kernel<T, C><<<blocks_for(n), kThreads, 0, stream>>>(x, w, bias, init, y, s);
-  return cudaGetLastError();
+  return launch(conv_forward_kernel<T, C>, n, stream, x, w, bias, init, y, s);
 }
 
 template <class T, class C>
@@ -138,12 +137,9 @@ cudaError_t causal_conv_silu_backward(const T* x, const C* w, const C* bias, con
   if (s.K < 1 || s.K > kMaxConvWidth) return cudaErrorInvalidValue;
   const int64_t n = s.B * s.L * s.C, nseg = conv_weight_segments(s);
   if (n == 0) return cudaSuccess;  // the caller zero-fills gw_part
-  conv_dpre_kernel<T, C><<<blocks_for(n), kThreads, 0, stream>>>(x, w, bias, init, gy, dpre, s);
-  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-  conv_dx_kernel<T, C><<<blocks_for(n), kThreads, 0, stream>>>(w, dpre, gx, s);
-  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-  conv_dw_kernel<T, C><<<blocks_for(nseg * s.C), kThreads, 0, stream>>>(x, init, dpre, gw_part, s, nseg);
-  return cudaGetLastError();
+  DYNARCH_CUDA_TRY(launch(conv_dpre_kernel<T, C>, n, stream, x, w, bias, init, gy, dpre, s));
+  DYNARCH_CUDA_TRY(launch(conv_dx_kernel<T, C>, n, stream, w, dpre, gx, s));
+  return launch(conv_dw_kernel<T, C>, nseg * s.C, stream, x, init, dpre, gw_part, s, nseg);
 }
 
 #define DYNARCH_CONV_INSTANTIATE(T, C)                                                                               \

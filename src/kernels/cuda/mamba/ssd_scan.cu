@@ -115,16 +115,14 @@ cudaError_t ssd_forward_chunked(const C* x, const C* dt, const C* a, const C* Bm
   C* states = cb + s.B * s.L * s.Q;
   const int64_t nc = s.nc;
   if (s.L > 0) {
-    ssd_cum_kernel<C><<<blocks_for(s.B * s.H * nc), kThreads, 0, stream>>>(dt, a, cum, s);
-    ssd_cb_kernel<C><<<blocks_for(s.B * s.L * s.Q), kThreads, 0, stream>>>(Bm, Cm, cb, s);
-    ssd_chunk_state_kernel<C>
-        <<<blocks_for(s.B * nc * s.H * s.N * s.P), kThreads, 0, stream>>>(x, dt, Bm, cum, states, s);
+    DYNARCH_CUDA_TRY(launch(ssd_cum_kernel<C>, s.B * s.H * nc, stream, dt, a, cum, s));
+    DYNARCH_CUDA_TRY(launch(ssd_cb_kernel<C>, s.B * s.L * s.Q, stream, Bm, Cm, cb, s));
+    DYNARCH_CUDA_TRY(launch(ssd_chunk_state_kernel<C>, s.B * nc * s.H * s.N * s.P, stream, x, dt, Bm, cum, states, s));
   }
-  ssd_state_pass_kernel<C>
-      <<<blocks_for(s.B * s.H * s.N * s.P), kThreads, 0, stream>>>(init, cum, states, final_state, s);
+  DYNARCH_CUDA_TRY(launch(ssd_state_pass_kernel<C>, s.B * s.H * s.N * s.P, stream, init, cum, states, final_state, s));
   if (s.L > 0)
-    ssd_output_kernel<C><<<blocks_for(s.B * s.L * s.H * s.P), kThreads, 0, stream>>>(x, dt, Cm, cum, cb, states, y, s);
-  return cudaGetLastError();
+    DYNARCH_CUDA_TRY(launch(ssd_output_kernel<C>, s.B * s.L * s.H * s.P, stream, x, dt, Cm, cum, cb, states, y, s));
+  return cudaSuccess;
 }
 
 template cudaError_t ssd_forward_chunked<float>(const float*, const float*, const float*, const float*, const float*,

@@ -109,22 +109,15 @@ template <class C>
 cudaError_t sinkhorn_forward(const C* Z, C* out, SinkhornArgs a, cudaStream_t stream) {
   if (a.n < 1 || a.n > kMaxSinkhornN || a.iters < 1) return cudaErrorInvalidValue;
   if (a.T == 0) return cudaSuccess;
-  if (a.n == 4)
-    sinkhorn_forward_kernel<C, 4><<<blocks_for(a.T), kThreads, 0, stream>>>(Z, out, a);
-  else
-    sinkhorn_forward_kernel<C, 0><<<blocks_for(a.T), kThreads, 0, stream>>>(Z, out, a);
-  return cudaGetLastError();
+  return launch(a.n == 4 ? sinkhorn_forward_kernel<C, 4> : sinkhorn_forward_kernel<C, 0>, a.T, stream, Z, out, a);
 }
 
 template <class C>
 cudaError_t sinkhorn_backward(const C* Z, const C* G, C* gZ, C* scratch, SinkhornArgs a, cudaStream_t stream) {
   if (a.n < 1 || a.n > kMaxSinkhornN || a.iters < 1) return cudaErrorInvalidValue;
   if (a.T == 0) return cudaSuccess;
-  if (a.n == 4)
-    sinkhorn_backward_kernel<C, 4><<<blocks_for(a.T), kThreads, 0, stream>>>(Z, G, gZ, scratch, a);
-  else
-    sinkhorn_backward_kernel<C, 0><<<blocks_for(a.T), kThreads, 0, stream>>>(Z, G, gZ, scratch, a);
-  return cudaGetLastError();
+  return launch(a.n == 4 ? sinkhorn_backward_kernel<C, 4> : sinkhorn_backward_kernel<C, 0>, a.T, stream, Z, G, gZ,
+                scratch, a);
 }
 
 template cudaError_t sinkhorn_forward<float>(const float*, float*, SinkhornArgs, cudaStream_t);

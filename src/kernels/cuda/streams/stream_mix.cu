@@ -11,15 +11,14 @@ namespace {
 template <class C>
 __device__ __forceinline__ C warp_dot(const C* a, const C* b, int64_t D) {
   C s = 0;
+#ifdef DYNARCH_CUDA_EMULATE  // host emulation runs lanes one at a time: each sums all of D
+  for (int64_t d = 0; d < D; ++d) s += a[d] * b[d];
+#else
   for (int64_t d = threadIdx.x % 32; d < D; d += 32) s += a[d] * b[d];
   for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
+#endif
   return s;
 }
-
-// Grid-stride loop over warps: w is uniform within a warp (shuffles stay legal).
-#define DYNARCH_WARP_LOOP(w, n)                                                    \
-  for (int64_t w = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32; w < (n); \
-       w += (int64_t)gridDim.x * blockDim.x / 32)
 
 template <class C>
 __global__ void pre_mix_kernel(const C* __restrict__ X, const C* __restrict__ pre, C* __restrict__ u, MixShape s) {
@@ -102,32 +101,27 @@ __global__ void post_res_gpost_kernel(const C* __restrict__ y, const C* __restri
   }
 }
 
-// Blocks for n warps.
-unsigned warp_blocks(int64_t n) { return blocks_for(n * 32); }
-
 }  // namespace
 
 template <class C>
 cudaError_t pre_mix_forward(const C* X, const C* pre, C* u, MixShape s, cudaStream_t stream) {
   if (s.T * s.D == 0) return cudaSuccess;
-  pre_mix_kernel<C><<<blocks_for(s.T * s.D), kThreads, 0, stream>>>(X, pre, u, s);
-  return cudaGetLastError();
+  return launch(pre_mix_kernel<C>, s.T * s.D, stream, X, pre, u, s);
 }
 
 template <class C>
 cudaError_t pre_mix_backward(const C* X, const C* pre, const C* G, C* gX, C* gpre, MixShape s, cudaStream_t stream) {
   if (s.T * s.n == 0) return cudaSuccess;
-  if (gX && s.D > 0) pre_mix_gx_kernel<C><<<blocks_for(s.T * s.n * s.D), kThreads, 0, stream>>>(pre, G, gX, s);
-  if (gpre) pre_mix_gpre_kernel<C><<<warp_blocks(s.T * s.n), kThreads, 0, stream>>>(X, G, gpre, s);
-  return cudaGetLastError();
+  if (gX && s.D > 0) DYNARCH_CUDA_TRY(launch(pre_mix_gx_kernel<C>, s.T * s.n * s.D, stream, pre, G, gX, s));
+  if (gpre) DYNARCH_CUDA_TRY(launch_warps(pre_mix_gpre_kernel<C>, s.T * s.n, stream, X, G, gpre, s));
+  return cudaSuccess;
 }
 
 template <class C>
 cudaError_t post_res_forward(const C* X, const C* R, const C* post, const C* y, C* out, MixShape s,
                              cudaStream_t stream) {
   if (s.T * s.n * s.D == 0) return cudaSuccess;
-  post_res_kernel<C><<<blocks_for(s.T * s.n * s.D), kThreads, 0, stream>>>(X, R, post, y, out, s);
-  return cudaGetLastError();
+  return launch(post_res_kernel<C>, s.T * s.n * s.D, stream, X, R, post, y, out, s);
 }
 
 template <class C>
@@ -135,11 +129,11 @@ cudaError_t post_res_backward(const C* X, const C* R, const C* post, const C* y,
                               C* gy, MixShape s, cudaStream_t stream) {
   if (s.T * s.n == 0) return cudaSuccess;
   const int64_t e = s.T * s.n * s.D;
-  if (gX && e) post_res_gx_kernel<C><<<blocks_for(e), kThreads, 0, stream>>>(R, G, gX, s);
-  if (gy && s.D) post_res_gy_kernel<C><<<blocks_for(s.T * s.D), kThreads, 0, stream>>>(post, G, gy, s);
-  if (gR) post_res_gr_kernel<C><<<warp_blocks(s.T * s.n * s.n), kThreads, 0, stream>>>(X, G, gR, s);
-  if (gpost) post_res_gpost_kernel<C><<<warp_blocks(s.T * s.n), kThreads, 0, stream>>>(y, G, gpost, s);
-  return cudaGetLastError();
+  if (gX && e) DYNARCH_CUDA_TRY(launch(post_res_gx_kernel<C>, e, stream, R, G, gX, s));
+  if (gy && s.D) DYNARCH_CUDA_TRY(launch(post_res_gy_kernel<C>, s.T * s.D, stream, post, G, gy, s));
+  if (gR) DYNARCH_CUDA_TRY(launch_warps(post_res_gr_kernel<C>, s.T * s.n * s.n, stream, X, G, gR, s));
+  if (gpost) DYNARCH_CUDA_TRY(launch_warps(post_res_gpost_kernel<C>, s.T * s.n, stream, y, G, gpost, s));
+  return cudaSuccess;
 }
 
 #define DYNARCH_MIX_INSTANTIATE(C)                                                                              \
