@@ -11,6 +11,10 @@
 #include "core/error.h"
 #include "core/forward_context.h"
 
+#if DYNARCH_CUDA
+#include "kernels/cuda/streams/sinkhorn_cuda.h"
+#endif
+
 // Compiled WITHOUT -ffast-math: eps must be added exactly and exp must not be
 // approximated. Vectorisation comes from the data layout instead: a block of
 // kB tokens is transposed to [i][j][b], so every inner loop runs over the kB
@@ -267,6 +271,10 @@ struct SinkhornFn : torch::autograd::Function<SinkhornFn> {
 // for any Z, so both versions return exactly 1 (eps would otherwise leave
 // 1 - O(eps)) with a zero gradient.
 at::Tensor sinkhorn(const at::Tensor& Z, const SinkhornOptions& o) {
+#if DYNARCH_CUDA
+  // The CUDA hook (docs/architecture.md, "kernels/cuda"); the binding checks its arguments.
+  if (Z.is_cuda()) return cuda::sinkhorn(Z, o.iters, o.eps, o.eps_after_first);
+#endif
   check_args(Z, o);
   if (Z.size(1) == 1) return Z * 0 + 1;
   if (!ForwardContext::cpu_kernels_apply(Z)) return sinkhorn_reference(Z.contiguous(), o);

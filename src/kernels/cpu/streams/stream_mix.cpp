@@ -11,6 +11,10 @@
 #include "core/forward_context.h"
 #include "kernels/cpu/streams/stream_rows.h"
 
+#if DYNARCH_CUDA
+#include "kernels/cuda/streams/stream_mix_cuda.h"
+#endif
+
 // Plain loops over contiguous rows of D elements: GCC vectorises them at -O3;
 // the dot products use row_dot (several accumulators, no -ffast-math here).
 
@@ -206,6 +210,9 @@ void check_project(const at::Tensor& X, const at::Tensor& phi, double eps) {
 }  // namespace
 
 at::Tensor hc_pre_mix(const at::Tensor& X, const at::Tensor& pre) {
+#if DYNARCH_CUDA
+  if (X.is_cuda()) return cuda::hc_pre_mix(X, pre);  // the CUDA hook (docs/architecture.md, "kernels/cuda")
+#endif
   check_state("hc_pre_mix", X);
   check_like("hc_pre_mix", "pre", pre, {X.size(0), X.size(1)}, X);
   if (!ForwardContext::cpu_kernels_apply(X)) return hc_pre_mix_reference(X, pre);
@@ -231,6 +238,9 @@ void check_post_res(const at::Tensor& X, const at::Tensor& R, const at::Tensor& 
 
 at::Tensor hc_post_res(const at::Tensor& X, const at::Tensor& R, const at::Tensor& post, const at::Tensor& y) {
   RECORD_USER_SCOPE("dynarch::hc_post_res");  // names the forward loops in profiles
+#if DYNARCH_CUDA
+  if (X.is_cuda()) return cuda::hc_post_res(X, R, post, y);  // the CUDA hook (docs/architecture.md, "kernels/cuda")
+#endif
   check_post_res(X, R, post, y);
   if (!ForwardContext::cpu_kernels_apply(X)) return hc_post_res_reference(X, R, post, y);
   return PostResFn::apply(X, R, post, y);
