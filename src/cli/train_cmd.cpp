@@ -58,6 +58,9 @@ void add_options(CLI::App* tr, TrainArgs& a) {
       ->delimiter(',');
   tr->add_option("--zero", to.zero, "data-parallel runs: shard the optimizer state over the ranks (ZeRO-1; 0 = off)")
       ->capture_default_str();
+  tr->add_option("--packed", to.packed,
+                 "H-Net: inner stages on packed sequences, no padding (1) or on padded rows (0)")
+      ->capture_default_str();
   tr->add_option("--log-gains-every", to.gains_every, "HC/mHC: log stream-mixing gains every N steps (0 = off)")
       ->capture_default_str();
 }

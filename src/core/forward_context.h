@@ -9,6 +9,10 @@
 //             op-by-op step, attention step by matmul/softmax, HC/mHC mixing
 //             and Sinkhorn by tensor ops).
 //   variants  kernel variants for A/B benchmarks and tests (all off = default).
+//   packed    inner H-Net stages run their stacks on packed sequences
+//             (model/layers/packing.h) instead of the batch padded to its
+//             longest row of chunks; the padded form is the reference.
+//             Only forwards without a state (training, eval) pack.
 //   device    where the run's parameters, caches and batches live (set by
 //             the verbs from --device; code that makes a tensor with no
 //             input at hand puts it there).
@@ -59,6 +63,7 @@ struct AuxTerm {
 struct ForwardContext {
   KernelMode mode = KernelMode::fast;
   KernelVariants variants;
+  bool packed = true;  // --packed (train, bench_hnet); PackingScope
   std::vector<StageTrace>* stage_traces = nullptr;
   std::vector<ConnectionTrace>* connections = nullptr;
   std::vector<RouteTrace>* routes = nullptr;
@@ -104,6 +109,9 @@ struct ReferenceKernelsScope : ForwardScope {  // mode = reference
 };
 struct DeviceScope : ForwardScope {  // the run's device
   explicit DeviceScope(c10::Device d) : ForwardScope([d](ForwardContext& c) { c.device = d; }) {}
+};
+struct PackingScope : ForwardScope {  // packed = on
+  explicit PackingScope(bool on) : ForwardScope([on](ForwardContext& c) { c.packed = on; }) {}
 };
 template <bool KernelVariants::*Flag>
 struct VariantScope : ForwardScope {

@@ -33,6 +33,9 @@ struct TrainOptions {
   // --device (core/device.h) as given: "auto" resolves again on every resume, so a
   // run moves between machines; absent in runs from before the field (= auto).
   std::string device = "auto";
+  // H-Net: inner stages run on packed sequences (model/layers/packing.h) rather
+  // than padded rows; the same numbers up to rounding. Absent in older runs = on.
+  bool packed = true;
 
   nlohmann::json to_json() const;
   static TrainOptions from_json(const nlohmann::json& j, const std::string& source);

@@ -80,6 +80,7 @@ TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const
   s.o.data = fs::absolute(opts.data).lexically_normal().string();  // resume works from any directory
   const auto device = resolve_device(s.o.device);  // before any work: a bad value fails at once
   DeviceScope on_device(device);
+  PackingScope packing(s.o.packed);  // core/forward_context.h
   auto dp = join_ranks(s.o, config, false);
   s.dp = dp.get();
   const bool lead = !dp || dp->rank() == 0;
@@ -140,6 +141,7 @@ TrainResult train_resume(const std::string& run_dir, const RunControl& ctl) {
     fail(std::string(e.what()) + " (resume with --device cpu to continue this run here)");
   }
   DeviceScope on_device(device);
+  PackingScope packing(s.o.packed);  // core/forward_context.h
   set_threads(ctl.threads);
   s.model = load_model(run_dir, device);
   auto dp = join_ranks(s.o, s.model->config, true);

@@ -2,11 +2,14 @@
 
 #include <torch/torch.h>
 
+#include <optional>
+
 #include "core/compat.h"
 #include "core/error.h"
 #include "core/forward_context.h"
 #include "kernels/cpu/dense/linear_rows.h"
 #include "model/hmodel/hmodel.h"
+#include "model/layers/packing.h"
 
 namespace dynarch {
 
@@ -90,15 +93,35 @@ at::Tensor last_valid(const at::Tensor& x, const at::Tensor& lengths) {
 }
 }  // namespace
 
+namespace {
+// Packed mode (core/forward_context.h): this stage's rows as packed sequences
+// when the context asks for it, the rows have padding (inner stages) and
+// there is no state (caches are per padded row). Null: run padded.
+std::optional<PackedSeqs> packing_for(const at::Tensor& x, const at::Tensor& lengths, const ModelState* st) {
+  if (!forward_context().packed || st || !lengths.defined()) return std::nullopt;
+  auto pk = packing_from_lengths(lengths, x.size(1));
+  if (pk.total() == x.size(0) * x.size(1)) return std::nullopt;  // no padding: nothing to save
+  return pk;
+}
+
+// A stack on x (B, L, D): padded, or packed and unpacked around its forward.
+at::Tensor run_stack(Stack& s, const at::Tensor& x, StackState* st, const at::Tensor& lengths,
+                     const std::optional<PackedSeqs>& pk) {
+  if (!pk) return s.forward(x, st, lengths);
+  return unpack(s.forward_packed(pack(x, *pk), *pk), *pk);
+}
+}  // namespace
+
 at::Tensor HNetStage::forward(const at::Tensor& x_in, const at::Tensor& lengths, ModelState* st) {
   auto x = pad(x_in);
+  const auto pk = packing_for(x, lengths, st);
   if (innermost) {
-    auto y = main_stack->forward(x, st ? &st->main : nullptr, lengths);
+    auto y = run_stack(*main_stack, x, st ? &st->main : nullptr, lengths, pk);
     return y.narrow(-1, 0, d_prev);
   }
   const int64_t B = x.size(0), L = x.size(1);
   auto mask = lengths.defined() ? at::arange(L, lengths.options()).view({1, L}) < lengths.view({B, 1}) : at::Tensor();
-  auto xh = encoder->forward(x, st ? &st->enc : nullptr, lengths);  // fp32 (rmsnorm output)
+  auto xh = run_stack(*encoder, x, st ? &st->enc : nullptr, lengths, pk);  // fp32 (rmsnorm output)
   at::Tensor r;
   {
     compat::AutocastScope fp32(false);  // the residual path stays fp32
@@ -115,7 +138,7 @@ at::Tensor HNetStage::forward(const at::Tensor& x_in, const at::Tensor& lengths,
   auto p_chunks = rt.p.gather(1, ch.index);
   auto ztil = dechunk(zhat, p_chunks, rt.b, cont ? st->last_zbar : at::Tensor());
   auto z = ztil.to(r.scalar_type()) * ste_ones(rt.c).unsqueeze(-1) + r;
-  auto y = decoder->forward(z, st ? &st->dec : nullptr, lengths);
+  auto y = run_stack(*decoder, z, st ? &st->dec : nullptr, lengths, pk);
   if (st) {
     st->last = last_valid(xh, lengths).detach().to(st->last.scalar_type());
     st->last_zbar = last_valid(ztil, lengths).detach().to(st->last_zbar.scalar_type()).clone();  // updated in place by step

@@ -124,6 +124,26 @@ at::Tensor Attention::forward(const at::Tensor& x, LayerCache* cache, int64_t po
   return out_proj->forward(y.transpose(1, 2).reshape({B, L, d_model}));
 }
 
+at::Tensor Attention::forward_packed(const at::Tensor& x, const PackedSeqs& seqs) {
+  const int64_t T = x.size(1);
+  auto qkv = Wqkv->forward(x).view({1, T, 3, num_heads, head_dim});
+  auto pos = at::arange(T, at::kLong) - seqs.starts();  // position within its sequence
+  auto q = apply_rotary(qkv.select(2, 0), pos, rotary_dim).transpose(1, 2);
+  auto k = apply_rotary(qkv.select(2, 1), pos, rotary_dim).transpose(1, 2);
+  auto v = qkv.select(2, 2).transpose(1, 2);
+  // One attention call per sequence: the causal mask of each is its own (a
+  // block-diagonal mask over T would cost T^2 instead of the sum of L^2).
+  std::vector<at::Tensor> ys;
+  ys.reserve(seqs.count());
+  for (int64_t i = 0; i < seqs.count(); ++i) {
+    const int64_t s0 = seqs.offsets[i], n = seqs.length(i);
+    auto qi = q.narrow(2, s0, n), ki = k.narrow(2, s0, n), vi = v.narrow(2, s0, n);
+    ys.push_back(window < 0 ? compat::sdpa_causal(qi, ki, vi) : attention_reference(qi, ki, vi, 0, window));
+  }
+  auto y = ys.size() == 1 ? ys[0] : at::cat(ys, 2);
+  return out_proj->forward(y.transpose(1, 2).reshape({1, T, d_model}));
+}
+
 int64_t Attention::write_kv(const at::Tensor& qkv, LayerCache& cache, const std::vector<int64_t>& pos) const {
   const int64_t B = qkv.size(0);
   auto k = qkv.select(1, 1), v = qkv.select(1, 2);

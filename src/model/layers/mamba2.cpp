@@ -155,6 +155,14 @@ at::Tensor Mamba2::forward(const at::Tensor& u, LayerCache* cache, int64_t pos0,
   return out_proj->forward(r.g);
 }
 
+at::Tensor Mamba2::forward_packed(const at::Tensor& u, const PackedSeqs& seqs) {
+  if (!forward_context().fast_kernels(u)) return Mixer::forward_packed(u, seqs);
+  auto zx = in_proj->forward(u);
+  auto r = mamba_core(zx, conv1d->weight, conv1d->bias, dt_bias, A_log, D, norm->weight,
+                      MambaDims{d_inner, d_state, nheads, headdim, d_conv}, {}, {}, {}, seqs.starts());
+  return out_proj->forward(r.g);
+}
+
 at::Tensor Mamba2::forward_reference(const at::Tensor& u, LayerCache* cache, int64_t pos0, const at::Tensor& lengths) {
   const int64_t B = u.size(0), L = u.size(1);
   // Three products over row slices of in_proj.weight ([z | xBC | dt]).
