@@ -202,3 +202,21 @@ TEST_P(PackedHNet, ForwardBackwardEqualsPaddedFp64) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stages, PackedHNet, ::testing::Values(1, 2));
+
+#include "train/options.h"
+
+TEST(Packing, TrainOptionDefaultsOnAndOldRunsLoad) {
+  EXPECT_TRUE(TrainOptions{}.packed);
+  auto j = TrainOptions{}.to_json();
+  EXPECT_TRUE(j.at("packed").get<bool>());
+  j.erase("packed");  // train_options.json of a run from before the field
+  EXPECT_TRUE(TrainOptions::from_json(j, "old").packed);
+  j["packed"] = false;
+  EXPECT_FALSE(TrainOptions::from_json(j, "t").packed);
+  EXPECT_TRUE(forward_context().packed);
+  {
+    PackingScope off(false);
+    EXPECT_FALSE(forward_context().packed);
+  }
+  EXPECT_TRUE(forward_context().packed);
+}
