@@ -220,3 +220,34 @@ TEST(Packing, TrainOptionDefaultsOnAndOldRunsLoad) {
   }
   EXPECT_TRUE(forward_context().packed);
 }
+
+TEST(Packing, ClassifierBatchPacksStageZeroFp64) {
+  // Right-padded classifier rows pack stage 0 (isotropic) and the inner stage (H-Net).
+  for (auto layout : {R"(["m1T1"])", R"(["m1", ["T1m1"], "m1"])"}) {
+    auto j = hnet_config(1);
+    j["arch_layout"] = json::parse(layout);
+    if (j["arch_layout"].size() == 1) {
+      j["d_model"] = {32};
+      j["d_intermediate"] = {64};
+      j["attn_cfg"] = json::parse(R"({"num_heads": [2], "rotary_emb_dim": [8], "window_size": [-1]})");
+    }
+    j["task"] = json::parse(R"({"type": "classify", "num_classes": 3})");
+    torch::manual_seed(60);
+    ByteLM m(ModelConfig::from_json(j, "t"));
+    m.to(torch::kDouble);
+    auto ids = torch::randint(0, 256, {3, 40}, at::kLong);
+    auto len = torch::tensor({40, 1, 23}, at::kLong);
+    auto w = torch::randn({3, 3}, torch::kDouble);
+    std::vector<std::vector<at::Tensor>> r;
+    for (bool packed : {false, true}) {
+      PackingScope packing(packed);
+      m.zero_grad();
+      auto logits = m.classify(ids, len);
+      (logits * w).sum().backward();
+      std::vector<at::Tensor> v{logits.detach()};
+      for (auto& p : m.parameters()) v.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
+      r.push_back(v);
+    }
+    expect_same(r[1], r[0], 1e-11, std::string("classifier ") + layout);
+  }
+}
