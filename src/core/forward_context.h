@@ -63,7 +63,7 @@ struct AuxTerm {
 struct ForwardContext {
   KernelMode mode = KernelMode::fast;
   KernelVariants variants;
-  bool packed = true;  // --packed (train, bench_hnet); PackingScope
+  bool packed = true;  // train --packed, bench_packing; PackingScope
   std::vector<StageTrace>* stage_traces = nullptr;
   std::vector<ConnectionTrace>* connections = nullptr;
   std::vector<RouteTrace>* routes = nullptr;

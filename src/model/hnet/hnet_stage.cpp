@@ -95,7 +95,8 @@ at::Tensor last_valid(const at::Tensor& x, const at::Tensor& lengths) {
 
 namespace {
 // Packed mode (core/forward_context.h): this stage's rows as packed sequences
-// when the context asks for it, the rows have padding (inner stages) and
+// when the context asks for it, the rows have padding (inner stages,
+// classifier batches) and
 // there is no state (caches are per padded row). Null: run padded.
 std::optional<PackedSeqs> packing_for(const at::Tensor& x, const at::Tensor& lengths, const ModelState* st) {
   if (!forward_context().packed || st || !lengths.defined()) return std::nullopt;

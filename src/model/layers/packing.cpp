@@ -29,12 +29,15 @@ PackedSeqs packing_from_lengths(const at::Tensor& lengths, int64_t max_len) {
   s.batch = B;
   s.max_len = max_len;
   s.offsets.push_back(0);
-  std::vector<int64_t> index, rows;
+  std::vector<int64_t> index, rows, start;
   for (int64_t b = 0; b < B; ++b) {
     check(pl[b] >= 0 && pl[b] <= max_len, "packing: length " + std::to_string(pl[b]) + " of row " +
                                               std::to_string(b) + " outside [0, " + std::to_string(max_len) + "]");
     if (pl[b] == 0) continue;
-    for (int64_t t = 0; t < pl[b]; ++t) index.push_back(b * max_len + t);
+    for (int64_t t = 0; t < pl[b]; ++t) {
+      index.push_back(b * max_len + t);
+      start.push_back(s.offsets.back());
+    }
     rows.push_back(b);
     s.offsets.push_back(s.offsets.back() + pl[b]);
   }
@@ -42,6 +45,7 @@ PackedSeqs packing_from_lengths(const at::Tensor& lengths, int64_t max_len) {
   s.cu_seqlens = at::tensor(s.offsets, at::kLong).to(dev);
   s.index = at::tensor(index, at::kLong).to(dev);
   s.rows = at::tensor(rows, at::kLong).to(dev);
+  s.seq_start = at::tensor(start, at::kLong);  // host: read by the CPU kernels and rotary
   return s;
 }
 
@@ -58,13 +62,6 @@ at::Tensor PackedSeqs::lengths() const {
   auto r = rows.to(at::kCPU).contiguous();
   for (int64_t i = 0; i < count(); ++i) len[r.data_ptr<int64_t>()[i]] = length(i);
   return at::tensor(len, at::kLong).to(cu_seqlens.device());
-}
-
-at::Tensor PackedSeqs::starts() const {
-  std::vector<int64_t> st(total());
-  for (int64_t i = 0; i < count(); ++i)
-    for (int64_t t = offsets[i]; t < offsets[i + 1]; ++t) st[t] = offsets[i];
-  return at::tensor(st, at::kLong);  // host: read by the CPU kernels
 }
 
 at::Tensor pack(const at::Tensor& x, const PackedSeqs& s) {

@@ -17,6 +17,7 @@ struct PackedSeqs {
   std::vector<int64_t> offsets;  // the same on the host (loops over sequences, kernel arguments)
   at::Tensor index;              // (T) int64: flat padded position b * Lmax + t of packed row i
   at::Tensor rows;               // (N) int64: the padded row of each sequence (empty rows are skipped)
+  at::Tensor seq_start;          // (T) int64 on the host: the start of each position's sequence
   int64_t batch = 0, max_len = 0;  // the padded shape (B, Lmax) that unpack restores
 
   int64_t count() const { return (int64_t)offsets.size() - 1; }
@@ -24,8 +25,8 @@ struct PackedSeqs {
   int64_t length(int64_t i) const { return offsets[i + 1] - offsets[i]; }
   // (B) int64 lengths of the padded form (0 for rows without a sequence).
   at::Tensor lengths() const;
-  // (T) int64: the start of the sequence each packed position belongs to.
-  at::Tensor starts() const;
+  // (T) int64 on the host: the start of the sequence each packed position belongs to.
+  const at::Tensor& starts() const { return seq_start; }
 };
 
 // Checks cu_seqlens (1-D integer, starts at 0, strictly increasing, ends at
