@@ -11,6 +11,7 @@
 // Usage: bench_hmodel [--layout T1m1f1g1] [--d 128] [--batch 4] [--seq-len 256] [--reps 3]
 //                     [--data FILE] [--model RUN] [--threads N] [--skip-sweep 1]
 //                     [--classifier RUN --items test.jsonl [--max-items 400]] [--only-classifier 1]
+//                     [--device auto]
 // --model RUN: part 2 uses trained weights (per_token LM); otherwise a random T = 4 model.
 #include <torch/torch.h>
 
@@ -19,7 +20,9 @@
 #include <iostream>
 
 #include "bench/lm_bench.h"
+#include "core/device.h"
 #include "core/error.h"
+#include "core/forward_context.h"
 #include "core/runtime.h"
 #include "data/corpus.h"
 #include "data/labeled.h"
@@ -40,6 +43,7 @@ double median_ms(int reps, const std::function<void()>& f) {
   for (int i = 0; i < reps; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     f();
+    synchronize(forward_context().device);
     t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(t.begin(), t.end());
@@ -90,6 +94,7 @@ void run_variants(HModel& hm, const std::vector<Variant>& vs, int reps, const st
 static int run(int argc, char** argv) {
   std::string layout = "T1m1f1g1", data, model_dir, cls_dir, items_path;
   int64_t max_items = 400;
+  std::string device_spec = "auto";
   bool only_cls = false;
   int d = 128, threads = 0, reps = 3;
   int64_t B = 4, S = 256;
@@ -108,8 +113,11 @@ static int run(int argc, char** argv) {
     else if (k == "--items") items_path = v;
     else if (k == "--max-items") max_items = std::stoll(v);
     else if (k == "--only-classifier") only_cls = v != "0";
+    else if (k == "--device") device_spec = v;
     else throw UserError("unknown option " + k);
   }
+  const auto device = resolve_device(device_spec);
+  DeviceScope on_device(device);
   set_threads(threads);
   torch::NoGradGuard ng;
   check(cls_dir.empty() == items_path.empty(), "bench_hmodel: --classifier and --items go together");
@@ -118,7 +126,7 @@ static int run(int argc, char** argv) {
                                 {"threshold 0.1", 0, 0.1, true}, {"threshold 0.25", 0, 0.25, true},
                                 {"top-2 + threshold 0.25", 2, 0.25, true}};
   if (!cls_dir.empty()) {  // Part 4: trained classifier, accuracy per variant
-    auto cm = load_model(cls_dir);
+    auto cm = load_model(cls_dir, device);
     auto* chm = find_hmodel(*cm);
     check(chm && cm->config.task.classify(), "bench_hmodel: --classifier must be an H-Model classifier run");
     cm->eval();
@@ -162,6 +170,7 @@ static int run(int argc, char** argv) {
   if (sweep) {
     torch::manual_seed(0);
     ByteLM plain(ModelConfig::from_json(base_config(layout, d), "plain"));
+    plain.to(device);
     plain.eval();
     const double tp = median_ms(reps, [&] { plain.forward(inputs); });
     std::cout << json{{"bench", "plain_stack"}, {"layout", layout}, {"d", d}, {"batch", B}, {"seq_len", S},
@@ -173,6 +182,7 @@ static int run(int argc, char** argv) {
       j["hmodel"] = {{"T", T}};
       torch::manual_seed(0);
       ByteLM m(ModelConfig::from_json(j, "hmodel"));
+      m.to(device);
       m.eval();
       const double t = median_ms(reps, [&] { m.forward(inputs); });
       std::cout << json{{"bench", "forward_vs_T"}, {"layout", layout}, {"T", T}, {"ms", t},
@@ -185,12 +195,13 @@ static int run(int argc, char** argv) {
   // Part 2: hardening / sparse execution.
   std::shared_ptr<ByteLM> m;
   if (!model_dir.empty()) {
-    m = load_model(model_dir);
+    m = load_model(model_dir, device);
   } else {
     auto j = base_config(layout, d);
     j["hmodel"] = {{"T", 4}};
     torch::manual_seed(0);
     m = std::make_shared<ByteLM>(ModelConfig::from_json(j, "hmodel"));
+    m->to(device);
   }
   auto* hm = find_hmodel(*m);
   check(hm, "bench_hmodel: --model has no H-Model");
@@ -211,8 +222,9 @@ static int run(int argc, char** argv) {
   j["hmodel"] = {{"T", 4}, {"routing", {{"granularity", "per_sequence"}}}};
   torch::manual_seed(0);
   ByteLM c(ModelConfig::from_json(j, "per_sequence"));
+  c.to(device);
   c.eval();
-  auto emb = c.embeddings->forward(inputs);
+  auto emb = c.embeddings->forward(inputs.to(device));
   run_variants(*find_hmodel(c), vs, reps, [&] { return c.backbone->forward(emb, {}, nullptr); },
                [&](const at::Tensor& y, const at::Tensor& base) {
                  return json{{"bench", "hardening_per_sequence"},

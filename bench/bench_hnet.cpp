@@ -5,6 +5,7 @@
 //                   [--batch 4] [--seq-len 1024] [--steps 3] [--decode-bytes 256] [--model RUN]
 //                   [--dtype fp32|bf16|both] [--train 1] [--decode 1] [--isotropic 1] [--repeat 1]
 //                   [--decode-b16 1] [--decode-bf16-weights 1] [--decode-block-gemv 0] [--decode-unfused 0]
+//                   [--device auto]
 // --model RUN: trained weights (its config replaces --config) for decode and,
 // copied into the trained H-Net, for the training timing (so that the main
 // network sees as many chunks as in use; an initialised router cuts ~2x more).
@@ -22,6 +23,7 @@
 
 #include "core/forward_context.h"
 #include "bench/lm_bench.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "data/corpus.h"
@@ -39,7 +41,7 @@ static int run(int argc, char** argv) {
   int64_t B = 4, L = 1024, steps = 3, dec = 256, repeat = 1;
   int threads = 0;
   bool do_train = true, do_decode = true, do_iso = true, do_b16 = true, do_bf16w = true, do_block = false, do_unfused = false;
-  std::string dtypes = "both";
+  std::string dtypes = "both", device_spec = "auto";
   for (const auto& [k, v] : option_pairs(argc, argv, "bench_hnet")) {
     if (k == "--config") cfg_path = v;
     else if (k == "--data") data = v;
@@ -58,8 +60,11 @@ static int run(int argc, char** argv) {
     else if (k == "--decode-block-gemv") do_block = v != "0";
     else if (k == "--decode-unfused") do_unfused = v != "0";
     else if (k == "--repeat") repeat = std::stoll(v);
+    else if (k == "--device") device_spec = v;
     else throw UserError("unknown option " + k);
   }
+  const auto device = resolve_device(device_spec);
+  DeviceScope on_device(device);
   set_threads(threads);
   if (!model_dir.empty()) cfg_path = resolve_model_dir(model_dir) + "/config.json";
   auto cfg = ModelConfig::from_file(cfg_path);
@@ -68,9 +73,10 @@ static int run(int argc, char** argv) {
   auto windows = [&](int64_t n, int64_t len) {
     return windows_at(span, spread_offsets(span.size, len, n), len);
   };
-  json out{{"config", cfg_path}, {"data", data}, {"batch", B}, {"seq_len", L}, {"threads", num_threads()}};
-  out["matmul_gflops_fp32"] = measure_matmul_gflops(false, 1024, 5);
-  out["matmul_gflops_bf16"] = measure_matmul_gflops(true, 1024, 5);
+  json out{{"config", cfg_path}, {"data", data}, {"batch", B}, {"seq_len", L}, {"threads", num_threads()},
+           {"device", device_name(device)}};
+  out["matmul_gflops_fp32"] = measure_matmul_gflops(false, 1024, 5, device);
+  out["matmul_gflops_bf16"] = measure_matmul_gflops(true, 1024, 5, device);
   torch::manual_seed(0);
   ByteLM hnet(cfg);
   out["params"] = hnet.num_parameters();
@@ -87,12 +93,13 @@ static int run(int argc, char** argv) {
   int n_iso = 1;
   while (ByteLM(iso_cfg(n_iso + 1)).flops_per_byte(L) <= fpb) ++n_iso;
   ByteLM iso(iso_cfg(n_iso));
+  iso.to(device);
   out["isotropic_layout"] = "T" + std::to_string(n_iso);
   out["isotropic_flops_per_byte_fwd"] = iso.flops_per_byte(L);
   auto batch = windows(B, L);
   out["loadavg_before"] = loadavg();
   torch::manual_seed(0);
-  std::shared_ptr<ByteLM> trained = model_dir.empty() ? nullptr : load_model(model_dir);
+  std::shared_ptr<ByteLM> trained = model_dir.empty() ? nullptr : load_model(model_dir, device);
   out["model"] = model_dir.empty() ? "initialisation" : model_dir;
   auto bytes_per_chunk = [](ByteLM& m, const at::Tensor& ids) {  // of this model on this text
     torch::NoGradGuard ng;
@@ -106,6 +113,7 @@ static int run(int argc, char** argv) {
     if (!do_train || (dtypes != "both" && dtypes != tag)) continue;
     torch::manual_seed(0);
     ByteLM h(cfg);
+    h.to(device);
     if (trained) {  // trained routing: the main network sees chunks as in use
       torch::NoGradGuard ng;
       auto src = trained->named_parameters();
@@ -149,6 +157,7 @@ static int run(int argc, char** argv) {
   }
   torch::manual_seed(0);
   auto h_fresh = trained ? nullptr : std::make_shared<ByteLM>(cfg);
+  if (h_fresh) h_fresh->to(device);
   auto& h = trained ? *trained : *h_fresh;
   out["decode_text_bytes_per_chunk"] = bytes_per_chunk(h, windows(1, dec).inputs);
   std::vector<double> d1, d16, c1, c16, d1b, d1u;

@@ -19,6 +19,7 @@ static int run(int argc, char** argv) {
     else if (k == "--steps") o.train_steps = std::stoll(v);
     else if (k == "--threads") o.threads = std::stoi(v);
     else if (k == "--decode-bytes") o.decode_bytes = std::stoll(v);
+    else if (k == "--device") o.device = v;
     else throw dynarch::UserError("unknown option " + k);
   }
   std::cout << dynarch::run_lm_bench(o).dump() << std::endl;

@@ -2,7 +2,7 @@
 // legacy autograd profiler and prints the ops that take the most self time.
 // Usage: profile_step [--config FILE] [--batch B] [--seq-len L] [--dtype fp32|bf16] [--decode N]
 //                     [--data FILE (real text instead of random bytes)] [--threads N]
-//                     [--model RUN (trained weights and their config)]
+//                     [--model RUN (trained weights and their config)] [--device auto]
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
@@ -12,7 +12,9 @@
 #include <sstream>
 
 #include "bench/lm_bench.h"
+#include "core/device.h"
 #include "core/error.h"
+#include "core/forward_context.h"
 #include "core/compat.h"
 #include "core/runtime.h"
 #include "data/corpus.h"
@@ -25,7 +27,7 @@ using namespace dynarch;
 static int run(int argc, char** argv) {
   ModelConfig cfg = default_bench_config();
   int64_t B = 8, L = 512, decode = 0;
-  std::string dtype = "bf16", data, model_dir;
+  std::string dtype = "bf16", data, model_dir, device_spec = "auto";
   int threads = 0;
   for (const auto& [k, v] : option_pairs(argc, argv, "profile_step")) {
     if (k == "--config") cfg = ModelConfig::from_file(v);
@@ -39,11 +41,15 @@ static int run(int argc, char** argv) {
       cfg = ModelConfig::from_file(resolve_model_dir(v) + "/config.json");
     }
     else if (k == "--threads") threads = std::stoi(v);
+    else if (k == "--device") device_spec = v;
     else throw UserError("unknown option " + k);
   }
+  const auto device = resolve_device(device_spec);
+  DeviceScope on_device(device);
   set_threads(threads);
   torch::manual_seed(0);
   ByteLM model(cfg);
+  model.to(device);
   auto ids = torch::randint(0, 256, {B, L}, at::kLong), tg = torch::randint(0, 256, {B, L}, at::kLong);
   if (!data.empty()) {  // real text: H-Net boundaries as in use
     auto f = std::make_shared<MappedFile>(data);

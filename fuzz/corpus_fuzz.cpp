@@ -10,6 +10,7 @@
 #include "core/bytes.h"
 #include "core/error.h"
 #include "data/corpus.h"
+#include "io/fs_tree.h"
 #include "fuzz_util.h"
 
 using namespace dynarch;
@@ -75,6 +76,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::rejected(e);
     if (std::string(e.what()).find(path) == std::string::npos) fuzz::violated("error does not name the path");
   }
-  if (as_dir) std::filesystem::remove_all(dir.path);
+  if (as_dir) dynarch::io::remove_tree(dir.path);
   return 0;
 }

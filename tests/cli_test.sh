@@ -232,6 +232,47 @@ expect_ok "info prints a readable summary" "$BIN" info --config "$T/model.json"
 grep -q "parameters" "$T/out" && ! grep -q '^{' "$T/out" && ok "info: text by default" || bad "info text output"
 expect_ok "info --json" "$BIN" info --config "$T/model.json" --json
 python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["params"] > 0' "$T/out" && ok "info --json prints JSON" || bad "info --json output"
+# --device: cpu gives exactly the default's results; bad values and CUDA without CUDA fail by name
+expect_ok "score --device cpu" "$BIN" score -m "$T/run" --file "$T/small.txt" -o "$T/nll_cpu.f32" --device cpu --no-progress
+cmp -s "$T/nll.f32" "$T/nll_cpu.f32" && ok "score --device cpu == default, bit for bit" || bad "score --device cpu differs"
+"$BIN" eval -m "$T/run" --file "$T/small.txt" --no-progress > "$T/ev_default.txt" 2>/dev/null
+expect_ok "eval --device cpu" "$BIN" eval -m "$T/run" --file "$T/small.txt" --device cpu --no-progress
+cmp -s "$T/out" "$T/ev_default.txt" && ok "eval --device cpu == default" || bad "eval --device cpu differs"
+"$BIN" generate -m "$T/run" -p "the cat" -n 40 --seed 3 --top-k 5 > "$T/gen_default.txt" 2>/dev/null
+expect_ok "generate --device cpu" "$BIN" generate -m "$T/run" -p "the cat" -n 40 --seed 3 --top-k 5 --device cpu
+cmp -s "$T/out" "$T/gen_default.txt" && ok "generate --device cpu == default" || bad "generate --device cpu differs"
+expect_ok "train --device cpu" "$BIN" "${TRAIN[@]}" --data "$T/corpus.txt" --out "$T/rdev" --device cpu
+cmp -s "$T/run/checkpoint/model.safetensors" "$T/rdev/checkpoint/model.safetensors" \
+  && ok "train --device cpu == default (interrupted + resumed), bit for bit" || bad "train --device cpu weights differ"
+grep -Eq '"device": ?"cpu"' "$T/rdev/checkpoint/train_options.json" && ok "train_options.json records the device" || bad "no device in train_options.json"
+grep -Eq '"device": ?"auto"' "$T/run/checkpoint/train_options.json" && ok "the default device is saved as auto" || bad "default device not auto"
+expect_fail "--device gpu" "--device 'gpu' is not a device: use cpu, cuda, cuda:N or auto" "$BIN" score -m "$T/run" --file "$T/small.txt" -o "$T/x.f32" --device gpu
+expect_fail "--device cuda:x" "--device 'cuda:x': the device index must be a whole number" "$BIN" generate -m "$T/run" -p a -n 2 --device cuda:x
+expect_fail "train --device bad, before any work" "--device 'tpu'" "$BIN" "${TRAIN[@]}" --data "$T/corpus.txt" --out "$T/rbad" --device tpu
+[ ! -e "$T/rbad" ] && ok "a bad --device leaves no run directory" || bad "a bad --device created $T/rbad"
+expect_fail "resume --device bad" "--device 'cuda:abc'" "$BIN" train --resume "$T/run" --device cuda:abc
+if grep -q "DYNARCH_CUDA:BOOL=ON" "$(dirname "$BIN")/CMakeCache.txt" 2>/dev/null; then
+  ok "CUDA build: the no-CUDA messages are not checked here"
+else
+  NOCUDA="this build has no CUDA; configure with -DDYNARCH_CUDA=ON"
+  expect_fail "score --device cuda without CUDA" "--device 'cuda': $NOCUDA" "$BIN" score -m "$T/run" --file "$T/small.txt" -o "$T/x.f32" --device cuda
+  expect_fail "eval --device cuda:0 without CUDA" "--device 'cuda:0': $NOCUDA" "$BIN" eval -m "$T/run" --file "$T/small.txt" --device cuda:0
+  expect_fail "train --device cuda without CUDA" "$NOCUDA" "$BIN" "${TRAIN[@]}" --data "$T/corpus.txt" --out "$T/rcuda" --device cuda
+  expect_fail "chunks --device cuda without CUDA" "$NOCUDA" "$BIN" chunks -m "$T/h1" --text "the cat" --device cuda
+  expect_fail "stability --device cuda without CUDA" "$NOCUDA" "$BIN" stability -m "$T/mrun" --file "$T/small.txt" --device cuda
+  expect_fail "routes --device cuda without CUDA" "$NOCUDA" "$BIN" routes -m "$T/hm" --text "the" --device cuda
+  expect_fail "bench --device cuda without CUDA" "$NOCUDA" "$BIN" bench --steps 1 --device cuda
+  # A run saved with "device": "cuda" (as on a GPU machine), stopped half-way.
+  "$BIN" train --config "$T/model.json" --data "$T/corpus.txt" --out "$T/rgpu" --steps 4 --batch 2 --seq-len 32 \
+    --eval-every 2 --eval-windows 2 --threads 1 --no-progress --stop-at 2 >/dev/null 2>&1
+  sed -i 's/"device": *"auto"/"device": "cuda"/' "$T/rgpu/checkpoint/train_options.json"
+  rm -f "$T/rgpu/checkpoint/manifest.json"  # edited on purpose
+  expect_fail "resume of a CUDA run here names the field and the way out" "train_options.json: device 'cuda': $NOCUDA" "$BIN" train --resume "$T/rgpu" --threads 1 --no-progress
+  grep -qF -- "resume with --device cpu" "$T/err" && ok "the message says --device cpu" || bad "no --device cpu hint"
+  expect_ok "resume a CUDA run on the CPU with --device cpu" "$BIN" train --resume "$T/rgpu" --device cpu --threads 1 --no-progress
+  [ "$(grep -c '"loss"' "$T/rgpu/metrics.jsonl")" = 4 ] && ok "it ran to the end" || bad "resumed run did not finish"
+  grep -Eq '"device": ?"cpu"' "$T/rgpu/checkpoint/train_options.json" && ok "the resumed run records --device cpu" || bad "resumed run device"
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -13,6 +13,7 @@
 #include "train/lm_objective.h"
 #include "inspect/routes.h"
 #include "io/atomic_file.h"
+#include "io/fs_tree.h"
 #include "model/aux_loss.h"
 #include "model/lm.h"
 #include "train/adamw.h"
@@ -26,8 +27,8 @@ namespace fs = std::filesystem;
 namespace {
 fs::path temp_dir(const std::string& name) {
   auto p = fs::temp_directory_path() / ("dynarch_hm_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
+  io::remove_tree(p.string());
+  io::make_dirs(p.string());
   return p;
 }
 }  // namespace
@@ -254,7 +255,7 @@ TEST(HModelCompose, LoadsTheRightTensorsFromASavedModel) {
   EXPECT_GT(hm->nodes[2]->head->proj->bias[3].item<double>(), 0);
   // the saved config is self-contained (source_config embedded): it parses without the source
   auto saved = cfg.to_json();
-  fs::remove_all(dir);
+  io::remove_tree(dir.string());
   EXPECT_EQ(ModelConfig::from_json(saved, "saved").to_json(), saved);
   ByteLM again(ModelConfig::from_json(saved, "saved"));
   EXPECT_THROW(load_pretrained_nodes(again), UserError);  // the weights are gone
@@ -305,7 +306,7 @@ TEST(HModelCompose, BadSourcesAreClearErrors) {
   } catch (const UserError& ex) {
     EXPECT_NE(std::string(ex.what()).find("missing tensor x.layers.1."), std::string::npos) << ex.what();
   }
-  fs::remove_all(dir);
+  io::remove_tree(dir.string());
 }
 
 TEST(HModelInfer, HaltingStopsWhenTheWalkHasLeft) {

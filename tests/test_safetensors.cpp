@@ -1,4 +1,5 @@
 #include "io/atomic_file.h"
+#include "io/fs_tree.h"
 #include "io/safetensors.h"
 
 #include <gtest/gtest.h>
@@ -29,10 +30,10 @@ class SafetensorsTest : public ::testing::Test {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     dir = fs::temp_directory_path() /
           ("dynarch_st_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir);
-    fs::create_directories(dir);
+    dynarch::io::remove_tree(dir.string());
+    dynarch::io::make_dirs(dir.string());
   }
-  void TearDown() override { fs::remove_all(dir); }
+  void TearDown() override { dynarch::io::remove_tree(dir.string()); }
   std::string file(const std::string& name) const { return (dir / name).string(); }
 };
 
@@ -519,10 +520,7 @@ TEST_F(SafetensorsTest, SaveRejectsBadInput) {
 
 namespace {
 std::vector<std::string> dir_entries(const fs::path& d) {
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(d)) names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
+  return dynarch::io::list_dir(d.string());
 }
 }  // namespace
 

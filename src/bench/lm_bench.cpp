@@ -9,7 +9,9 @@
 #include <fstream>
 
 #include "core/compat.h"
+#include "core/device.h"
 #include "core/error.h"
+#include "core/forward_context.h"
 #include "core/runtime.h"
 #include "train/lm_objective.h"
 #include "model/lm.h"
@@ -94,6 +96,7 @@ double time_train_steps(ByteLM& model, const at::Tensor& ids, const at::Tensor& 
     loss.backward();
     clip_grad_norm(opt.params(), 1.0);
     opt.step(1e-4);
+    synchronize(model.device());
     if (s >= warmup) {
       total += seconds_since(t0);
       cpu += cpu_seconds() - c0;
@@ -113,36 +116,43 @@ double time_decode(ByteLM& model, const at::Tensor& inputs, bool bf16, double* c
   auto t0 = std::chrono::steady_clock::now();
   const double c0 = cpu_seconds();
   for (int64_t t = 1; t < L; ++t) model.step(inputs.select(1, t), state);
+  synchronize(model.device());
   if (cpu_bps) *cpu_bps = B * (L - 1) / (cpu_seconds() - c0);
   return B * (L - 1) / seconds_since(t0);
 }
 
 json run_lm_bench(const LmBenchOptions& o) {
+  const auto device = resolve_device(o.device);
+  DeviceScope on_device(device);
   set_threads(o.threads);
   torch::manual_seed(0);
   json out;
+  out["device"] = device_name(device);
   out["threads"] = num_threads();
   out["config"] = o.config.to_json();
   out["batch"] = o.batch;
   out["seq_len"] = o.seq_len;
-  const double peak32 = measure_matmul_gflops(false, 1024, 5), peak16 = measure_matmul_gflops(true, 1024, 5);
+  const double peak32 = measure_matmul_gflops(false, 1024, 5, device),
+               peak16 = measure_matmul_gflops(true, 1024, 5, device);
   out["matmul_gflops_fp32"] = peak32;
   out["matmul_gflops_bf16"] = peak16;
   for (bool bf16 : {false, true}) {
     if ((bf16 && !o.bf16) || (!bf16 && !o.fp32)) continue;
     const std::string tag = bf16 ? "bf16" : "fp32";
     ByteLM model(o.config);
+    model.to(device);
     out["params"] = model.num_parameters();
     const double fpb = model.flops_per_byte(o.seq_len);
     out["flops_per_byte_fwd"] = fpb;
-    auto ids = torch::randint(0, 256, {o.batch, o.seq_len}, at::kLong);
-    auto tg = torch::randint(0, 256, {o.batch, o.seq_len}, at::kLong);
+    // Drawn on the CPU (the same bytes on every device), then moved.
+    auto ids = torch::randint(0, 256, {o.batch, o.seq_len}, at::kLong).to(device);
+    auto tg = torch::randint(0, 256, {o.batch, o.seq_len}, at::kLong).to(device);
     const double step_s = time_train_steps(model, ids, tg, bf16, o.train_steps, o.warmup_steps);
     const double bps = o.batch * o.seq_len / step_s;
     out["train_bytes_per_s_" + tag] = bps;
     out["train_ms_per_step_" + tag] = 1e3 * step_s;
     out["train_mfu_" + tag] = 3.0 * fpb * bps / ((bf16 ? peak16 : peak32) * 1e9);
-    auto dec = torch::randint(0, 256, {1, o.decode_bytes + 1}, at::kLong);
+    auto dec = torch::randint(0, 256, {1, o.decode_bytes + 1}, at::kLong).to(device);
     out["decode_bytes_per_s_" + tag] = time_decode(model, dec, bf16);
   }
   return out;

@@ -17,6 +17,7 @@ struct LmBenchOptions {
   int64_t batch = 8, seq_len = 512, train_steps = 6, warmup_steps = 2, decode_bytes = 256;
   int threads = 0;
   bool fp32 = true, bf16 = true;
+  std::string device = "auto";  // --device (core/device.h)
 };
 
 // The ~10M-parameter isotropic Transformer used by bench/bench_lm.

@@ -9,7 +9,9 @@
 #include <memory>
 
 #include "cli/verbs.h"
+#include "core/device.h"
 #include "core/error.h"
+#include "core/forward_context.h"
 #include "core/runtime.h"
 #include "data/corpus.h"
 #include "infer/accuracy.h"
@@ -42,22 +44,28 @@ void check_output(const std::string& path) {
   }
 }
 
+void add_device_option(CLI::App* cmd, std::string& spec) {
+  cmd->add_option("--device", spec, kDeviceHelp)->capture_default_str();
+}
+
 namespace {
 
 struct EvalArgs {
-  std::string model, file, dtype = "fp32", json_out, by = "depth";
+  std::string model, file, dtype = "fp32", json_out, by = "depth", device = "auto";
   int64_t seq_len = 0, batch = 8;
 };
 
 struct ScoreArgs {
-  std::string model, file, out, dtype = "fp32";
+  std::string model, file, out, dtype = "fp32", device = "auto";
   int64_t segment = 4096;
 };
 
 void run_eval(const EvalArgs& a, const Globals& g) {
   check_output(a.json_out);  // before any work, not after it
+  const auto device = resolve_device(a.device);
+  DeviceScope on_device(device);
   set_threads(g.threads);
-  auto model = load_model(a.model);
+  auto model = load_model(a.model, device);
   if (model->config.task.classify()) {  // --file is labeled JSONL: accuracy overall, by label, by --by
     report_classifier(*model, a.file, a.by, a.json_out, a.batch, want_bf16(a.dtype), g.progress());
     return;
@@ -76,7 +84,9 @@ void run_score(const ScoreArgs& a, const Globals& g) {
   check_output(a.out);  // before any work, not after it
   set_threads(g.threads);
   check(a.segment >= 1, "--segment must be >= 1");
-  auto model = load_model(a.model);
+  const auto device = resolve_device(a.device);
+  DeviceScope on_device(device);
+  auto model = load_model(a.model, device);
   MappedFile f(a.file);
   auto nll = per_byte_nll(*model, f.data(), f.size(), a.segment, want_bf16(a.dtype), g.progress());
   io::write_file_atomic(a.out, std::string((const char*)nll.data_ptr<float>(), nll.numel() * sizeof(float)));
@@ -96,6 +106,7 @@ std::vector<Verb> add_eval_score(CLI::App& app, const Globals& g) {
   ev->add_option("--dtype", e->dtype, "fp32, bf16 or auto")->capture_default_str();
   ev->add_option("--json", e->json_out, "classifier: also write the accuracy JSON here");
   ev->add_option("--by", e->by, "classifier: item field for the breakdown table")->capture_default_str();
+  add_device_option(ev, e->device);
 
   auto* sc = app.add_subcommand("score", "per-byte NLL (nats, float32 LE, after a BOS) of a file");
   auto s = std::make_shared<ScoreArgs>();
@@ -104,6 +115,7 @@ std::vector<Verb> add_eval_score(CLI::App& app, const Globals& g) {
   sc->add_option("-o,--out", s->out, "output file: one float32 per input byte")->required();
   sc->add_option("--segment", s->segment, "bytes per forward pass (state is carried across)")->capture_default_str();
   sc->add_option("--dtype", s->dtype, "fp32, bf16 or auto")->capture_default_str();
+  add_device_option(sc, s->device);
   return {{ev, [e, &g] { run_eval(*e, g); }}, {sc, [s, &g] { run_score(*s, g); }}};
 }
 

@@ -3,6 +3,8 @@
 #include <memory>
 
 #include "cli/verbs.h"
+#include "core/device.h"
+#include "core/forward_context.h"
 #include "core/runtime.h"
 #include "infer/generate.h"
 #include "run/checkpoint.h"
@@ -12,14 +14,16 @@ namespace dynarch::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, prompt, dtype = "fp32";
+  std::string model, prompt, dtype = "fp32", device = "auto";
   int64_t bytes = 200, samples = 1;
   SampleOptions so;
 };
 
 void run_generate(const GenerateArgs& a, const Globals& g) {
+  const auto device = resolve_device(a.device);
+  DeviceScope on_device(device);
   set_threads(g.threads);
-  auto model = load_model(a.model);
+  auto model = load_model(a.model, device);
   Utf8Streamer out([](const std::string& s) {
     std::fwrite(s.data(), 1, s.size(), stdout);
     std::fflush(stdout);
@@ -56,6 +60,7 @@ Verb add_generate(CLI::App& app, const Globals& g) {
   ge->add_option("--dtype", a->dtype, "fp32, bf16 or auto")->capture_default_str();
   ge->add_option("--samples", a->samples, "continuations decoded together as a batch (seeds seed..seed+K-1)")
       ->capture_default_str();
+  add_device_option(ge, a->device);
   return {ge, [a, &g] { run_generate(*a, g); }};
 }
 

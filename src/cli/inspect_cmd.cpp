@@ -9,7 +9,9 @@
 #include <memory>
 
 #include "cli/verbs.h"
+#include "core/device.h"
 #include "core/error.h"
+#include "core/forward_context.h"
 #include "core/runtime.h"
 #include "data/corpus.h"
 #include "inspect/chunks.h"
@@ -24,12 +26,12 @@ namespace fs = std::filesystem;
 namespace {
 
 struct ChunksArgs {
-  std::string model, text, file, html_out;
+  std::string model, text, file, html_out, device = "auto";
   int64_t max_bytes = 8192;
 };
 
 struct StabilityArgs {
-  std::string model, file, json_out, svg_out;
+  std::string model, file, json_out, svg_out, device = "auto";
   int64_t seq_len = 0, windows = 16, batch = 8;
 };
 
@@ -39,7 +41,9 @@ void run_chunks(ChunksArgs a, const Globals& g) {
   check_output(a.html_out);
   if (!a.file.empty()) a.text = io::read_file(a.file);
   if ((int64_t)a.text.size() > a.max_bytes) a.text.resize(a.max_bytes);
-  auto model = load_model(a.model);
+  const auto device = resolve_device(a.device);
+  DeviceScope on_device(device);
+  auto model = load_model(a.model, device);
   auto view = compute_chunks(*model, a.text);
   if (a.html_out.empty()) a.html_out = (fs::path(resolve_model_dir(a.model)).parent_path() / "chunks.html").string();
   io::write_file_atomic(a.html_out, chunks_html(view, "dynarch chunks: " + a.model));
@@ -64,7 +68,9 @@ void run_stability(StabilityArgs a, const Globals& g) {
   check(a.windows >= 1, "--windows must be >= 1");
   check_output(a.json_out);
   check_output(a.svg_out);
-  auto model = load_model(a.model);
+  const auto device = resolve_device(a.device);
+  DeviceScope on_device(device);
+  auto model = load_model(a.model, device);
   if (a.seq_len <= 0) a.seq_len = trained_seq_len(a.model, 512);
   const std::string text = io::read_file(a.file);
   check(!text.empty(), "stability: " + a.file + " is empty");
@@ -98,6 +104,7 @@ std::vector<Verb> add_inspect(CLI::App& app, const Globals& g) {
   ch->add_option("--file", c->file, "file to chunk (instead of --text)");
   ch->add_option("--html", c->html_out, "write the HTML view here (default: RUN/chunks.html)");
   ch->add_option("--max-bytes", c->max_bytes, "use at most this many bytes of the input")->capture_default_str();
+  add_device_option(ch, c->device);
 
   auto* sb = app.add_subcommand("stability", "HC/mHC stream-mixing gains per sub-layer and composite (JSON + SVG)");
   auto s = std::make_shared<StabilityArgs>();
@@ -108,6 +115,7 @@ std::vector<Verb> add_inspect(CLI::App& app, const Globals& g) {
   sb->add_option("--batch", s->batch, "windows per forward pass")->capture_default_str();
   sb->add_option("--json", s->json_out, "write the metrics here (default: RUN/stability.json)");
   sb->add_option("--svg", s->svg_out, "write the figure here (default: RUN/stability.svg)");
+  add_device_option(sb, s->device);
 
   auto* ro = app.add_subcommand("routes", "export and summarise an H-Model's routing (JSON, DOT, SVG; --compare: JS)");
   auto r = std::make_shared<RoutesOptions>();
@@ -121,6 +129,7 @@ std::vector<Verb> add_inspect(CLI::App& app, const Globals& g) {
   ro->add_option("--compare", r->compare, "two input-set files (one input per line or .jsonl): JS divergence")
       ->expected(2);
   ro->add_option("--max-inputs", r->max_inputs, "--compare: inputs read per set")->capture_default_str();
+  add_device_option(ro, r->device);
 
   return {{ch, [c, &g] { run_chunks(*c, g); }},
           {sb, [s, &g] { run_stability(*s, g); }},

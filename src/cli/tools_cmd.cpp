@@ -87,6 +87,7 @@ std::vector<Verb> add_tools(CLI::App& app, const Globals& g) {
   be->add_option("--batch", b->bo.batch)->capture_default_str();
   be->add_option("--seq-len", b->bo.seq_len)->capture_default_str();
   be->add_option("--steps", b->bo.train_steps)->capture_default_str();
+  add_device_option(be, b->bo.device);
 
   auto* rs = app.add_subcommand("reasoning", "write the synthetic multi-hop rule-reasoning dataset (JSONL)");
   auto r = std::make_shared<ReasoningArgs>();

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli/verbs.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "train/trainer.h"
@@ -15,7 +16,7 @@ namespace {
 
 struct TrainArgs {
   TrainOptions to;
-  std::string config_path, options_path, resume;
+  std::string config_path, options_path, resume, device;
   int64_t stop_at = -1, kill_at = -1;
 };
 
@@ -26,6 +27,8 @@ void add_options(CLI::App* tr, TrainArgs& a) {
   tr->add_option("--data", to.data, "corpus directory (train.bin, val.bin) or a single byte file");
   tr->add_option("--out", to.out, "run directory");
   tr->add_option("--resume", a.resume, "continue the run in this directory exactly where it stopped");
+  tr->add_option("--device", a.device,
+                 std::string(kDeviceHelp) + "; default: the --options file's, else auto; with --resume: the run's");
   tr->add_option("--init-from", to.init_from,
                  "new run: start from this run's weights where names and shapes match (fresh optimizer)");
   tr->add_option("--steps", to.steps, "optimizer steps")->capture_default_str();
@@ -55,6 +58,9 @@ void add_options(CLI::App* tr, TrainArgs& a) {
       ->delimiter(',');
   tr->add_option("--zero", to.zero, "data-parallel runs: shard the optimizer state over the ranks (ZeRO-1; 0 = off)")
       ->capture_default_str();
+  tr->add_option("--packed", to.packed,
+                 "H-Net: inner stages on packed sequences, no padding (1) or on padded rows (0)")
+      ->capture_default_str();
   tr->add_option("--log-gains-every", to.gains_every, "HC/mHC: log stream-mixing gains every N steps (0 = off)")
       ->capture_default_str();
 }
@@ -82,12 +88,13 @@ Verb add_train(CLI::App& app, const Globals& g) {
   auto a = std::make_shared<TrainArgs>();
   add_options(tr, *a);
   return {tr, [a, &g] {
-            RunControl ctl{g.threads, g.progress(), a->stop_at, a->kill_at};
+            RunControl ctl{g.threads, g.progress(), a->stop_at, a->kill_at, a->resume.empty() ? "" : a->device};
             TrainResult r;
             if (!a->resume.empty()) {
               r = train_resume(a->resume, ctl);
             } else {
               auto to = merged_options(*a);
+              if (!a->device.empty()) to.device = a->device;
               check(!a->config_path.empty(), "train: --config FILE is required (see configs/)");
               r = train_new(to, ModelConfig::from_file(a->config_path), ctl);
             }

@@ -39,5 +39,7 @@ int64_t trained_seq_len(const std::string& model_path, int64_t fallback);
 bool want_bf16(const std::string& dtype);
 // Fails (naming the path) unless an output file can be written there; empty = none.
 void check_output(const std::string& path);
+// --device (core/device.h) of a verb that runs a model; `spec` keeps its default.
+void add_device_option(CLI::App* cmd, std::string& spec);
 
 }  // namespace dynarch::cli

@@ -38,11 +38,35 @@ inline bool cpu_autocast_enabled() {
 #endif
 }
 
-// RAII scope for bf16 autocast on CPU.
+#ifdef DYNARCH_CUDA
+// CUDA autocast switch (1.13: the unnamed "GPU" one, fp16 by default; 2.4+: by device type).
+inline void set_cuda_autocast(bool enabled, at::ScalarType dtype = at::kBFloat16) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+  at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+#else
+  at::autocast::set_enabled(enabled);
+  at::autocast::set_autocast_gpu_dtype(dtype);
+#endif
+  if (!enabled) at::autocast::clear_cache();
+}
+#endif
+
+// bf16 autocast on, or off, on every device of this build: the CPU's switch
+// and, in a CUDA build, CUDA's, always together (so cpu_autocast_enabled()
+// tells the state of both).
+inline void set_autocast(bool enabled) {
+  set_cpu_autocast(enabled);
+#ifdef DYNARCH_CUDA
+  set_cuda_autocast(enabled);
+#endif
+}
+
+// RAII scope for bf16 autocast (on or off: fp32 islands).
 struct AutocastScope {
   bool prev;
-  explicit AutocastScope(bool on) : prev(cpu_autocast_enabled()) { if (on != prev) set_cpu_autocast(on); }
-  ~AutocastScope() { if (cpu_autocast_enabled() != prev) set_cpu_autocast(prev); }
+  explicit AutocastScope(bool on) : prev(cpu_autocast_enabled()) { if (on != prev) set_autocast(on); }
+  ~AutocastScope() { if (cpu_autocast_enabled() != prev) set_autocast(prev); }
 };
 
 }  // namespace dynarch::compat

@@ -9,6 +9,13 @@
 //             op-by-op step, attention step by matmul/softmax, HC/mHC mixing
 //             and Sinkhorn by tensor ops).
 //   variants  kernel variants for A/B benchmarks and tests (all off = default).
+//   packed    inner H-Net stages run their stacks on packed sequences
+//             (model/layers/packing.h) instead of the batch padded to its
+//             longest row of chunks; the padded form is the reference.
+//             Only forwards without a state (training, eval) pack.
+//   device    where the run's parameters, caches and batches live (set by
+//             the verbs from --device; code that makes a tensor with no
+//             input at hand puts it there).
 //   sinks     recorders a forward appends to when set: H-Net stage traces
 //             (ratio loss, chunk views), HC/mHC connection maps (stability
 //             gains), H-Model routes, auxiliary loss terms.
@@ -16,6 +23,10 @@
 // The context is read on the thread that runs the model; on the CPU, LibTorch
 // runs a backward pass on the thread that calls backward(), so a scope that
 // spans forward and backward also sets the kernels of the backward.
+// Which implementation an op runs is decided by two functions below and
+// nowhere else: the fused kernels under kernels/cpu take CPU tensors only, so
+// on any other device every op takes its plain tensor-op reference, which runs
+// anywhere (a CUDA build computes correctly before a CUDA kernel exists).
 // Nothing here is part of a model config: a run's config.json never changes
 // with a test or benchmark switch.
 #pragma once
@@ -52,12 +63,23 @@ struct AuxTerm {
 struct ForwardContext {
   KernelMode mode = KernelMode::fast;
   KernelVariants variants;
+  bool packed = true;  // train --packed, bench_packing; PackingScope
   std::vector<StageTrace>* stage_traces = nullptr;
   std::vector<ConnectionTrace>* connections = nullptr;
   std::vector<RouteTrace>* routes = nullptr;
   std::vector<AuxTerm>* aux = nullptr;
+  c10::Device device{c10::kCPU};
 
   bool reference() const { return mode == KernelMode::reference; }
+  // The fused CPU kernel of an op that has a reference form: fast mode and a
+  // CPU tensor. Anything else takes the reference.
+  bool fast_kernels(const c10::Device& d) const { return !reference() && cpu_kernels_apply(d); }
+  bool fast_kernels(const at::Tensor& t) const { return fast_kernels(t.device()); }
+
+  // The CPU kernels run on CPU tensors only (for ops whose fused kernel is not
+  // switched by the mode: norms, SwiGLU, the EMA scan, decode GEMVs, bmm).
+  static bool cpu_kernels_apply(const c10::Device& d) { return d.is_cpu(); }
+  static bool cpu_kernels_apply(const at::Tensor& t) { return cpu_kernels_apply(t.device()); }
 };
 
 // This thread's context (defaults when no scope is alive).
@@ -84,6 +106,12 @@ class ForwardScope {
 // The common scopes by name.
 struct ReferenceKernelsScope : ForwardScope {  // mode = reference
   ReferenceKernelsScope() : ForwardScope([](ForwardContext& c) { c.mode = KernelMode::reference; }) {}
+};
+struct DeviceScope : ForwardScope {  // the run's device
+  explicit DeviceScope(c10::Device d) : ForwardScope([d](ForwardContext& c) { c.device = d; }) {}
+};
+struct PackingScope : ForwardScope {  // packed = on
+  explicit PackingScope(bool on) : ForwardScope([on](ForwardContext& c) { c.packed = on; }) {}
 };
 template <bool KernelVariants::*Flag>
 struct VariantScope : ForwardScope {

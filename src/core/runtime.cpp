@@ -1,5 +1,6 @@
 #include "core/runtime.h"
 
+#include "core/device.h"
 #include "core/error.h"
 
 #include <ATen/ATen.h>
@@ -132,14 +133,16 @@ void set_threads(int threads) {
 
 int num_threads() { return at::get_num_threads(); }
 
-double measure_matmul_gflops(bool bf16, int n, int reps) {
-  auto opts = at::TensorOptions().dtype(bf16 ? at::kBFloat16 : at::kFloat);
+double measure_matmul_gflops(bool bf16, int n, int reps, c10::Device device) {
+  auto opts = at::TensorOptions().dtype(bf16 ? at::kBFloat16 : at::kFloat).device(device);
   auto a = at::randn({n, n}, opts), b = at::randn({n, n}, opts);
   auto c = at::mm(a, b);  // warm-up
+  synchronize(device);
   double best = 1e30;
   for (int i = 0; i < reps; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     c = at::mm(a, b);
+    synchronize(device);
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::min(best, dt);
   }

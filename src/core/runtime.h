@@ -1,5 +1,7 @@
 // Process-wide runtime set-up: thread count, BLAS core type, environment report.
 #pragma once
+#include <c10/core/Device.h>
+
 #include <string>
 
 namespace dynarch {
@@ -35,8 +37,8 @@ bool cpu_has_native_bf16();
 // "auto" -> bf16 where native, else fp32; "bf16" without native support warns once.
 std::string resolve_dtype(const std::string& dtype);
 
-// Measured square-matmul throughput in GFLOP/s (fp32 or bf16), best of a few runs.
-double measure_matmul_gflops(bool bf16, int n = 1024, int reps = 5);
+// Measured square-matmul throughput in GFLOP/s (fp32 or bf16), best of a few runs, on `device`.
+double measure_matmul_gflops(bool bf16, int n = 1024, int reps = 5, c10::Device device = c10::kCPU);
 
 // The 1-minute load average (/proc/loadavg), -1 if unknown: benchmarks print it
 // because the machines are shared.

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "data/corpus.h"
 #include "io/atomic_file.h"
+#include "io/fs_tree.h"
 
 namespace dynarch::reasoning {
 namespace {
@@ -272,7 +273,7 @@ std::vector<Item> generate_split(const GenOptions& o, Split split, int64_t per_d
 
 nlohmann::json write_dataset(const std::string& dir, const GenOptions& o, int64_t train_per_depth,
                              int64_t test_per_depth) {
-  std::filesystem::create_directories(dir);
+  io::make_dirs(dir);
   nlohmann::json counts;
   for (auto [split, n] : {std::pair{Split::Train, train_per_depth}, std::pair{Split::Test, test_per_depth}}) {
     std::string text;

@@ -8,7 +8,7 @@
 namespace dynarch {
 
 int64_t Sampler::sample(const at::Tensor& logits_in) {
-  auto logits = logits_in.to(at::kDouble).contiguous();
+  auto logits = logits_in.to(at::kCPU, at::kDouble).contiguous();  // sampled on the host, any device
   const int64_t V = logits.size(0);
   if (o_.temperature <= 0) return logits.argmax().item<int64_t>();
   auto probs = at::softmax(logits / o_.temperature, 0);

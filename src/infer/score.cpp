@@ -24,7 +24,7 @@ at::Tensor per_byte_nll(ByteLM& model, const uint8_t* data, int64_t n, int64_t s
       tg[0][t] = (int64_t)data[s + t];
     }
     auto logp = at::log_softmax(model.forward(ids, &state).to(at::kFloat), -1);
-    out.narrow(0, s, len).copy_(-logp.gather(-1, tg.unsqueeze(-1)).view({len}));
+    out.narrow(0, s, len).copy_(-logp.gather(-1, tg.to(logp.device()).unsqueeze(-1)).view({len}));
     bar.update(s + len, "");
   }
   bar.finish("");

@@ -7,7 +7,9 @@
 #include <fstream>
 #include <iostream>
 
+#include "core/device.h"
 #include "core/error.h"
+#include "core/forward_context.h"
 #include "io/atomic_file.h"
 #include "model/hmodel/hmodel.h"
 #include "run/checkpoint.h"
@@ -33,7 +35,7 @@ RouteTrace run_trace(ByteLM& m, const std::string& text, std::vector<StageTrace>
   std::vector<int64_t> ids{kBOS};
   for (unsigned char c : text) ids.push_back(c);
   RouteRecorder rec;
-  auto h = m.embeddings->forward(at::tensor(ids, at::kLong).view({1, -1}));
+  auto h = m.embeddings->forward(at::tensor(ids, at::kLong).view({1, -1}).to(m.device()));
   if (m.embeddings->weight.scalar_type() == at::kDouble) h = h.to(at::kDouble);
   StageRecorder stage_rec;
   m.backbone->forward(h, {}, nullptr);
@@ -220,7 +222,9 @@ std::vector<std::string> read_input_set(const std::string& path, int64_t max_byt
 void routes_command(const RoutesOptions& o) {
   check(o.max_bytes >= 1, "routes: --max-bytes must be >= 1");
   check(o.max_inputs >= 1, "routes: --max-inputs must be >= 1");
-  auto model = load_model(o.model);
+  const auto device = resolve_device(o.device);
+  DeviceScope on_device(device);
+  auto model = load_model(o.model, device);
   auto& hm = hmodel_of(*model);
   std::vector<std::string> types;
   for (auto& n : hm.nodes) types.push_back(letter(n->spec));

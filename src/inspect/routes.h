@@ -40,7 +40,7 @@ nlohmann::json summary_json(const RouteStats& s);
 std::vector<std::string> read_input_set(const std::string& path, int64_t max_bytes, int64_t max_inputs);
 
 struct RoutesOptions {
-  std::string model, text, file, json_out, dot_out, svg_out;
+  std::string model, text, file, json_out, dot_out, svg_out, device = "auto";
   std::vector<std::string> compare;  // two input-set files
   int64_t max_bytes = 8192, max_inputs = 1000;
 };

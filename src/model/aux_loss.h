@@ -15,7 +15,7 @@ class AuxLossCollector {
     at::Tensor t;
     for (auto& a : terms)
       if (a.weight != 0) t = t.defined() ? t + a.weight * a.value : a.weight * a.value;
-    return t.defined() ? t : at::zeros({}, at::kFloat);
+    return t.defined() ? t : at::zeros({}, at::TensorOptions(at::kFloat).device(forward_context().device));
   }
 
  private:

@@ -32,7 +32,7 @@ at::Tensor ByteLM::forward(const at::Tensor& ids, ModelState* state) {
   check(!config.hmodel || config.hmodel->granularity == "per_token",
         "hmodel.routing.granularity: per_sequence routing is not causal and cannot be used for language modelling "
         "(use per_token, or the classification task)");
-  auto h = embeddings->forward(ids);
+  auto h = embeddings->forward(ids.to(device()));
   if (embeddings->weight.scalar_type() == at::kDouble) h = h.to(at::kDouble);
   h = backbone->forward(h, {}, state);
   auto logits = lm_head->forward(h);
@@ -41,24 +41,26 @@ at::Tensor ByteLM::forward(const at::Tensor& ids, ModelState* state) {
 
 at::Tensor ByteLM::step(const at::Tensor& ids, ModelState& state) {
   check_lm(*this);
-  auto h = backbone->step(embeddings->forward(ids), state);
+  auto h = backbone->step(embeddings->forward(ids.to(device())), state);
   auto logits = linear_rows(h, lm_head->weight, lm_head->bias);  // GEMV for few rows (at::linear else)
   return logits.scalar_type() == at::kDouble ? logits : logits.to(at::kFloat);
 }
 
-at::Tensor ByteLM::classify(const at::Tensor& ids, const at::Tensor& lengths) {
+at::Tensor ByteLM::classify(const at::Tensor& ids_in, const at::Tensor& lengths_in) {
+  const auto ids = ids_in.to(device());
+  const auto lengths = lengths_in.defined() ? lengths_in.to(device()) : lengths_in;
   check(!cls_head.is_empty(), "this model is a byte LM, not a classifier (config has no task.type = classify)");
   auto h = embeddings->forward(ids);
   if (embeddings->weight.scalar_type() == at::kDouble) h = h.to(at::kDouble);
   h = backbone->forward(h, lengths, nullptr);  // ends with RMSNorm; fp32 (fp64 in tests)
   const int64_t B = ids.size(0), L = ids.size(1);
-  auto len = lengths.defined() ? lengths : at::full({B}, L, at::kLong);
+  auto len = lengths.defined() ? lengths : at::full({B}, L, ids.options().dtype(at::kLong));
   at::Tensor pooled;
   if (config.task.pool == "last") {  // causal backbones: only the last byte has seen the whole input
     auto idx = (len.to(ids.device()) - 1).clamp_min(0).view({B, 1, 1}).expand({B, 1, h.size(2)});
     pooled = h.gather(1, idx).squeeze(1);
   } else {
-    auto mask = (at::arange(L, at::kLong).view({1, L}) < len.view({B, 1})).to(h.scalar_type());
+    auto mask = (at::arange(L, len.options()).view({1, L}) < len.view({B, 1})).to(h.scalar_type());
     pooled = (h * mask.unsqueeze(-1)).sum(1) / len.to(h.scalar_type()).clamp_min(1).unsqueeze(-1);
   }
   auto logits = cls_head->forward(pooled);

@@ -34,6 +34,9 @@ class ByteLM : public torch::nn::Module {
   // Classifier: ids (B, L) int64 = BOS + bytes, right-padded; lengths (B) int64
   // valid positions per row (undefined = all) -> logits (B, K) fp32.
   at::Tensor classify(const at::Tensor& ids, const at::Tensor& lengths);
+  // Where the parameters live (ByteLM::to moves them); forward, step and
+  // classify take their byte ids and lengths there.
+  c10::Device device() const { return embeddings->weight.device(); }
   ModelState new_state(int64_t batch) const;
   // Init rules of hnet.md §8 (seeded by the caller through torch::manual_seed).
   void init_weights();

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/fs_tree.h"
 #include "io/safetensors.h"
 #include "run/manifest.h"
 
@@ -83,12 +84,13 @@ int64_t init_weights_from(const std::string& path, ByteLM& model, std::vector<st
   return copied;
 }
 
-std::shared_ptr<ByteLM> load_model(const std::string& path) {
+std::shared_ptr<ByteLM> load_model(const std::string& path, c10::Device device) {
   auto dir = resolve_model_dir(path);
   verify_manifest(dir, {"config.json", "model.safetensors"});
   auto cfg = ModelConfig::from_file((fs::path(dir) / "config.json").string());
   auto model = std::make_shared<ByteLM>(cfg);
   load_weights((fs::path(dir) / "model.safetensors").string(), *model);
+  if (device != model->device()) model->to(device);
   return model;
 }
 
@@ -106,8 +108,8 @@ void save_checkpoint(const std::string& run_dir, ByteLM& model, const NamedTenso
                      const json& options) {
   fs::path run(run_dir), tmp = run / "checkpoint.tmp", cur = run / "checkpoint", old = run / "checkpoint.old";
   const int64_t step = trainer.at("step").get<int64_t>();
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
+  io::remove_tree(tmp.string());
+  io::make_dirs(tmp.string());
   io::write_file_atomic((tmp / "config.json").string(), model.config.to_json().dump(2) + "\n");
   io::write_file_atomic((tmp / "train_options.json").string(), options.dump(2) + "\n");
   kill_point(step, 1);
@@ -117,12 +119,12 @@ void save_checkpoint(const std::string& run_dir, ByteLM& model, const NamedTenso
   write_manifest(tmp.string(), {"config.json", "train_options.json", "model.safetensors", "trainer.safetensors"});
   kill_point(step, 3);
   // Swap: cur -> old, tmp -> cur, drop old. Readers fall back to old if cur is missing.
-  fs::remove_all(old);
+  io::remove_tree(old.string());
   if (fs::exists(cur)) fs::rename(cur, old);
   kill_point(step, 4);
   fs::rename(tmp, cur);
   kill_point(step, 5);
-  fs::remove_all(old);
+  io::remove_tree(old.string());
 }
 
 TrainerCheckpoint load_trainer_checkpoint(const std::string& run_dir) {

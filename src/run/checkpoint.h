@@ -30,8 +30,9 @@ void load_weights(const std::string& path, ByteLM& model);
 // the number of tensors copied.
 int64_t init_weights_from(const std::string& path, ByteLM& model, std::vector<std::string>* kept = nullptr);
 
-// Builds the model from config.json and loads model.safetensors.
-std::shared_ptr<ByteLM> load_model(const std::string& path);
+// Builds the model from config.json and loads model.safetensors (on the CPU:
+// checkpoints are device-independent), then moves it to `device`.
+std::shared_ptr<ByteLM> load_model(const std::string& path, c10::Device device = c10::kCPU);
 
 // `optimizer`: the optimizer state as named tensors (AdamW::state_tensors).
 void save_checkpoint(const std::string& run_dir, ByteLM& model, const NamedTensors& optimizer, const nlohmann::json& trainer,

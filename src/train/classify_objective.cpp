@@ -80,9 +80,9 @@ ClsEval evaluate_classifier(ByteLM& model, const LabeledSet& set, std::vector<in
     auto b = make_cls_batch(set, rows);
     auto logits = model.classify(b.ids, b.lengths).to(at::kFloat);
     r.nll += torch::nn::functional::cross_entropy(
-                 logits, b.labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                 logits, b.labels.to(logits.device()), torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                  .item<double>();
-    auto pred = logits.argmax(-1).contiguous();
+    auto pred = logits.argmax(-1).to(at::kCPU).contiguous();
     const int64_t* pp = pred.data_ptr<int64_t>();
     for (size_t k = 0; k < rows.size(); ++k) {
       const auto& it = set.items[rows[k]];
@@ -126,9 +126,10 @@ at::Tensor ClassifierObjective::loss(ByteLM& model, int64_t step, int64_t micro,
     compat::AutocastScope ac(o_.dtype == "bf16");
     logits = model.classify(b.ids, b.lengths).to(at::kFloat);
   }
-  auto loss = torch::nn::functional::cross_entropy(logits, b.labels);
+  const auto labels = b.labels.to(logits.device());
+  auto loss = torch::nn::functional::cross_entropy(logits, labels);
   m["loss"] += loss.item<double>();
-  m["acc"] += logits.argmax(-1).eq(b.labels).sum().item<double>() / o_.batch;
+  m["acc"] += logits.argmax(-1).eq(labels).sum().item<double>() / o_.batch;
   return loss;
 }
 

@@ -12,7 +12,7 @@ namespace dynarch {
 
 at::Tensor lm_loss(const at::Tensor& logits, const at::Tensor& targets) {
   return torch::nn::functional::cross_entropy(
-      logits.reshape({-1, logits.size(-1)}).to(at::kFloat), targets.reshape({-1}),
+      logits.reshape({-1, logits.size(-1)}).to(at::kFloat), targets.reshape({-1}).to(logits.device()),
       torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1));
 }
 
@@ -27,7 +27,7 @@ EvalResult evaluate(ByteLM& model, const ByteSpan& span, const std::vector<int64
     auto b = windows_at(span, chunk, L);
     auto logits = model.forward(b.inputs);
     auto nll = torch::nn::functional::cross_entropy(
-        logits.reshape({-1, logits.size(-1)}), b.targets.reshape({-1}),
+        logits.reshape({-1, logits.size(-1)}), b.targets.reshape({-1}).to(logits.device()),
         torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1).reduction(torch::kSum));
     r.nats += nll.item<double>();
     r.bytes += b.targets.ge(0).sum().item<int64_t>();

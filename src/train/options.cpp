@@ -15,7 +15,7 @@ json TrainOptions::to_json() const {
               {"eval_windows", eval_windows}, {"save_every", save_every}, {"ratio_targets", ratio_targets},
               {"lr_multipliers", lr_multipliers}, {"ratio_alpha", ratio_alpha},
               {"gains_every", gains_every}, {"world", world}, {"zero", zero},
-              {"init_from", init_from}};
+              {"init_from", init_from}, {"device", device}, {"packed", packed}};
 }
 
 TrainOptions TrainOptions::from_json(const json& j, const std::string& src) {
@@ -39,6 +39,8 @@ TrainOptions TrainOptions::from_json(const json& j, const std::string& src) {
   get("save_every", o.save_every); get("ratio_targets", o.ratio_targets);
   get("lr_multipliers", o.lr_multipliers); get("ratio_alpha", o.ratio_alpha); get("gains_every", o.gains_every);
   get("world", o.world); get("zero", o.zero); get("init_from", o.init_from);
+  get("device", o.device);
+  get("packed", o.packed);
   return o;
 }
 

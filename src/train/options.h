@@ -30,6 +30,12 @@ struct TrainOptions {
   // tensor of the same name and shape exists (an LM body into a classifier, a curriculum
   // stage into the next); the optimizer and the schedule start fresh. Empty = none.
   std::string init_from;
+  // --device (core/device.h) as given: "auto" resolves again on every resume, so a
+  // run moves between machines; absent in runs from before the field (= auto).
+  std::string device = "auto";
+  // H-Net: inner stages run on packed sequences (model/layers/packing.h) rather
+  // than padded rows; the same numbers up to rounding. Absent in older runs = on.
+  bool packed = true;
 
   nlohmann::json to_json() const;
   static TrainOptions from_json(const nlohmann::json& j, const std::string& source);
@@ -44,6 +50,7 @@ struct RunControl {
   bool progress = true;
   int64_t stop_at = -1;  // stop (with a checkpoint) after this step: simulates a crash in tests
   int64_t kill_at = -1;  // SIGKILL itself after this step (and its checkpoint, if any): tests
+  std::string device;    // resume: --device given on the command line (empty = the saved one)
 };
 
 struct TrainResult {

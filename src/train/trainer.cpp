@@ -7,8 +7,11 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/device.h"
+#include "core/forward_context.h"
 #include "core/runtime.h"
 #include "io/atomic_file.h"
+#include "io/fs_tree.h"
 #include "run/checkpoint.h"
 #include "run/compose.h"
 #include "train/classify_objective.h"
@@ -75,6 +78,9 @@ TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const
   s.o = opts;
   s.o.dtype = resolve_dtype(opts.dtype);  // saved resolved, so a resume computes the same way
   s.o.data = fs::absolute(opts.data).lexically_normal().string();  // resume works from any directory
+  const auto device = resolve_device(s.o.device);  // before any work: a bad value fails at once
+  DeviceScope on_device(device);
+  PackingScope packing(s.o.packed);  // core/forward_context.h
   auto dp = join_ranks(s.o, config, false);
   s.dp = dp.get();
   const bool lead = !dp || dp->rank() == 0;
@@ -83,13 +89,13 @@ TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const
     fail("run directory " + opts.out + " already has a checkpoint; use --resume " + opts.out +
          " to continue it or choose another --out");
   if (lead) {
-    fs::create_directories(run);
+    io::make_dirs(run.string());
     std::error_code ec;
     fs::remove(run / "metrics.jsonl", ec);
   }
   set_threads(ctl.threads);
   torch::manual_seed(opts.seed);
-  s.model = std::make_shared<ByteLM>(config);
+  s.model = std::make_shared<ByteLM>(config);  // initialised on the CPU: the same weights on every device
   load_pretrained_nodes(*s.model);  // H-Model nodes from trained checkpoints (hmodel.nodes[*].from)
   if (!opts.init_from.empty()) {
     std::vector<std::string> kept;
@@ -101,6 +107,7 @@ TrainResult train_new(const TrainOptions& opts, const ModelConfig& config, const
       std::fprintf(stderr, "init-from %s: %lld tensors copied, %zu kept fresh%s%s\n", opts.init_from.c_str(),
                    (long long)n, kept.size(), kept.empty() ? "" : ": ", names.c_str());
   }
+  s.model->to(device);  // before the optimizer, whose moments are made like the parameters
   s.opt = make_optimizer(s.o, *s.model);
   if (dp) dp->start(*s.model, *s.opt, s.o.zero);
   if (ctl.progress && lead)
@@ -125,8 +132,18 @@ TrainResult train_resume(const std::string& run_dir, const RunControl& ctl) {
   } catch (const UserError& e) {
     fail(options_file + ": " + e.what());
   }
+  if (!ctl.device.empty()) s.o.device = ctl.device;  // e.g. a run trained on a GPU resumed on a CPU
+  c10::Device device = c10::kCPU;
+  try {
+    device = resolve_device(s.o.device, ctl.device.empty() ? options_file + ": device" : "--device");
+  } catch (const UserError& e) {
+    if (!ctl.device.empty()) throw;
+    fail(std::string(e.what()) + " (resume with --device cpu to continue this run here)");
+  }
+  DeviceScope on_device(device);
+  PackingScope packing(s.o.packed);  // core/forward_context.h
   set_threads(ctl.threads);
-  s.model = load_model(run_dir);
+  s.model = load_model(run_dir, device);
   auto dp = join_ranks(s.o, s.model->config, true);
   s.dp = dp.get();
   const bool lead = !dp || dp->rank() == 0;

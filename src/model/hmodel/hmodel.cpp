@@ -241,7 +241,7 @@ at::Tensor HModel::routing_matrix(int r, const std::vector<int>& senders, const 
   const bool per_seq = cfg.granularity == "per_sequence";
   at::Tensor C;
   if (!fixed_routing.empty()) {
-    C = fixed_routing.at(r).to(opt.dtype()).expand({B, Sp, K, K});
+    C = fixed_routing.at(r).to(opt).expand({B, Sp, K, K});
   } else if (r == T && cfg.flush_last) {  // every active output goes to OUT with weight 1
     C = at::zeros({B, Sp, K, K}, opt);
     C.select(-1, L).fill_(1.0);
@@ -251,7 +251,7 @@ at::Tensor HModel::routing_matrix(int r, const std::vector<int>& senders, const 
       auto& head = i == 0 ? input_head : nodes[i - 1]->head;
       z[i] = head->forward(per_seq ? pool(h[i], valid) : h[i]);
       if (i > 0 && !cfg.allow_self) {
-        auto self = at::zeros({K}, at::TensorOptions().dtype(at::kBool));
+        auto self = at::zeros({K}, opt.dtype(at::kBool));
         self[i - 1] = true;
         z[i] = z[i].masked_fill(self, -std::numeric_limits<double>::infinity());
       }
@@ -326,7 +326,7 @@ std::pair<at::Tensor, Messages> HModel::route(int r, const std::vector<at::Tenso
     const bool in_play = i == 0 ? (r == 0 || cfg.inject_input) : (r > 0 || ds);
     if (in_play && act[i].defined() && (ds || act[i].any().item<bool>())) senders.push_back(i);
   }
-  smask = at::zeros({B, Sp, K}, at::TensorOptions().dtype(at::kBool));
+  smask = at::zeros({B, Sp, K}, live.options());
   for (int i : senders) smask.select(-1, i).copy_(act[i].logical_and(live));
   if (senders.empty()) {
     // Hardened routing sent everything to OUT before step T: nothing is in flight. The
@@ -357,7 +357,7 @@ void HModel::run_layers(int r, const Messages& agg, const at::Tensor& n, const a
   }
   for (int j = 1; j <= L; ++j) {
     // A halted position (infer.halt_eps) is inactive from here on: zero input, nothing sent.
-    auto aj = (cfg.doubly_stochastic ? at::ones({B, Sp}, at::TensorOptions().dtype(at::kBool))
+    auto aj = (cfg.doubly_stochastic ? at::ones({B, Sp}, live.options())
                                      : n.select(-1, j - 1) > 0)
                   .logical_and(live);
     act[j] = aj;
@@ -391,8 +391,8 @@ at::Tensor HModel::run(const at::Tensor& x_in, StackState* state, const at::Tens
   const bool autocast = compat::cpu_autocast_enabled();
   compat::AutocastScope fp32(false);
   auto x = x_in.to(dt);
-  auto bopt = at::TensorOptions().dtype(at::kBool);
-  auto valid = lengths.defined() ? at::arange(S, at::kLong).view({1, S}) < lengths.view({B, 1})
+  auto bopt = x.options().dtype(at::kBool);
+  auto valid = lengths.defined() ? at::arange(S, lengths.options()).view({1, S}) < lengths.view({B, 1})
                                  : at::ones({B, S}, bopt);
   auto valid_p = per_seq ? at::ones({B, 1}, bopt) : valid;  // routing rows
 

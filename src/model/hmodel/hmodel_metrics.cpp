@@ -59,15 +59,15 @@ void RouteStats::add(const RouteTrace& t) {
   }
   check(t.L == L && t.T == T, "routes: traces of different models (L, T) cannot be combined");
   const int64_t K = L + 1;
-  auto valid = t.valid.reshape({-1}).to(at::kDouble);
+  auto valid = t.valid.reshape({-1}).to(at::kCPU, at::kDouble);  // statistics on the host
   const int64_t N = valid.size(0);
   auto rho = at::zeros({N, K}, at::kDouble);
   rho.select(1, 0).fill_(1.0);
   std::vector<at::Tensor> exits;
   for (size_t r = 0; r < t.steps.size(); ++r) {
     const auto& st = t.steps[r];
-    auto C = st.C.reshape({N, K, K}).to(at::kDouble);
-    auto act = st.sender.reshape({N, K}).to(at::kDouble) * valid.unsqueeze(1);  // active valid rows
+    auto C = st.C.reshape({N, K, K}).to(at::kCPU, at::kDouble);
+    auto act = st.sender.reshape({N, K}).to(at::kCPU, at::kDouble) * valid.unsqueeze(1);  // active valid rows
     auto ch = normalise_rows(C);
     rho_[r] += (rho * valid.unsqueeze(1)).sum(0);
     flow_[r] += ((rho.unsqueeze(-1) * ch) * valid.view({N, 1, 1})).sum(0);
@@ -85,9 +85,9 @@ void RouteStats::add(const RouteTrace& t) {
       if (r >= 1) active_n_[r][j - 1] += act.select(1, j).sum();
     }
     if (r >= 1 && st.rms_in.defined()) {
-      auto ok = st.rms_in.isnan().logical_not().to(at::kDouble);
-      rms_in_[r] += at::nan_to_num(st.rms_in.to(at::kDouble), 0.0);
-      rms_out_[r] += at::nan_to_num(st.rms_out.to(at::kDouble), 0.0);
+      auto ok = st.rms_in.isnan().logical_not().to(at::kCPU, at::kDouble);
+      rms_in_[r] += at::nan_to_num(st.rms_in.to(at::kCPU, at::kDouble), 0.0);
+      rms_out_[r] += at::nan_to_num(st.rms_out.to(at::kCPU, at::kDouble), 0.0);
       rms_cnt_[r] += ok;
     }
     rho = next;
@@ -101,7 +101,7 @@ void RouteStats::add(const RouteTrace& t) {
 
 namespace {
 std::vector<double> vec(const at::Tensor& t) {
-  auto c = t.to(at::kDouble).contiguous();
+  auto c = t.to(at::kCPU, at::kDouble).contiguous();
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
 std::vector<std::vector<double>> mat(const at::Tensor& t) {

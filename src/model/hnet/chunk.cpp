@@ -13,10 +13,10 @@ Chunked downsample(const at::Tensor& x, const at::Tensor& b) {
   auto counts = b.sum(1);  // (B)
   const int64_t M = std::max<int64_t>(counts.max().item<int64_t>(), 1);
   // Key t + L (1 - b): boundary rows first, each group in time order.
-  auto key = at::arange(L, at::kLong).unsqueeze(0) + L * (1 - b.to(at::kLong));
+  auto key = at::arange(L, b.options().dtype(at::kLong)).unsqueeze(0) + L * (1 - b.to(at::kLong));
   auto index = std::get<1>(key.sort(1)).narrow(1, 0, M);
   auto xs = x.gather(1, index.unsqueeze(-1).expand({B, M, x.size(2)}));
-  auto mask = at::arange(M, at::kLong).unsqueeze(0) < counts.unsqueeze(1);
+  auto mask = at::arange(M, b.options().dtype(at::kLong)).unsqueeze(0) < counts.unsqueeze(1);
   return {xs, mask, index};
 }
 

@@ -2,11 +2,14 @@
 
 #include <torch/torch.h>
 
+#include <optional>
+
 #include "core/compat.h"
 #include "core/error.h"
 #include "core/forward_context.h"
 #include "kernels/cpu/dense/linear_rows.h"
 #include "model/hmodel/hmodel.h"
+#include "model/layers/packing.h"
 
 namespace dynarch {
 
@@ -73,9 +76,10 @@ ModelState HNetStage::new_state(int64_t B, at::ScalarType dtype) const {
   auto ct = dtype == at::kDouble ? at::kDouble : at::kFloat;
   s.enc = encoder->new_state(B, dtype);
   s.dec = decoder->new_state(B, dtype);
-  s.last = at::zeros({B, d_model}, at::TensorOptions().dtype(ct));
-  s.last_zbar = at::zeros({B, d_model}, at::TensorOptions().dtype(ct));
-  s.seen = at::zeros({B}, at::TensorOptions().dtype(at::kBool));
+  const auto on = at::TensorOptions().device(residual_proj->weight.device());
+  s.last = at::zeros({B, d_model}, on.dtype(ct));
+  s.last_zbar = at::zeros({B, d_model}, on.dtype(ct));
+  s.seen = at::zeros({B}, on.dtype(at::kBool));
   s.inner = std::make_shared<ModelState>(inner->new_state(B, dtype));
   return s;
 }
@@ -84,20 +88,41 @@ namespace {
 // Row `lengths[b] - 1` of x (B, L, D) for every b.
 at::Tensor last_valid(const at::Tensor& x, const at::Tensor& lengths) {
   const int64_t B = x.size(0), L = x.size(1), D = x.size(2);
-  auto idx = lengths.defined() ? (lengths - 1).clamp_min(0) : at::full({B}, L - 1, at::kLong);
+  auto idx = lengths.defined() ? (lengths - 1).clamp_min(0) : at::full({B}, L - 1, x.options().dtype(at::kLong));
   return x.gather(1, idx.view({B, 1, 1}).expand({B, 1, D})).squeeze(1);
+}
+}  // namespace
+
+namespace {
+// Packed mode (core/forward_context.h): this stage's rows as packed sequences
+// when the context asks for it, the rows have padding (inner stages,
+// classifier batches) and
+// there is no state (caches are per padded row). Null: run padded.
+std::optional<PackedSeqs> packing_for(const at::Tensor& x, const at::Tensor& lengths, const ModelState* st) {
+  if (!forward_context().packed || st || !lengths.defined()) return std::nullopt;
+  auto pk = packing_from_lengths(lengths, x.size(1));
+  if (pk.total() == x.size(0) * x.size(1)) return std::nullopt;  // no padding: nothing to save
+  return pk;
+}
+
+// A stack on x (B, L, D): padded, or packed and unpacked around its forward.
+at::Tensor run_stack(Stack& s, const at::Tensor& x, StackState* st, const at::Tensor& lengths,
+                     const std::optional<PackedSeqs>& pk) {
+  if (!pk) return s.forward(x, st, lengths);
+  return unpack(s.forward_packed(pack(x, *pk), *pk), *pk);
 }
 }  // namespace
 
 at::Tensor HNetStage::forward(const at::Tensor& x_in, const at::Tensor& lengths, ModelState* st) {
   auto x = pad(x_in);
+  const auto pk = packing_for(x, lengths, st);
   if (innermost) {
-    auto y = main_stack->forward(x, st ? &st->main : nullptr, lengths);
+    auto y = run_stack(*main_stack, x, st ? &st->main : nullptr, lengths, pk);
     return y.narrow(-1, 0, d_prev);
   }
   const int64_t B = x.size(0), L = x.size(1);
-  auto mask = lengths.defined() ? at::arange(L, at::kLong).view({1, L}) < lengths.view({B, 1}) : at::Tensor();
-  auto xh = encoder->forward(x, st ? &st->enc : nullptr, lengths);  // fp32 (rmsnorm output)
+  auto mask = lengths.defined() ? at::arange(L, lengths.options()).view({1, L}) < lengths.view({B, 1}) : at::Tensor();
+  auto xh = run_stack(*encoder, x, st ? &st->enc : nullptr, lengths, pk);  // fp32 (rmsnorm output)
   at::Tensor r;
   {
     compat::AutocastScope fp32(false);  // the residual path stays fp32
@@ -114,11 +139,11 @@ at::Tensor HNetStage::forward(const at::Tensor& x_in, const at::Tensor& lengths,
   auto p_chunks = rt.p.gather(1, ch.index);
   auto ztil = dechunk(zhat, p_chunks, rt.b, cont ? st->last_zbar : at::Tensor());
   auto z = ztil.to(r.scalar_type()) * ste_ones(rt.c).unsqueeze(-1) + r;
-  auto y = decoder->forward(z, st ? &st->dec : nullptr, lengths);
+  auto y = run_stack(*decoder, z, st ? &st->dec : nullptr, lengths, pk);
   if (st) {
     st->last = last_valid(xh, lengths).detach().to(st->last.scalar_type());
     st->last_zbar = last_valid(ztil, lengths).detach().to(st->last_zbar.scalar_type()).clone();  // updated in place by step
-    st->seen = at::ones({B}, at::TensorOptions().dtype(at::kBool));
+    st->seen = at::ones({B}, x.options().dtype(at::kBool));
   }
   return y.narrow(-1, 0, d_prev);
 }
@@ -137,7 +162,7 @@ at::Tensor HNetStage::step(const at::Tensor& x_in, ModelState& st) {
   st.last = h.detach().to(st.last.scalar_type());
   st.seen.fill_(true);
   const int64_t B = p.size(0);
-  auto pf = p.to(at::kDouble).contiguous();
+  auto pf = p.to(at::kCPU, at::kDouble).contiguous();  // decides which rows run the inner network
   const double* pp = pf.data_ptr<double>();
   std::vector<int64_t> rows;
   for (int64_t b = 0; b < B; ++b)
@@ -148,7 +173,7 @@ at::Tensor HNetStage::step(const at::Tensor& x_in, ModelState& st) {
     StreamWeightsScope stream;  // inner weights are read once per chunk: keep the outer ones cached
     zhat = inner->step(h, *st.inner).to(st.last_zbar.scalar_type());
   } else if (nb > 0) {  // inner network only on boundary rows, with their own positions
-    auto ri = at::tensor(rows, at::kLong);
+    auto ri = at::tensor(rows, at::kLong).to(h.device());
     auto sub = select_rows(*st.inner, ri);
     StreamWeightsScope stream;
     auto zr = inner->step(h.index_select(0, ri), sub);
@@ -156,7 +181,12 @@ at::Tensor HNetStage::step(const at::Tensor& x_in, ModelState& st) {
     zhat = at::zeros_like(st.last_zbar).index_copy_(0, ri, zr.to(st.last_zbar.scalar_type()));
   }
   // EMA in place: boundary rows take P = clamp(p) of the new chunk, others keep z̄.
-  if (nb > 0) {
+  if (nb > 0 && !ForwardContext::cpu_kernels_apply(zhat)) {  // the same update in tensor ops
+    auto ri = at::tensor(rows, at::kLong).to(zhat.device());
+    auto P = p.index_select(0, ri).to(at::kDouble).clamp(1e-4, 1 - 1e-4).to(zhat.scalar_type()).unsqueeze(-1);
+    auto zb = st.last_zbar.index_select(0, ri);
+    st.last_zbar.index_copy_(0, ri, P * zhat.index_select(0, ri) + (1 - P) * zb);
+  } else if (nb > 0) {
     auto zc = zhat.contiguous();
     AT_DISPATCH_FLOATING_TYPES(st.last_zbar.scalar_type(), "ema_step", [&] {
       scalar_t* zb = st.last_zbar.data_ptr<scalar_t>();

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/compat.h"
+#include "core/forward_context.h"
 #include "kernels/cpu/dense/linear_rows.h"
 
 namespace dynarch {
@@ -59,8 +60,13 @@ at::Tensor RoutingModule::step_p(const at::Tensor& x, const at::Tensor& prev, co
   auto q = linear_rows(prev.to(ct), q_proj_layer->weight.to(ct)).contiguous();
   auto k = linear_rows(x.to(ct), k_proj_layer->weight.to(ct)).contiguous();
   const int64_t B = q.size(0), D = q.size(1);
-  auto p = at::empty({B}, q.options());
   auto sv = seen.to(at::kBool).contiguous();
+  if (!ForwardContext::cpu_kernels_apply(q)) {  // the same formula in tensor ops (any device)
+    const double eps = 1e-12;
+    auto cos = (q * k).sum(-1) / (q.pow(2).sum(-1).sqrt().clamp_min(eps) * k.pow(2).sum(-1).sqrt().clamp_min(eps));
+    return at::where(sv, (0.5 * (1 - cos)).clamp(0, 1), at::ones_like(cos));
+  }
+  auto p = at::empty({B}, q.options());
   // One loop instead of ~10 small ops per byte: p = clamp(0.5 (1 - cos), 0, 1), 1 if unseen.
   AT_DISPATCH_FLOATING_TYPES(ct, "route_step", [&] {
     const scalar_t* pq = q.data_ptr<scalar_t>();

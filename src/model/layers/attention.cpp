@@ -27,8 +27,9 @@ at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& positions, int64_
   const int64_t half = r / 2;
   const auto& inv_freq = rotary_inv_freq(r, base);
   // angles: (N, half) for N positions, computed in fp64 then cast for accuracy at large pos.
-  auto ang = positions.to(at::kDouble).unsqueeze(-1) * inv_freq.unsqueeze(0);
-  auto cos = ang.cos().to(x.scalar_type()), sin = ang.sin().to(x.scalar_type());
+  // On the CPU whatever the device of x: the same fp64 angles everywhere.
+  auto ang = positions.to(at::kCPU, at::kDouble).unsqueeze(-1) * inv_freq.unsqueeze(0);
+  auto cos = ang.cos().to(x.options()), sin = ang.sin().to(x.options());
   // Broadcast over heads: x (..., N, H, hd) -> cos (N, 1, half).
   cos = cos.unsqueeze(-2);
   sin = sin.unsqueeze(-2);
@@ -40,6 +41,11 @@ at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& positions, int64_
 
 void rotary_step_inplace(at::Tensor& qkv, const std::vector<int64_t>& pos, int64_t r, double base) {
   if (r == 0) return;
+  if (!ForwardContext::cpu_kernels_apply(qkv)) {  // tensor ops: row b of q and k at position pos[b]
+    auto p = at::tensor(pos, at::kLong);
+    for (int64_t part = 0; part < 2; ++part) qkv.select(1, part).copy_(apply_rotary(qkv.select(1, part), p, r, base));
+    return;
+  }
   const int64_t B = qkv.size(0), H = qkv.size(2), hd = qkv.size(3), half = r / 2;
   std::vector<double> inv(half);
   for (int64_t i = 0; i < half; ++i) inv[i] = std::pow(base, -2.0 * (double)i / (double)r);
@@ -69,8 +75,9 @@ at::Tensor attention_reference(const at::Tensor& q, const at::Tensor& k, const a
                                int64_t q_pos0, int64_t window) {
   const int64_t Lq = q.size(2), Lk = k.size(2), hd = q.size(3);
   auto scores = at::matmul(q, k.transpose(-1, -2)).to(at::kFloat) * (1.0 / std::sqrt((double)hd));
-  auto iq = at::arange(q_pos0, q_pos0 + Lq, at::kLong).unsqueeze(1);
-  auto jk = at::arange(0, Lk, at::kLong).unsqueeze(0);
+  const auto li = at::TensorOptions().dtype(at::kLong).device(q.device());
+  auto iq = at::arange(q_pos0, q_pos0 + Lq, li).unsqueeze(1);
+  auto jk = at::arange(0, Lk, li).unsqueeze(0);
   auto masked = jk > iq;
   if (window >= 0) masked = masked.logical_or(jk < iq - window);
   scores = scores.masked_fill(masked, -std::numeric_limits<float>::infinity());
@@ -117,6 +124,26 @@ at::Tensor Attention::forward(const at::Tensor& x, LayerCache* cache, int64_t po
   return out_proj->forward(y.transpose(1, 2).reshape({B, L, d_model}));
 }
 
+at::Tensor Attention::forward_packed(const at::Tensor& x, const PackedSeqs& seqs) {
+  const int64_t T = x.size(1);
+  auto qkv = Wqkv->forward(x).view({1, T, 3, num_heads, head_dim});
+  auto pos = at::arange(T, at::kLong) - seqs.starts();  // position within its sequence
+  auto q = apply_rotary(qkv.select(2, 0), pos, rotary_dim).transpose(1, 2);
+  auto k = apply_rotary(qkv.select(2, 1), pos, rotary_dim).transpose(1, 2);
+  auto v = qkv.select(2, 2).transpose(1, 2);
+  // One attention call per sequence: the causal mask of each is its own (a
+  // block-diagonal mask over T would cost T^2 instead of the sum of L^2).
+  std::vector<at::Tensor> ys;
+  ys.reserve(seqs.count());
+  for (int64_t i = 0; i < seqs.count(); ++i) {
+    const int64_t s0 = seqs.offsets[i], n = seqs.length(i);
+    auto qi = q.narrow(2, s0, n), ki = k.narrow(2, s0, n), vi = v.narrow(2, s0, n);
+    ys.push_back(window < 0 ? compat::sdpa_causal(qi, ki, vi) : attention_reference(qi, ki, vi, 0, window));
+  }
+  auto y = ys.size() == 1 ? ys[0] : at::cat(ys, 2);
+  return out_proj->forward(y.transpose(1, 2).reshape({1, T, d_model}));
+}
+
 int64_t Attention::write_kv(const at::Tensor& qkv, LayerCache& cache, const std::vector<int64_t>& pos) const {
   const int64_t B = qkv.size(0);
   auto k = qkv.select(1, 1), v = qkv.select(1, 2);
@@ -133,7 +160,7 @@ int64_t Attention::write_kv(const at::Tensor& qkv, LayerCache& cache, const std:
   }
   const bool same = std::all_of(pos.begin(), pos.end(), [&](int64_t x) { return x == pos[0]; });
   if (cache.k.scalar_type() == qkv.scalar_type() && cache.k.is_contiguous() && cache.v.is_contiguous() &&
-      qkv.is_contiguous()) {  // decode: plain copies, no dispatcher calls
+      qkv.is_contiguous() && ForwardContext::cpu_kernels_apply(qkv)) {  // decode: plain copies, no dispatcher calls
     const int64_t H = qkv.size(2), hd = qkv.size(3), cap = cache.k.size(2);
     const int64_t bytes = hd * qkv.element_size();
     const char* src = static_cast<const char*>(qkv.data_ptr());
@@ -158,7 +185,7 @@ int64_t Attention::write_kv(const at::Tensor& qkv, LayerCache& cache, const std:
 }
 
 at::Tensor Attention::step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) {
-  if (forward_context().reference()) return step_reference(x, cache, pos);
+  if (!forward_context().fast_kernels(x)) return step_reference(x, cache, pos);
   const int64_t B = x.size(0);
   auto ct = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   auto qkv = linear_rows(x, Wqkv->weight).to(ct).contiguous().view({B, 3, num_heads, head_dim});
@@ -186,8 +213,8 @@ at::Tensor Attention::step_reference(const at::Tensor& x, LayerCache& cache, con
   auto scores = at::matmul(q.unsqueeze(2), kk.transpose(-1, -2)).to(at::kFloat) *
                 (1.0 / std::sqrt((double)head_dim));  // (B, H, 1, Lk)
   if (!same) {
-    auto j = at::arange(Lk, at::kLong).unsqueeze(0);
-    auto pp = at::tensor(pos, at::kLong).unsqueeze(1);
+    auto j = at::arange(Lk, at::TensorOptions().dtype(at::kLong).device(scores.device())).unsqueeze(0);
+    auto pp = at::tensor(pos, at::kLong).to(scores.device()).unsqueeze(1);
     auto masked = j > pp;
     if (window >= 0) masked = masked.logical_or(j < pp - window);
     scores = scores.masked_fill(masked.view({B, 1, 1, Lk}), -std::numeric_limits<float>::infinity());

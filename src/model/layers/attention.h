@@ -25,6 +25,9 @@ class Attention : public Mixer {
  public:
   Attention(int64_t d_model, int64_t num_heads, int64_t rotary_dim, int64_t window);
   at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {}) override;
+  // Packed: projections and rotary (positions restart at each sequence) on
+  // the whole row, then causal (windowed) attention per sequence.
+  at::Tensor forward_packed(const at::Tensor& x, const PackedSeqs& seqs) override;
   // Decode step: GEMV projections and one loop per (row, head) over the cached
   // keys (kernels/cpu/dense/attention_step.h); step_reference (reference mode) is the
   // matmul/softmax form.

@@ -14,7 +14,7 @@ GRUMixer::GRUMixer(int64_t d) : d_model(d) {
 LayerCache GRUMixer::new_cache(int64_t B, at::ScalarType dtype) const {
   LayerCache c;
   auto ct = dtype == at::kDouble ? at::kDouble : at::kFloat;
-  c.h = at::zeros({B, d_model}, at::TensorOptions().dtype(ct));
+  c.h = at::zeros({B, d_model}, out_proj->weight.options().dtype(ct));
   return c;
 }
 

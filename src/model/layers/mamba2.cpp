@@ -21,7 +21,7 @@ at::Tensor segsum(const at::Tensor& a) {
   const int64_t T = a.size(-1);
   auto cs = a.cumsum(-1);
   auto d = cs.unsqueeze(-1) - cs.unsqueeze(-2);  // [..., i, j] = cum_i - cum_j
-  auto upper = at::ones({T, T}, at::TensorOptions().dtype(at::kBool)).triu(1);
+  auto upper = at::ones({T, T}, at::TensorOptions().dtype(at::kBool).device(a.device())).triu(1);
   return d.masked_fill(upper, -std::numeric_limits<double>::infinity());
 }
 }  // namespace
@@ -133,13 +133,13 @@ at::Tensor conv_tail(const at::Tensor& xBC, const at::Tensor& left, const at::Te
   const int64_t B = xBC.size(0), L = xBC.size(1), C = xBC.size(2);
   auto xpad = at::cat({left.to(xBC.scalar_type()), xBC.transpose(1, 2)}, 2);  // column t + K holds position t
   if (!lengths.defined()) return xpad.narrow(2, L, K).detach().contiguous();
-  auto idx = (lengths.view({B, 1, 1}) + at::arange(K, at::kLong).view({1, 1, K})).expand({B, C, K});
+  auto idx = (lengths.view({B, 1, 1}) + at::arange(K, lengths.options()).view({1, 1, K})).expand({B, C, K});
   return xpad.gather(2, idx).detach().contiguous();
 }
 }  // namespace
 
 at::Tensor Mamba2::forward(const at::Tensor& u, LayerCache* cache, int64_t pos0, const at::Tensor& lengths) {
-  if (forward_context().reference()) return forward_reference(u, cache, pos0, lengths);
+  if (!forward_context().fast_kernels(u)) return forward_reference(u, cache, pos0, lengths);
   const bool cont = cache && pos0 > 0;
   auto zx = in_proj->forward(u);
   auto r = mamba_core(zx, conv1d->weight, conv1d->bias, dt_bias, A_log, D, norm->weight,
@@ -152,6 +152,14 @@ at::Tensor Mamba2::forward(const at::Tensor& u, LayerCache* cache, int64_t pos0,
     cache->conv = conv_tail(zx.narrow(-1, d_inner, conv_dim), left, lengths, d_conv);
     cache->ssm = r.state.to(cache->ssm.scalar_type());
   }
+  return out_proj->forward(r.g);
+}
+
+at::Tensor Mamba2::forward_packed(const at::Tensor& u, const PackedSeqs& seqs) {
+  if (!forward_context().fast_kernels(u)) return Mixer::forward_packed(u, seqs);
+  auto zx = in_proj->forward(u);
+  auto r = mamba_core(zx, conv1d->weight, conv1d->bias, dt_bias, A_log, D, norm->weight,
+                      MambaDims{d_inner, d_state, nheads, headdim, d_conv}, {}, {}, {}, seqs.starts());
   return out_proj->forward(r.g);
 }
 
@@ -179,13 +187,14 @@ at::Tensor Mamba2::forward_reference(const at::Tensor& u, LayerCache* cache, int
   auto fdt = u.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   auto delta = at::softplus(dt.to(fdt) + dt_bias.to(fdt));
   if (lengths.defined())  // dt = 0 past the end: the state neither decays nor takes input
-    delta = delta * (at::arange(L, at::kLong).view({1, L}) < lengths.view({B, 1})).to(fdt).unsqueeze(-1);
+    delta = delta * (at::arange(L, lengths.options()).view({1, L}) < lengths.view({B, 1})).to(fdt).unsqueeze(-1);
   auto a = -at::exp(A_log.to(fdt));
   at::Tensor init = (cache && pos0 > 0) ? cache->ssm.to(fdt) : at::Tensor();
   SsdResult r = ssd_sequential(xs.to(fdt), delta, a, Bm.to(fdt), Cm.to(fdt), init);
   if (cache) cache->ssm = r.state.detach();
   auto y = r.y + xs.to(fdt) * D.to(fdt).view({1, 1, nheads, 1});
-  auto g = gated_rms_norm_fused(y.reshape({B, L, d_inner}), z, norm->weight);
+  auto g = ForwardContext::cpu_kernels_apply(y) ? gated_rms_norm_fused(y.reshape({B, L, d_inner}), z, norm->weight)
+                                                : gated_rms_norm(y.reshape({B, L, d_inner}), z, norm->weight);
   return out_proj->forward(g);
 }
 
@@ -212,14 +221,14 @@ at::Tensor Mamba2::step_reference(const at::Tensor& u, LayerCache& cache) {
 
 at::Tensor Mamba2::fused_residual_step(const at::Tensor& r, const at::Tensor& norm_w, double norm_eps,
                                        LayerCache& cache, const std::vector<int64_t>&) {
-  if (forward_context().reference()) return {};
+  if (!forward_context().fast_kernels(r)) return {};
   return mamba_block_step(r, {norm_w, norm_eps, in_proj->weight, out_proj->weight, conv1d->weight, conv1d->bias, dt_bias,
                               A_log, D, norm->weight, d_inner, d_state},
                           cache.conv, cache.ssm);
 }
 
 at::Tensor Mamba2::step(const at::Tensor& u, LayerCache& cache, const std::vector<int64_t>&) {
-  if (forward_context().reference()) return step_reference(u, cache);
+  if (!forward_context().fast_kernels(u)) return step_reference(u, cache);
   auto zx = linear_rows(u, in_proj->weight);
   auto g = mamba_step_core(zx, cache.conv, cache.ssm, conv1d->weight, conv1d->bias, dt_bias, A_log, D, norm->weight,
                            d_inner, d_state);

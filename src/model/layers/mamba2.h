@@ -33,6 +33,9 @@ class Mamba2 : public Mixer {
   at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {}) override;
   // Op-by-op form (conv1d, sequential SSD scan, gated norm): the reference of the fused core.
   at::Tensor forward_reference(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {});
+  // Packed: the fused core with the conv and the scan state reset at each
+  // sequence start; in reference mode (or off the CPU) the padded default.
+  at::Tensor forward_packed(const at::Tensor& x, const PackedSeqs& seqs) override;
   // Decode step: GEMV in_proj, fused conv + SSM + gated norm (kernels/cpu/mamba/
   // mamba_step.h), GEMV out_proj; step_reference (reference mode) is the op-by-op form.
   at::Tensor step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) override;

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "core/forward_context.h"
 #include "kernels/cpu/dense/norm_act.h"
 
 namespace dynarch {
@@ -20,7 +21,9 @@ at::Tensor gated_rms_norm(const at::Tensor& y, const at::Tensor& z, const at::Te
   return rms_norm(g, w, eps);
 }
 
-at::Tensor RMSNorm::forward(const at::Tensor& x) const { return rms_norm_fused(x, weight, eps_); }
+at::Tensor RMSNorm::forward(const at::Tensor& x) const {
+  return ForwardContext::cpu_kernels_apply(x) ? rms_norm_fused(x, weight, eps_) : rms_norm(x, weight, eps_);
+}
 
 RMSNorm::RMSNorm(int64_t dim, double eps) : eps_(eps) {
   weight = register_parameter("weight", torch::ones({dim}));

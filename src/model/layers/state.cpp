@@ -27,7 +27,8 @@ StackState select_stack(const StackState& s, const at::Tensor& rows) {
   StackState o;
   for (auto& c : s.layers) o.layers.push_back({sel(c.conv, rows), sel(c.ssm, rows), sel(c.k, rows), sel(c.v, rows), sel(c.h, rows)});
   if (s.pos.empty()) return o;  // stack not used at this stage
-  auto r = rows.accessor<int64_t, 1>();
+  const auto rows_cpu = rows.to(at::kCPU);  // row numbers on the host, whatever the device
+  auto r = rows_cpu.accessor<int64_t, 1>();
   for (int64_t i = 0; i < rows.size(0); ++i) o.pos.push_back(s.pos[r[i]]);
   return o;
 }
@@ -41,7 +42,8 @@ void scatter_stack(StackState& d, const at::Tensor& rows, const StackState& s) {
     put(d.layers[l].h, rows, s.layers[l].h);
   }
   if (d.pos.empty()) return;
-  auto r = rows.accessor<int64_t, 1>();
+  const auto rows_cpu = rows.to(at::kCPU);  // row numbers on the host, whatever the device
+  auto r = rows_cpu.accessor<int64_t, 1>();
   for (int64_t i = 0; i < rows.size(0); ++i) d.pos[r[i]] = s.pos[i];
 }
 

@@ -16,8 +16,9 @@ namespace dynarch {
 using nlohmann::json;
 
 namespace {
-// The fused kernels, or their tensor-op references (KernelMode::reference).
-bool fast_kernels() { return !forward_context().reference(); }
+// The fused kernels, or their tensor-op references (reference mode, or a
+// tensor that is not on the CPU: core/forward_context.h decides).
+bool fast_kernels(const at::Tensor& t) { return forward_context().fast_kernels(t); }
 }  // namespace
 
 // ---------------------------------------------------------------- shared mixing
@@ -26,7 +27,7 @@ at::Tensor settle(const Streams& s) {
   if (!s.pending()) return s.X;
   const int64_t n = s.X.size(-2), D = s.X.size(-1);
   auto Xt = s.X.reshape({-1, n, D});
-  auto out = fast_kernels() ? hc_post_res(Xt, s.R, s.post, s.y) : hc_post_res_reference(Xt, s.R, s.post, s.y);
+  auto out = fast_kernels(Xt) ? hc_post_res(Xt, s.R, s.post, s.y) : hc_post_res_reference(Xt, s.R, s.post, s.y);
   return out.view(s.X.sizes());
 }
 
@@ -37,7 +38,7 @@ Streams StreamConnection::mix(const at::Tensor& X, const at::Tensor& pre, const 
   auto Xt = X.reshape({-1, n, D});
   if (auto* rec = forward_context().connections)
     rec->push_back({trace_name, pre.detach(), post.detach(), res.detach()});
-  if (!u.defined()) u = fast_kernels() ? hc_pre_mix(Xt, pre) : hc_pre_mix_reference(Xt, pre);
+  if (!u.defined()) u = fast_kernels(Xt) ? hc_pre_mix(Xt, pre) : hc_pre_mix_reference(Xt, pre);
   auto ushape = lead;
   ushape.push_back(D);
   auto y = F(u.view(ushape)).to(X.scalar_type()).reshape({-1, D});
@@ -117,19 +118,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ManifoldHyperConnecti
   const int64_t n = S.X.size(-2), D = S.X.size(-1);
   // Logits of source j -> destination k sit at 2n + j n + k; Z is destination x source.
   MhcPre p;
-  if (fast_kernels() && S.pending() && !forward_context().variants.separate_merge) {
+  if (fast_kernels(S.X) && S.pending() && !forward_context().variants.separate_merge) {
     auto m = mhc_merge_pre(S.X.reshape({-1, n, D}), S.R, S.post, S.y, phi.to(dt), bias.to(dt), alpha.to(dt),
                            cfg.rms_eps, cfg.pre_eps);
     Xt = m.X;
     p = m.p;
   } else {
     Xt = settle(S).reshape({-1, n, D});
-    p = fast_kernels() ? mhc_pre(Xt, phi.to(dt), bias.to(dt), alpha.to(dt), cfg.rms_eps, cfg.pre_eps)
+    p = fast_kernels(Xt) ? mhc_pre(Xt, phi.to(dt), bias.to(dt), alpha.to(dt), cfg.rms_eps, cfg.pre_eps)
                   : mhc_pre_reference(Xt, phi.to(dt), bias.to(dt), alpha.to(dt), cfg.rms_eps, cfg.pre_eps);
   }
   // SK returns exactly 1 for n = 1 (the only doubly-stochastic 1x1 matrix).
   const SinkhornOptions so{cfg.sinkhorn_iters, cfg.sinkhorn_eps, cfg.eps_after_first};
-  auto res = fast_kernels() ? sinkhorn(p.Z, so) : sinkhorn_reference(p.Z.contiguous(), so);
+  auto res = fast_kernels(p.Z) ? sinkhorn(p.Z, so) : sinkhorn_reference(p.Z.contiguous(), so);
   return {p.u, p.pre, res, p.post};
 }
 
@@ -174,7 +175,7 @@ at::Tensor StreamEnds::expand(const at::Tensor& x) const {
 }
 
 at::Tensor StreamEnds::collapse(const Streams& S) const {
-  if (!S.pending() || !fast_kernels() || cfg.collapse == "learned") return collapse(settle(S));
+  if (!S.pending() || !fast_kernels(S.X) || cfg.collapse == "learned") return collapse(settle(S));
   // c * sum_k X'_k = sum_j (c sum_k R_kj) Xp_j + (c sum_k post_k) y: one pre-mix
   // pass over Xp instead of the merge, its (T, n, D) output and the reduction.
   const int64_t n = S.X.size(-2), D = S.X.size(-1);
@@ -193,10 +194,10 @@ at::Tensor StreamEnds::collapse(const at::Tensor& X) const {
   const auto dt = X.scalar_type();
   const int64_t n = cfg.n, D = X.size(-1);
   auto Xt = X.reshape({-1, n, D});
-  auto m = fast_kernels() ? mhc_project(Xt, head_phi.to(dt), cfg.rms_eps)
+  auto m = fast_kernels(Xt) ? mhc_project(Xt, head_phi.to(dt), cfg.rms_eps)
                      : mhc_project_reference(Xt, head_phi.to(dt), cfg.rms_eps);
   auto w = at::sigmoid(head_alpha.to(dt) * m + head_bias.to(dt)) + 1e-6;
-  auto out = fast_kernels() ? hc_pre_mix(Xt, w) : hc_pre_mix_reference(Xt, w);
+  auto out = fast_kernels(Xt) ? hc_pre_mix(Xt, w) : hc_pre_mix_reference(Xt, w);
   auto shape = X.sizes().vec();
   shape.erase(shape.end() - 2);
   return out.view(shape);

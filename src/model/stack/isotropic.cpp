@@ -52,10 +52,14 @@ Streams sublayer(const std::shared_ptr<StreamConnection>& conn, const Streams& r
 }
 }  // namespace
 
-Streams Block::forward(const Streams& r, LayerCache* cache, int64_t pos0, const at::Tensor& lengths) {
+Streams Block::forward(const Streams& r, LayerCache* cache, int64_t pos0, const at::Tensor& lengths,
+                       const PackedSeqs* packed) {
   auto h = r;
   if (mixer)
-    h = sublayer(hc_mixer, h, [&](const at::Tensor& u) { return mixer->forward(norm1->forward(u), cache, pos0, lengths); });
+    h = sublayer(hc_mixer, h, [&](const at::Tensor& u) {
+      return packed ? mixer->forward_packed(norm1->forward(u), *packed)
+                    : mixer->forward(norm1->forward(u), cache, pos0, lengths);
+    });
   if (mlp) h = sublayer(hc_mlp, h, [&](const at::Tensor& u) { return mlp->forward(norm2->forward(u)); });
   return h;
 }
@@ -98,16 +102,26 @@ at::Tensor Isotropic::forward(const at::Tensor& x, StackState* state, const at::
     for (auto p : state->pos)
       check(p == pos0, "Isotropic::forward: continuing a batch whose rows are at different positions");
   }
-  auto r = x.to(stream_type(x));
-  if (hc_ends) r = hc_ends->expand(r);
-  Streams S{r};
-  for (size_t i = 0; i < blocks.size(); ++i)
-    S = blocks[i]->forward(S, state ? &state->layers[i] : nullptr, pos0, state ? lengths : at::Tensor());
-  r = hc_ends ? hc_ends->collapse(S) : settle(S);
+  auto y = run_blocks(x, state, pos0, state ? lengths : at::Tensor(), nullptr);
   if (state) {
     for (size_t b = 0; b < state->pos.size(); ++b)
       state->pos[b] += lengths.defined() ? lengths[b].item<int64_t>() : x.size(1);
   }
+  return y;
+}
+
+at::Tensor Isotropic::forward_packed(const at::Tensor& x, const PackedSeqs& seqs) {
+  return run_blocks(x, nullptr, 0, {}, &seqs);
+}
+
+at::Tensor Isotropic::run_blocks(const at::Tensor& x, StackState* state, int64_t pos0, const at::Tensor& lengths,
+                                 const PackedSeqs* packed) {
+  auto r = x.to(stream_type(x));
+  if (hc_ends) r = hc_ends->expand(r);
+  Streams S{r};
+  for (size_t i = 0; i < blocks.size(); ++i)
+    S = blocks[i]->forward(S, state ? &state->layers[i] : nullptr, pos0, lengths, packed);
+  r = hc_ends ? hc_ends->collapse(S) : settle(S);
   return rmsnorm ? rmsnorm->forward(r) : r;
 }
 

@@ -28,7 +28,9 @@ class Block : public torch::nn::Module {
   Block(const LayerSpec& spec, const StackOptions& o, int sublayer = 0);
   // r: residual stream (B, L, D) in fp32 (fp64 in tests), or (B, L, n, D) with
   // n streams (HC/mHC); returns the new stream, with mHC possibly pending (settle()).
-  Streams forward(const Streams& r, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {});
+  // `packed`: r holds packed sequences (1, T, ...) and there is no cache.
+  Streams forward(const Streams& r, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {},
+                  const PackedSeqs* packed = nullptr);
   Streams step(const Streams& r, LayerCache& cache, const std::vector<int64_t>& pos);
 
   std::shared_ptr<RMSNorm> norm1, norm2;
@@ -43,6 +45,8 @@ class Isotropic : public Stack {
   // x: (B, L, D). With a state, continues from it and updates it; `lengths`
   // (B) int64 optional: valid left-aligned rows per batch row (inner H-Net stages).
   at::Tensor forward(const at::Tensor& x, StackState* state = nullptr, const at::Tensor& lengths = {}) override;
+  // Packed sequences (1, T, D): every mixer runs its packed form.
+  at::Tensor forward_packed(const at::Tensor& x, const PackedSeqs& seqs) override;
   // x: (B, D), one token per row.
   at::Tensor step(const at::Tensor& x, StackState& state) override;
   StackState new_state(int64_t batch, at::ScalarType dtype) const override;
@@ -54,6 +58,10 @@ class Isotropic : public Stack {
   std::shared_ptr<RMSNorm> rmsnorm;  // null when !final_norm
   std::shared_ptr<StreamEnds> hc_ends;  // expand/collapse for n streams (null: plain)
   ResidualConfig residual;
+
+ private:
+  at::Tensor run_blocks(const at::Tensor& x, StackState* state, int64_t pos0, const at::Tensor& lengths,
+                        const PackedSeqs* packed);
 };
 
 }  // namespace dynarch

@@ -5,6 +5,7 @@
 #include <torch/nn/module.h>
 
 #include "model/config/config.h"
+#include "model/layers/packing.h"
 #include "model/layers/state.h"
 
 namespace dynarch {
@@ -14,6 +15,12 @@ class Stack : public torch::nn::Module {
   // x: (B, L, D). With a state, continues from it and updates it. `lengths`
   // (B) int64, optional: valid left-aligned rows per batch row (padding follows).
   virtual at::Tensor forward(const at::Tensor& x, StackState* state = nullptr, const at::Tensor& lengths = {}) = 0;
+  // Packed sequences x (1, T, D) (model/layers/packing.h), no state: each
+  // sequence as if it were a row of its own. Default: the padded forward on the
+  // unpacked batch (stacks without a packed form, e.g. the H-Model).
+  virtual at::Tensor forward_packed(const at::Tensor& x, const PackedSeqs& seqs) {
+    return pack(forward(unpack(x, seqs), nullptr, seqs.lengths()), seqs);
+  }
   // x: (B, D), one token per row; advances state.pos.
   virtual at::Tensor step(const at::Tensor& x, StackState& state) = 0;
   virtual StackState new_state(int64_t batch, at::ScalarType dtype) const = 0;

@@ -4,6 +4,11 @@
 #include <ATen/record_function.h>
 #include <torch/torch.h>
 
+#include "core/forward_context.h"
+#if DYNARCH_CUDA
+#include "kernels/cuda/chunk/ema_scan_cuda.h"
+#endif
+
 namespace dynarch {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
@@ -98,6 +103,11 @@ struct EmaFn : torch::autograd::Function<EmaFn> {
 
 at::Tensor ema_scan(const at::Tensor& z, const at::Tensor& P, const at::Tensor& h0) {
   // Custom functions in 1.13 cannot take undefined inputs: a zero h0 is the same recurrence.
+#if DYNARCH_CUDA
+  // The CUDA hook (docs/architecture.md, "kernels/cuda"): CUDA tensors run the CUDA kernel.
+  if (z.is_cuda()) return cuda::ema_scan(z, P, h0.defined() ? h0 : at::zeros({z.size(0), z.size(2)}, z.options()));
+#endif
+  if (!ForwardContext::cpu_kernels_apply(z)) return ema_scan_reference(z, P, h0);
   RECORD_USER_SCOPE("dynarch::ema_scan");  // names the forward loops in profiles
   return EmaFn::apply(z, P, h0.defined() ? h0 : at::zeros({z.size(0), z.size(2)}, z.options()));
 }

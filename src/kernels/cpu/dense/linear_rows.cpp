@@ -100,7 +100,8 @@ at::Tensor linear_rows(const at::Tensor& x, const at::Tensor& W, const at::Tenso
   const int64_t in = W.size(1), out = W.size(0);
   const int64_t M = x.numel() / std::max<int64_t>(in, 1);
   if ((t != at::kFloat && t != at::kDouble) || W.scalar_type() != t || (bias.defined() && bias.scalar_type() != t) ||
-      M > kGemvMaxRows || x.size(-1) != in || at::GradMode::is_enabled() || compat::cpu_autocast_enabled())
+      M > kGemvMaxRows || x.size(-1) != in || at::GradMode::is_enabled() || compat::cpu_autocast_enabled() ||
+      !ForwardContext::cpu_kernels_apply(x))
     return at::linear(x, W, bias);
   auto xc = x.contiguous(), Wc = W.contiguous();
   auto sizes = x.sizes().vec();

@@ -1,5 +1,6 @@
 #include "kernels/cpu/dense/norm_act.h"
 
+#include "core/forward_context.h"
 #include "kernels/cpu/row_math.h"
 
 #include <ATen/record_function.h>
@@ -228,6 +229,7 @@ at::Tensor gated_rms_norm_fused(const at::Tensor& y, const at::Tensor& z, const 
 }
 
 at::Tensor swiglu_fused(const at::Tensor& h) {
+  if (!ForwardContext::cpu_kernels_apply(h)) return swiglu_reference(h);
   if (!at::GradMode::is_enabled()) return SwiGLUFn::forward(nullptr, h);
   RECORD_USER_SCOPE("dynarch::swiglu");  // names the forward loops in profiles
   return SwiGLUFn::apply(h);

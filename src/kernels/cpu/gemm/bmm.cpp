@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "core/forward_context.h"
+
 extern "C" {
 // Fortran BLAS (OpenBLAS through Debian's libblas.so.3 alternative).
 void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
@@ -69,7 +71,8 @@ struct BmmFn : torch::autograd::Function<BmmFn> {
 
 at::Tensor bmm_small(const at::Tensor& A, const at::Tensor& B) {
   const auto t = A.scalar_type();
-  if ((t != at::kFloat && t != at::kDouble) || B.scalar_type() != t || A.dim() < 3 || B.dim() < 3)
+  if ((t != at::kFloat && t != at::kDouble) || B.scalar_type() != t || A.dim() < 3 || B.dim() < 3 ||
+      !ForwardContext::cpu_kernels_apply(A))
     return at::matmul(A, B);
   auto ba = A.sizes().vec(), bb = B.sizes().vec();
   ba.resize(ba.size() - 2);

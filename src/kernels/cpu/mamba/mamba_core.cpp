@@ -16,6 +16,8 @@ namespace {
 // B rows of L positions; row width W = [z (Di) | xBC (Cd = Di + 2N) | dt (H)].
 struct Shape {
   int64_t B, L, Di, N, H, P, K, Cd, W, nck;
+  const int64_t* start = nullptr;  // packed (B = 1): start of each position's sequence, else null
+  int64_t seq_start(int64_t t) const { return start ? start[t] : 0; }
   int64_t xbc() const { return Di; }
   int64_t dtc() const { return Di + Cd; }
   fused::ScanShape scan() const { return {B, L, H, P, N, Cd, Di, nck}; }
@@ -37,11 +39,12 @@ C* ptr(at::Tensor& t) {
 }
 
 // Row r's input to the conv at position src (may be < 0: initial rows or zeros),
-// converted to C in `buf` unless it can be read in place.
+// converted to C in `buf` unless it can be read in place. Packed, a position
+// before the sequence start `lo` is another sequence's: zeros, no leakage.
 template <class T, class C>
-const C* conv_input(const T* zx, const C* init, const Shape& s, int64_t b, int64_t src, C* buf) {
-  if (src < 0) {
-    if (!init) return nullptr;
+const C* conv_input(const T* zx, const C* init, const Shape& s, int64_t b, int64_t src, int64_t lo, C* buf) {
+  if (src < lo) {
+    if (lo > 0 || !init) return nullptr;
     return init + (b * (s.K - 1) + (s.K - 1 + src)) * s.Cd;
   }
   const T* row = zx + (b * s.L + src) * s.W + s.xbc();
@@ -60,7 +63,7 @@ void conv_forward(const T* zx, const C* init, const C* wT, const C* bias, C* xc,
       C* o = xc + r * s.Cd;
       std::copy(bias, bias + s.Cd, o);
       for (int64_t k = 0; k < s.K; ++k) {
-        const C* in = conv_input(zx, init, s, b, t - s.K + 1 + k, buf.data());
+        const C* in = conv_input(zx, init, s, b, t - s.K + 1 + k, s.seq_start(t), buf.data());
         if (!in) continue;
         const C* w = wT + k * s.Cd;
         for (int64_t c = 0; c < s.Cd; ++c) o[c] += w[c] * in[c];
@@ -85,7 +88,7 @@ at::Tensor conv_backward(const T* zx, const C* init, const C* wT, const C* bias,
       const int64_t b = r / s.L, t = r % s.L;
       std::copy(bias, bias + s.Cd, pre.begin());
       for (int64_t k = 0; k < s.K; ++k) {
-        const C* in = conv_input(zx, init, s, b, t - s.K + 1 + k, buf.data());
+        const C* in = conv_input(zx, init, s, b, t - s.K + 1 + k, s.seq_start(t), buf.data());
         if (!in) continue;
         const C* w = wT + k * s.Cd;
         for (int64_t c = 0; c < s.Cd; ++c) pre[c] += w[c] * in[c];
@@ -97,7 +100,7 @@ at::Tensor conv_backward(const T* zx, const C* init, const C* wT, const C* bias,
         acc[s.K * s.Cd + c] += d[c];
       }
       for (int64_t k = 0; k < s.K; ++k) {
-        const C* in = conv_input(zx, init, s, b, t - s.K + 1 + k, buf.data());
+        const C* in = conv_input(zx, init, s, b, t - s.K + 1 + k, s.seq_start(t), buf.data());
         if (!in) continue;
         C* a = acc + k * s.Cd;
         for (int64_t c = 0; c < s.Cd; ++c) a[c] += d[c] * in[c];
@@ -111,7 +114,7 @@ at::Tensor conv_backward(const T* zx, const C* init, const C* wT, const C* bias,
       std::fill(g.begin(), g.end(), C(0));
       for (int64_t k = 0; k < s.K; ++k) {  // output t + K - 1 - k saw this row through w[k]
         const int64_t o = t + s.K - 1 - k;
-        if (o >= s.L) continue;
+        if (o >= s.L || s.seq_start(o) > t) continue;  // packed: o in a later sequence
         const C* d = dxc + (b * s.L + o) * s.Cd;
         const C* w = wT + k * s.Cd;
         for (int64_t c = 0; c < s.Cd; ++c) g[c] += w[c] * d[c];
@@ -123,7 +126,9 @@ at::Tensor conv_backward(const T* zx, const C* init, const C* wT, const C* bias,
 }
 
 // delta = softplus(dt + dt_bias) on valid positions (0 past a row's length),
-// decay = exp(delta a) with a = -exp(A_log). Both (B, L, H).
+// decay = exp(delta a) with a = -exp(A_log). Both (B, L, H). Packed, decay = 0
+// at each sequence start: the scan's state resets there (and, as dS/d(decay)
+// is then multiplied by 0 in the backward, A_log and dt get no gradient through it).
 template <class T, class C>
 void compute_delta(const T* zx, const C* dt_bias, const C* A_log, const int64_t* len, C* delta, C* decay,
                    const Shape& s) {
@@ -131,19 +136,24 @@ void compute_delta(const T* zx, const C* dt_bias, const C* A_log, const int64_t*
     std::vector<C> dt(s.H);
     for (int64_t r = r0; r < r1; ++r) {
       const bool valid = !len || r % s.L < len[r / s.L];
+      const bool reset = s.start && s.start[r % s.L] == r % s.L;
       fused::load(zx + r * s.W + s.dtc(), dt.data(), s.H);
       for (int64_t h = 0; h < s.H; ++h) {
         const C d = valid ? softplus(dt[h] + dt_bias[h]) : C(0);
         delta[r * s.H + h] = d;
-        decay[r * s.H + h] = std::exp(-d * std::exp(A_log[h]));
+        decay[r * s.H + h] = reset ? C(0) : std::exp(-d * std::exp(A_log[h]));
       }
     }
   });
 }
 
-Shape make_shape(const at::Tensor& zx, const MambaDims& d) {
+Shape make_shape(const at::Tensor& zx, const MambaDims& d, const at::Tensor& starts) {
   Shape s{zx.size(0), zx.size(1), d.d_inner, d.d_state, d.nheads, d.headdim, d.d_conv, d.d_inner + 2 * d.d_state,
           zx.size(2), 0};
+  if (starts.numel()) {
+    TORCH_CHECK(s.B == 1 && starts.numel() == s.L, "mamba_core: packed input must be (1, T, W) with T starts");
+    s.start = starts.data_ptr<int64_t>();
+  }
   s.nck = std::max<int64_t>(1, (s.L + fused::kScanCheckpoint - 1) / fused::kScanCheckpoint);
   TORCH_CHECK(s.W == 2 * s.Di + 2 * s.N + s.H && s.H * s.P == s.Di, "mamba_core: bad zxbcdt width ", s.W);
   return s;
@@ -153,9 +163,11 @@ struct MambaCoreFn : torch::autograd::Function<MambaCoreFn> {
   static tensor_list forward(AutogradContext* ctx, const at::Tensor& zx_in, const at::Tensor& conv_w,
                              const at::Tensor& conv_b, const at::Tensor& dt_bias, const at::Tensor& A_log,
                              const at::Tensor& D, const at::Tensor& norm_w, const at::Tensor& lengths,
-                             const at::Tensor& conv_init, const at::Tensor& ssm_init, const MambaDims& dims) {
+                             const at::Tensor& conv_init, const at::Tensor& ssm_init, const at::Tensor& starts_in,
+                             const MambaDims& dims) {
     auto zx = zx_in.contiguous();
-    const Shape s = make_shape(zx, dims);
+    auto starts = starts_in.contiguous();
+    const Shape s = make_shape(zx, dims, starts);
     const auto ct = zx.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
     auto o = zx.options().dtype(ct);
     auto wT = conv_w.reshape({s.Cd, s.K}).t().to(ct).contiguous();
@@ -186,7 +198,7 @@ struct MambaCoreFn : torch::autograd::Function<MambaCoreFn> {
           pr[r] = fused::gated_norm_row(py + r * s.Di, pzx + r * s.W, pw, pg + r * s.Di, zb.data(), s.Di, (C)dims.eps);
       });
     });
-    ctx->save_for_backward({zx, wT, cb, dtb, al, Dd, nw, len, cin, xc, y, rstd, ckpt});
+    ctx->save_for_backward({zx, wT, cb, dtb, al, Dd, nw, len, cin, xc, y, rstd, ckpt, starts});
     ctx->saved_data["eps"] = dims.eps;
     ctx->saved_data["dims"] = std::vector<int64_t>{dims.d_inner, dims.d_state, dims.nheads, dims.headdim, dims.d_conv};
     ctx->saved_data["conv_w_sizes"] = conv_w.sizes().vec();
@@ -197,10 +209,10 @@ struct MambaCoreFn : torch::autograd::Function<MambaCoreFn> {
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     auto sv = ctx->get_saved_variables();
     auto zx = sv[0], wT = sv[1], cb = sv[2], dtb = sv[3], al = sv[4], Dd = sv[5], nw = sv[6], len = sv[7];
-    auto cin = sv[8], xc = sv[9], y = sv[10], rstd = sv[11], ckpt = sv[12];
+    auto cin = sv[8], xc = sv[9], y = sv[10], rstd = sv[11], ckpt = sv[12], starts = sv[13];
     auto dv = ctx->saved_data["dims"].toIntVector();
     const MambaDims dims{dv[0], dv[1], dv[2], dv[3], dv[4], ctx->saved_data["eps"].toDouble()};
-    const Shape s = make_shape(zx, dims);
+    const Shape s = make_shape(zx, dims, starts);
     const auto ct = y.scalar_type();
     auto o = y.options();
     auto go = grads[0].to(ct).contiguous();
@@ -271,6 +283,7 @@ struct MambaCoreFn : torch::autograd::Function<MambaCoreFn> {
             at::Tensor(),
             at::Tensor(),
             at::Tensor(),
+            at::Tensor(),
             at::Tensor()};
   }
 };
@@ -280,13 +293,17 @@ struct MambaCoreFn : torch::autograd::Function<MambaCoreFn> {
 MambaCoreResult mamba_core(const at::Tensor& zxbcdt, const at::Tensor& conv_w, const at::Tensor& conv_b,
                            const at::Tensor& dt_bias, const at::Tensor& A_log, const at::Tensor& D,
                            const at::Tensor& norm_w, const MambaDims& dims, const at::Tensor& lengths,
-                           const at::Tensor& conv_init, const at::Tensor& ssm_init) {
+                           const at::Tensor& conv_init, const at::Tensor& ssm_init, const at::Tensor& seq_starts) {
+  TORCH_CHECK(!seq_starts.defined() || (!lengths.defined() && !conv_init.defined() && !ssm_init.defined()),
+              "mamba_core: packed input (seq_starts) takes no lengths or initial states");
+  TORCH_CHECK(!seq_starts.defined() || seq_starts.is_cpu(), "mamba_core: seq_starts must be on the CPU");
   // 1.13's custom functions take no undefined inputs: absent ones are empty.
   auto none = at::empty({0}, zxbcdt.options().dtype(at::kFloat));
   RECORD_USER_SCOPE("dynarch::mamba_core");  // names the forward loops in profiles
   auto r = MambaCoreFn::apply(zxbcdt, conv_w, conv_b, dt_bias, A_log, D, norm_w,
                               lengths.defined() ? lengths : none.to(at::kLong), conv_init.defined() ? conv_init : none,
-                              ssm_init.defined() ? ssm_init : none, dims);
+                              ssm_init.defined() ? ssm_init : none,
+                              seq_starts.defined() ? seq_starts.to(at::kLong) : none.to(at::kLong), dims);
   return {r[0], r[1]};
 }
 

@@ -28,10 +28,14 @@ struct MambaCoreResult {
 // conv_b (conv_dim); dt_bias, A_log, D (H); norm_w (d_inner). Optional (pass
 // undefined): lengths (B) int64 valid rows; conv_init (B, K-1, conv_dim) the
 // pre-conv rows before position 0; ssm_init (B, H, P, N). The initial states
-// get no gradient.
+// get no gradient. Packed sequences (model/layers/packing.h): B = 1 and
+// seq_starts (L) int64 on the CPU, the start of each position's sequence; the
+// conv sees no rows before it and the scan state resets there (no lengths, no
+// initial states then).
 MambaCoreResult mamba_core(const at::Tensor& zxbcdt, const at::Tensor& conv_w, const at::Tensor& conv_b,
                            const at::Tensor& dt_bias, const at::Tensor& A_log, const at::Tensor& D,
                            const at::Tensor& norm_w, const MambaDims& dims, const at::Tensor& lengths = {},
-                           const at::Tensor& conv_init = {}, const at::Tensor& ssm_init = {});
+                           const at::Tensor& conv_init = {}, const at::Tensor& ssm_init = {},
+                           const at::Tensor& seq_starts = {});
 
 }  // namespace dynarch

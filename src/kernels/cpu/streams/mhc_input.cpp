@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/compat.h"
+#include "core/forward_context.h"
 #include "core/error.h"
 #include "kernels/cpu/gemm/bmm.h"
 #include "kernels/cpu/streams/stream_mix.h"
@@ -296,6 +297,7 @@ struct MhcMergePreFn : torch::autograd::Function<MhcMergePreFn> {
 MhcPre mhc_pre(const at::Tensor& X, const at::Tensor& phi, const at::Tensor& bias, const at::Tensor& alpha,
                double rms_eps, double pre_eps) {
   check_args(X, phi, bias, alpha);
+  if (!ForwardContext::cpu_kernels_apply(X)) return mhc_pre_reference(X, phi, bias, alpha, rms_eps, pre_eps);
   RECORD_USER_SCOPE("dynarch::mhc_pre");  // names the forward loops in profiles
   auto r = MhcPreFn::apply(X, phi, bias, alpha, rms_eps, pre_eps);
   return {r[0], r[1], r[2], r[3]};
@@ -306,6 +308,8 @@ MhcMergePre mhc_merge_pre(const at::Tensor& Xp, const at::Tensor& R, const at::T
                           double pre_eps) {
   check_args(Xp, phi, bias, alpha);
   check_merge(Xp, R, post, y);
+  if (!ForwardContext::cpu_kernels_apply(Xp))
+    return mhc_merge_pre_reference(Xp, R, post, y, phi, bias, alpha, rms_eps, pre_eps);
   RECORD_USER_SCOPE("dynarch::mhc_merge_pre");
   auto r = MhcMergePreFn::apply(Xp, R, post, y, phi, bias, alpha, rms_eps, pre_eps);
   return {r[0], {r[1], r[2], r[3], r[4]}};

@@ -9,6 +9,11 @@
 
 #include "core/compat.h"
 #include "core/error.h"
+#include "core/forward_context.h"
+
+#if DYNARCH_CUDA
+#include "kernels/cuda/streams/sinkhorn_cuda.h"
+#endif
 
 // Compiled WITHOUT -ffast-math: eps must be added exactly and exp must not be
 // approximated. Vectorisation comes from the data layout instead: a block of
@@ -33,7 +38,6 @@ void check_args(const at::Tensor& Z, const SinkhornOptions& o) {
         "sinkhorn: Z must have shape (T, n, n) with n >= 1, got " + c10::str(Z.sizes()));
   check(Z.scalar_type() == at::kFloat || Z.scalar_type() == at::kDouble,
         std::string("sinkhorn: Z must be float32 or float64, got ") + c10::toString(Z.scalar_type()));
-  check(Z.device().is_cpu(), "sinkhorn: Z must be a CPU tensor");
   check(o.iters >= 1, "sinkhorn: iters must be >= 1, got " + std::to_string(o.iters));
   check(std::isfinite(o.eps) && o.eps >= 0, "sinkhorn: eps must be finite and >= 0, got " + std::to_string(o.eps));
 }
@@ -267,8 +271,13 @@ struct SinkhornFn : torch::autograd::Function<SinkhornFn> {
 // for any Z, so both versions return exactly 1 (eps would otherwise leave
 // 1 - O(eps)) with a zero gradient.
 at::Tensor sinkhorn(const at::Tensor& Z, const SinkhornOptions& o) {
+#if DYNARCH_CUDA
+  // The CUDA hook (docs/architecture.md, "kernels/cuda"); the binding checks its arguments.
+  if (Z.is_cuda()) return cuda::sinkhorn(Z, o.iters, o.eps, o.eps_after_first);
+#endif
   check_args(Z, o);
   if (Z.size(1) == 1) return Z * 0 + 1;
+  if (!ForwardContext::cpu_kernels_apply(Z)) return sinkhorn_reference(Z.contiguous(), o);
   RECORD_USER_SCOPE("dynarch::sinkhorn");  // names the forward loops in profiles
   return SinkhornFn::apply(Z, (int64_t)o.iters, o.eps, o.eps_after_first);
 }

@@ -8,7 +8,12 @@
 
 #include "core/compat.h"
 #include "core/error.h"
+#include "core/forward_context.h"
 #include "kernels/cpu/streams/stream_rows.h"
+
+#if DYNARCH_CUDA
+#include "kernels/cuda/streams/stream_mix_cuda.h"
+#endif
 
 // Plain loops over contiguous rows of D elements: GCC vectorises them at -O3;
 // the dot products use row_dot (several accumulators, no -ffast-math here).
@@ -31,13 +36,13 @@ inline void axpy(C* o, C a, const C* x, int64_t d, bool assign) {
 // Tokens per parallel task: about 16k elements of work.
 int64_t grain(int64_t per_token) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, per_token)); }
 
-// X must be (T, n, D), n >= 1, float32/float64, on the CPU.
+// X must be (T, n, D), n >= 1, float32/float64 (any device: the references
+// run anywhere; the kernels below hand non-CPU tensors to them).
 void check_state(const char* op, const at::Tensor& X) {
   check(X.dim() == 3 && X.size(1) >= 1,
         std::string(op) + ": X must have shape (T, n, D) with n >= 1, got " + c10::str(X.sizes()));
   check(X.scalar_type() == at::kFloat || X.scalar_type() == at::kDouble,
         std::string(op) + ": X must be float32 or float64, got " + c10::toString(X.scalar_type()));
-  check(X.device().is_cpu(), std::string(op) + ": X must be a CPU tensor");
 }
 
 // t must have exactly `shape` and X's dtype and device.
@@ -47,7 +52,8 @@ void check_like(const char* op, const char* name, const at::Tensor& t, at::IntAr
   check(t.scalar_type() == X.scalar_type(), std::string(op) + ": " + name + " has dtype " +
                                                 c10::toString(t.scalar_type()) + " but X has " +
                                                 c10::toString(X.scalar_type()));
-  check(t.device().is_cpu(), std::string(op) + ": " + name + " must be a CPU tensor");
+  check(t.device() == X.device(), std::string(op) + ": " + name + " is on " + t.device().str() + " but X is on " +
+                                      X.device().str());
 }
 
 struct PreMixFn : torch::autograd::Function<PreMixFn> {
@@ -204,8 +210,12 @@ void check_project(const at::Tensor& X, const at::Tensor& phi, double eps) {
 }  // namespace
 
 at::Tensor hc_pre_mix(const at::Tensor& X, const at::Tensor& pre) {
+#if DYNARCH_CUDA
+  if (X.is_cuda()) return cuda::hc_pre_mix(X, pre);  // the CUDA hook (docs/architecture.md, "kernels/cuda")
+#endif
   check_state("hc_pre_mix", X);
   check_like("hc_pre_mix", "pre", pre, {X.size(0), X.size(1)}, X);
+  if (!ForwardContext::cpu_kernels_apply(X)) return hc_pre_mix_reference(X, pre);
   RECORD_USER_SCOPE("dynarch::hc_pre_mix");  // names the forward loops in profiles
   return PreMixFn::apply(X, pre);
 }
@@ -228,7 +238,11 @@ void check_post_res(const at::Tensor& X, const at::Tensor& R, const at::Tensor& 
 
 at::Tensor hc_post_res(const at::Tensor& X, const at::Tensor& R, const at::Tensor& post, const at::Tensor& y) {
   RECORD_USER_SCOPE("dynarch::hc_post_res");  // names the forward loops in profiles
+#if DYNARCH_CUDA
+  if (X.is_cuda()) return cuda::hc_post_res(X, R, post, y);  // the CUDA hook (docs/architecture.md, "kernels/cuda")
+#endif
   check_post_res(X, R, post, y);
+  if (!ForwardContext::cpu_kernels_apply(X)) return hc_post_res_reference(X, R, post, y);
   return PostResFn::apply(X, R, post, y);
 }
 
@@ -244,6 +258,7 @@ at::Tensor hc_post_res_reference(const at::Tensor& X, const at::Tensor& R, const
 
 at::Tensor mhc_project(const at::Tensor& X, const at::Tensor& phi, double eps) {
   check_project(X, phi, eps);
+  if (!ForwardContext::cpu_kernels_apply(X)) return mhc_project_reference(X, phi, eps);
   return ProjectFn::apply(X, phi, eps);
 }
 

@@ -1,0 +1,175 @@
+// CUDA kernels of issue #16 against their plain tensor-op references on the
+// same GPU (the eager-PyTorch baseline): forward + backward time at the
+// shapes of the issue's workloads; one JSON line per case.
+// Usage: bench_cuda_kernels [--reps R] [--only CASE]
+// Cases: ema_scan, causal_conv, sinkhorn, hc_pre_mix, hc_post_res, ssd_forward (forward only).
+// Exits 2 with a message when no CUDA device is visible (always in a CPU build).
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <map>
+
+#include "bench/lm_bench.h"
+#include "core/error.h"
+#include "kernels/cpu/chunk/ema_scan.h"
+#include "kernels/cpu/mamba/causal_conv.h"
+#include "kernels/cpu/streams/sinkhorn.h"
+#include "kernels/cpu/streams/stream_mix.h"
+#if DYNARCH_CUDA
+#include "kernels/cuda/mamba/ssd_scan_cuda.h"
+#endif
+
+using namespace dynarch;
+using nlohmann::json;
+
+namespace {
+
+using Op = std::function<at::Tensor(const std::vector<at::Tensor>&)>;
+
+// Best of `reps` (after one warm-up) of forward + backward with a fixed
+// upstream gradient, synchronised; the two ops alternate.
+json compare(const Op& fast, const Op& ref, const std::vector<at::Tensor>& inputs, int reps) {
+  std::vector<at::Tensor> in;
+  for (auto& x : inputs) in.push_back(x.detach().clone().requires_grad_(x.is_floating_point()));
+  std::vector<at::Tensor> diff;
+  for (auto& x : in)
+    if (x.requires_grad()) diff.push_back(x);
+  auto G = torch::randn_like(fast(in).detach());
+  std::map<std::string, double> best;
+  for (int r = 0; r <= reps; ++r)
+    for (auto& [name, op] : {std::pair<std::string, const Op*>{"cuda", &fast}, {"reference", &ref}}) {
+      torch::cuda::synchronize();
+      auto t0 = std::chrono::steady_clock::now();
+      auto out = (*op)(in);
+      torch::autograd::grad({out}, diff, {G});
+      torch::cuda::synchronize();
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (r > 0)
+        best[name + "_fwd_bwd_ms"] = best.count(name + "_fwd_bwd_ms") ? std::min(best[name + "_fwd_bwd_ms"], ms) : ms;
+    }
+  json j(best);
+  j["speedup"] = best["reference_fwd_bwd_ms"] / best["cuda_fwd_bwd_ms"];
+  return j;
+}
+
+#if DYNARCH_CUDA
+// The chunked SSD forward in eager tensor ops (as model/layers/mamba2.cpp's ssd_chunked,
+// with at::matmul: the CPU one calls the CPU bmm kernel), L a multiple of Q: the GPU baseline.
+at::Tensor eager_ssd_chunked(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& a, const at::Tensor& Bm,
+                             const at::Tensor& Cm, int64_t Q) {
+  const int64_t B = x.size(0), L = x.size(1), H = x.size(2), P = x.size(3), N = Bm.size(2), nc = L / Q;
+  auto xc = x.view({B, nc, Q, H, P}).permute({0, 3, 1, 2, 4});
+  auto dtc = dt.view({B, nc, Q, H}).permute({0, 3, 1, 2});
+  auto Bc = Bm.view({B, nc, Q, N}), Cc = Cm.view({B, nc, Q, N});
+  auto cum = (dtc * a.view({1, H, 1, 1})).cumsum(-1);
+  auto Xb = xc * dtc.unsqueeze(-1);
+  auto seg = cum.unsqueeze(-1) - cum.unsqueeze(-2);  // (B,H,c,Q,Q): cum_i - cum_j
+  auto causal = torch::ones({Q, Q}, x.options().dtype(at::kBool)).tril();
+  auto Lmat = at::exp(seg.masked_fill(~causal, -INFINITY));
+  auto Y = at::matmul(at::matmul(Cc, Bc.transpose(-1, -2)).unsqueeze(1) * Lmat, Xb);
+  auto decay = at::exp(cum.narrow(-1, Q - 1, 1) - cum);
+  auto Sblk = at::matmul((Xb * decay.unsqueeze(-1)).transpose(-1, -2), Bc.unsqueeze(1));  // (B,H,c,P,N)
+  auto chunk_decay = at::exp(cum.select(-1, Q - 1));
+  auto S = at::zeros({B, H, P, N}, x.options());
+  std::vector<at::Tensor> S_in;
+  for (int64_t c = 0; c < nc; ++c) {
+    S_in.push_back(S);
+    S = chunk_decay.select(2, c).view({B, H, 1, 1}) * S + Sblk.select(2, c);
+  }
+  auto Yoff = at::matmul(Cc.unsqueeze(1), at::stack(S_in, 2).transpose(-1, -2)) * at::exp(cum).unsqueeze(-1);
+  return (Y + Yoff).permute({0, 2, 3, 1, 4}).reshape({B, L, H, P});
+}
+#endif
+
+at::Tensor randn(at::IntArrayRef s) { return torch::randn(s, at::TensorOptions().device(at::kCUDA)); }
+at::Tensor rand(at::IntArrayRef s) { return torch::rand(s, at::TensorOptions().device(at::kCUDA)); }
+
+}  // namespace
+
+static int run_all(int argc, char** argv) {
+  int reps = 5;
+  std::string only;
+  for (const auto& [k, v] : option_pairs(argc, argv, "bench_cuda_kernels")) {
+    if (k == "--reps")
+      reps = std::stoi(v);
+    else if (k == "--only")
+      only = v;
+    else
+      throw UserError("bench_cuda_kernels: unknown option " + k);
+  }
+#if DYNARCH_CUDA
+  check(torch::cuda::is_available(), "bench_cuda_kernels: no CUDA device visible");
+#else
+  check(torch::cuda::is_available(),
+        "bench_cuda_kernels: no CUDA device visible (a CPU build: configure with -DDYNARCH_CUDA=ON)");
+#endif
+  torch::manual_seed(0);
+  auto run = [&](const std::string& name, json shape, const Op& fast, const Op& ref, std::vector<at::Tensor> in) {
+    if (!only.empty() && only != name) return;
+    json j = compare(fast, ref, in, reps);
+    j["bench"] = "cuda_kernels";
+    j["case"] = name;
+    j["shape"] = shape;
+    std::cout << j.dump() << std::endl;
+  };
+  // Dechunk of the 1-stage L H-Net: 8 rows x ~2048 chunks x d 1024 (fp32 scan).
+  run(
+      "ema_scan", {{"B", 8}, {"M", 2048}, {"D", 1024}}, [](auto& v) { return ema_scan(v[0], torch::sigmoid(v[1])); },
+      [](auto& v) { return ema_scan_reference(v[0], torch::sigmoid(v[1])); },
+      {randn({8, 2048, 1024}), randn({8, 2048})});
+  // Mamba-2 conv of the L encoder: d_model 1024, expand 2, d_state 128 -> 2304 channels, 8 x 8192.
+  run(
+      "causal_conv", {{"B", 8}, {"L", 8192}, {"C", 2304}, {"K", 4}},
+      [](auto& v) { return causal_conv1d_silu(v[0], v[1], v[2]); },
+      [](auto& v) { return causal_conv1d_silu_reference(v[0], v[1], v[2]); },
+      {randn({8, 8192, 2304}), randn({2304, 1, 4}) * 0.5, randn({2304})});
+  // mHC n = 4 maps of one sub-layer at 8 x 2048 tokens, 20 iterations.
+  run(
+      "sinkhorn", {{"T", 16384}, {"n", 4}, {"iters", 20}}, [](auto& v) { return sinkhorn(v[0]); },
+      [](auto& v) { return sinkhorn_reference(v[0]); }, {randn({16384, 4, 4})});
+  run(
+      "hc_pre_mix", {{"T", 16384}, {"n", 4}, {"D", 1024}}, [](auto& v) { return hc_pre_mix(v[0], v[1]); },
+      [](auto& v) { return hc_pre_mix_reference(v[0], v[1]); }, {randn({16384, 4, 1024}), rand({16384, 4})});
+  run(
+      "hc_post_res", {{"T", 16384}, {"n", 4}, {"D", 1024}}, [](auto& v) { return hc_post_res(v[0], v[1], v[2], v[3]); },
+      [](auto& v) { return hc_post_res_reference(v[0], v[1], v[2], v[3]); },
+      {randn({16384, 4, 1024}), rand({16384, 4, 4}), rand({16384, 4}), randn({16384, 1024})});
+#if DYNARCH_CUDA
+  // SSD scan forward alone at the issue's shape: 8 x 8192, 32 heads x 64, d_state 128, chunk 256;
+  // the fused forward vs the eager tensor-op chunked form on the same GPU, and their
+  // largest difference relative to the largest output (a correctness check at full size).
+  if (only.empty() || only == "ssd_forward") {
+    const int64_t B = 8, L = 8192, H = 32, P = 64, N = 128, Q = 256;
+    auto x = randn({B, L, H, P}), dt = rand({B, L, H}) * 0.1, a = -rand({H}) - 0.5;
+    auto Bm = randn({B, L, N}), Cm = randn({B, L, N});
+    torch::NoGradGuard ng;
+    std::map<std::string, double> best;
+    for (int r = 0; r <= reps; ++r)
+      for (bool fused : {true, false}) {
+        torch::cuda::synchronize();
+        auto t0 = std::chrono::steady_clock::now();
+        if (fused)
+          cuda::ssd_chunk_scan_forward(x, dt, a, Bm, Cm, Q);
+        else
+          eager_ssd_chunked(x, dt, a, Bm, Cm, Q);
+        torch::cuda::synchronize();
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        const std::string k = fused ? "cuda_fwd_ms" : "reference_fwd_ms";
+        if (r > 0) best[k] = best.count(k) ? std::min(best[k], ms) : ms;
+      }
+    json j(best);
+    j["speedup"] = best["reference_fwd_ms"] / best["cuda_fwd_ms"];
+    auto yf = cuda::ssd_chunk_scan_forward(x, dt, a, Bm, Cm, Q).first, ye = eager_ssd_chunked(x, dt, a, Bm, Cm, Q);
+    j["max_rel_diff"] = ((yf - ye).abs().max() / ye.abs().max()).item<double>();
+    j["bench"] = "cuda_kernels";
+    j["case"] = "ssd_forward";
+    j["shape"] = {{"B", B}, {"L", L}, {"H", H}, {"P", P}, {"N", N}, {"chunk", Q}};
+    std::cout << j.dump() << std::endl;
+  }
+#endif
+  return 0;
+}
+
+int main(int argc, char** argv) { return bench_main(argc, argv, run_all); }

@@ -1,0 +1,62 @@
+#include "core/device.h"
+
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "core/error.h"
+
+namespace dynarch {
+
+DeviceFacts device_facts() {
+#ifdef DYNARCH_CUDA
+  return {true, torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0};
+#else
+  return {false, 0};
+#endif
+}
+
+c10::Device resolve_device(const std::string& spec, const std::string& what) {
+  // The CPU needs no facts (asking CUDA for its device count initialises it).
+  if (spec == "cpu") return c10::Device(c10::kCPU);
+  return resolve_device(spec, device_facts(), what);
+}
+
+c10::Device resolve_device(const std::string& spec, const DeviceFacts& f, const std::string& what) {
+  const std::string shown = what + " '" + spec + "'";
+  if (spec == "cpu") return c10::Device(c10::kCPU);
+  if (spec == "auto") return f.cuda_built && f.cuda_count > 0 ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  int index = 0;
+  if (spec.rfind("cuda:", 0) == 0) {
+    const std::string n = spec.substr(5);
+    const bool digits = !n.empty() && n.size() <= 4 &&
+                        std::all_of(n.begin(), n.end(), [](unsigned char c) { return std::isdigit(c); });
+    if (!digits) fail(shown + ": the device index must be a whole number (cuda:0, cuda:1, ...)");
+    index = std::stoi(n);
+  } else if (spec != "cuda") {
+    fail(shown + " is not a device: use cpu, cuda, cuda:N or auto");
+  }
+  if (!f.cuda_built) fail(shown + ": this build has no CUDA; configure with -DDYNARCH_CUDA=ON");
+  if (f.cuda_count == 0) fail(shown + ": no CUDA device is visible (check CUDA_VISIBLE_DEVICES and the driver)");
+  if (index >= f.cuda_count)
+    fail(shown + ": there " + (f.cuda_count == 1 ? "is 1 CUDA device" : "are " + std::to_string(f.cuda_count) +
+                                                                              " CUDA devices") +
+         " (cuda:0" + (f.cuda_count > 1 ? " to cuda:" + std::to_string(f.cuda_count - 1) : "") + ")");
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+void synchronize(const c10::Device& d) {
+#ifdef DYNARCH_CUDA
+  if (d.is_cuda()) torch::cuda::synchronize(d.index());
+#else
+  (void)d;
+#endif
+}
+
+std::string device_name(const c10::Device& d) {
+  if (d.is_cpu()) return "cpu";
+  return d.str();  // "cuda:0"
+}
+
+}  // namespace dynarch

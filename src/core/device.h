@@ -1,0 +1,39 @@
+// The device a verb runs its model on: `--device cpu|cuda|cuda:N|auto` (one
+// parser for every verb and benchmark, and the `device` field of
+// train_options.json). Which kernels run on that device is decided in
+// core/forward_context.h (cpu_kernels_apply).
+#pragma once
+#include <c10/core/Device.h>
+
+#include <string>
+
+namespace dynarch {
+
+// The facts resolve_device decides on: whether this build has CUDA code paths
+// (-DDYNARCH_CUDA=ON) and how many CUDA devices are visible.
+struct DeviceFacts {
+  bool cuda_built = false;
+  int cuda_count = 0;
+};
+DeviceFacts device_facts();  // this build, this machine
+
+// Parses and checks a --device value. `auto` is CUDA device 0 when the build
+// has CUDA and a GPU is visible, else the CPU; `cuda` is `cuda:0`. Throws
+// UserError naming the value: an unknown string, CUDA in a build without it,
+// CUDA with no GPU visible, cuda:N beyond the device count. `what` names the
+// source in messages ("--device", "run/checkpoint/train_options.json: device").
+c10::Device resolve_device(const std::string& spec, const std::string& what = "--device");
+c10::Device resolve_device(const std::string& spec, const DeviceFacts& facts, const std::string& what = "--device");
+
+// "cpu", "cuda:0" (what --device accepts back).
+std::string device_name(const c10::Device& d);
+
+// Waits for the work queued on `d` (a no-op on the CPU): timings of
+// asynchronous devices end here.
+void synchronize(const c10::Device& d);
+
+// The help text of every --device option.
+inline constexpr const char* kDeviceHelp =
+    "cpu, cuda, cuda:N or auto (CUDA when this build has it and a GPU is visible, else cpu)";
+
+}  // namespace dynarch

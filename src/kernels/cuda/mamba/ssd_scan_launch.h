@@ -1,0 +1,34 @@
+// Raw CUDA launcher of the Mamba-2 SSD chunked scan forward (hnet.md §11.3);
+// no torch here. S_t = exp(dt_t a_h) S_{t-1} + dt_t x_t (x) B_t,  y_t = S_t C_t
+// (no D skip), computed chunk by chunk without a per-head L x L (or Q x Q)
+// decay matrix in device memory. Contiguous arrays: x, y (B, L, H, P);
+// dt (B, L, H) after softplus; a (H) negative; Bm, Cm (B, L, N);
+// init (B, H, P, N) or null for zeros; final_state (B, H, P, N). C = float or double.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace dynarch::cuda {
+
+struct SsdShape {
+  int64_t B, L, H, P, N, Q;  // Q: chunk length
+  int64_t nc;                // chunks: ceil(L / Q), set by make_ssd_shape
+};
+
+inline SsdShape make_ssd_shape(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N, int64_t Q) {
+  return {B, L, H, P, N, Q, Q > 0 ? (L + Q - 1) / Q : 0};
+}
+
+// Scratch (elements of C), from the caller: cum (B, H, L) within-chunk prefix
+// sums of dt a; cb (B, L, Q) the C_l . B_s products inside each chunk (shared
+// by the heads); states (B, chunks, H, N, P).
+inline int64_t ssd_scratch_elems(const SsdShape& s) {
+  return s.B * s.H * s.L + s.B * s.L * s.Q + s.B * s.nc * s.H * s.N * s.P;
+}
+
+template <class C>
+cudaError_t ssd_forward_chunked(const C* x, const C* dt, const C* a, const C* Bm, const C* Cm, const C* init, C* y,
+                                C* final_state, C* scratch, SsdShape s, cudaStream_t stream);
+
+}  // namespace dynarch::cuda

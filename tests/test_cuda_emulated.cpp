@@ -1,0 +1,208 @@
+// The CUDA kernels of src/kernels/cuda/, compiled by g++ with
+// DYNARCH_CUDA_EMULATE and run on the host (kernels/cuda/grid.cuh: every block
+// and thread of a launch in turn), against the CPU references: forward and
+// backward of each launcher. This checks their indexing and arithmetic in the
+// CPU build, where no GPU runs them; races and warp shuffles are left to the
+// GPU tests (test_cuda_kernels.cpp). Built when the CUDA headers exist and the
+// build is not the CUDA one (there the same kernels are nvcc's).
+#if DYNARCH_CUDA_EMULATED_TESTS
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "kernels/cpu/chunk/ema_scan.h"
+#include "kernels/cpu/mamba/causal_conv.h"
+#include "kernels/cpu/streams/sinkhorn.h"
+#include "kernels/cpu/streams/stream_mix.h"
+#include "model/layers/mamba2.h"
+
+#define DYNARCH_CUDA_EMULATE 1
+#include "kernels/cuda/chunk/ema_scan.cu"
+#include "kernels/cuda/mamba/causal_conv.cu"
+#include "kernels/cuda/mamba/ssd_scan.cu"
+#include "kernels/cuda/streams/sinkhorn.cu"
+#include "kernels/cuda/streams/stream_mix.cu"
+#undef blockIdx
+#undef threadIdx
+#undef blockDim
+#undef gridDim
+
+using namespace dynarch;
+
+namespace {
+
+double rel(const at::Tensor& a, const at::Tensor& b) {
+  auto A = a.detach().to(at::kDouble), B = b.detach().to(at::kDouble);
+  return (A - B).abs().max().item<double>() / std::max(1e-30, B.abs().max().item<double>());
+}
+
+template <class C>
+C* p(const at::Tensor& t) {
+  return t.numel() ? t.data_ptr<C>() : nullptr;
+}
+
+// Gradients of sum(out * G) w.r.t. `in` through a reference op.
+std::vector<at::Tensor> ref_grads(const at::Tensor& out, const at::Tensor& G, const std::vector<at::Tensor>& in) {
+  return torch::autograd::grad({(out * G).sum()}, in);
+}
+
+template <class C>
+void ema_case(at::ScalarType dt, double tol) {
+  const int64_t B = 3, M = 17, D = 70;
+  auto z = torch::randn({B, M, D}, dt).requires_grad_(true), P = torch::rand({B, M}, dt).requires_grad_(true);
+  auto h0 = torch::randn({B, D}, dt).requires_grad_(true);
+  auto ref = ema_scan_reference(z, P, h0);
+  auto out = torch::empty_like(z.detach());
+  ASSERT_EQ(cuda::ema_scan_forward<C>(p<C>(z), p<C>(P), p<C>(h0), p<C>(out), B, M, D, nullptr), cudaSuccess);
+  EXPECT_LT(rel(out, ref), tol);
+  auto G = torch::randn_like(out);
+  auto g = ref_grads(ref, G, {z, P, h0});
+  auto gz = torch::empty_like(out), gPd = torch::empty_like(out), gh0 = torch::empty_like(h0.detach());
+  ASSERT_EQ(cuda::ema_scan_backward<C>(p<C>(z), p<C>(P), p<C>(h0), p<C>(out), p<C>(G), p<C>(gz), p<C>(gPd), p<C>(gh0),
+                                       B, M, D, nullptr),
+            cudaSuccess);
+  EXPECT_LT(rel(gz, g[0]), tol);
+  EXPECT_LT(rel(gPd.sum(-1), g[1]), tol);
+  EXPECT_LT(rel(gh0, g[2]), tol);
+}
+
+}  // namespace
+
+TEST(CudaEmulated, EmaScan) {
+  torch::manual_seed(1);
+  ema_case<float>(at::kFloat, 1e-5);
+  ema_case<double>(at::kDouble, 1e-12);
+}
+
+TEST(CudaEmulated, CausalConv) {
+  torch::manual_seed(2);
+  for (auto [L, C, K, with_init] : {std::tuple<int64_t, int64_t, int64_t, bool>{37, 20, 4, true}, {9, 7, 2, false},
+                                    {2, 5, 4, true}, {600, 3, 4, false}}) {
+    const int64_t B = 2, W = C + 6;  // x: columns 3 .. 3 + C of a wider row, read in place
+    auto row = torch::randn({B, L, W}, at::kDouble);
+    auto x = row.narrow(2, 3, C).requires_grad_(false);
+    auto xg = x.clone().requires_grad_(true);
+    auto w = torch::randn({C, 1, K}, at::kDouble).requires_grad_(true), b = torch::randn({C}, at::kDouble).requires_grad_(true);
+    auto init = with_init ? torch::randn({B, K - 1, C}, at::kDouble) : at::Tensor();
+    auto ref = causal_conv1d_silu_reference(xg, w, b, init);
+    const cuda::ConvShape s{B, L, C, K, x.stride(0), x.stride(1)};
+    auto wk = w.detach().reshape({C, K}).contiguous();
+    auto y = torch::empty({B, L, C}, at::kDouble);
+    const double* pi = with_init ? init.data_ptr<double>() : nullptr;
+    ASSERT_EQ((cuda::causal_conv_silu_forward<double, double>(x.data_ptr<double>(), p<double>(wk), p<double>(b), pi,
+                                                              p<double>(y), s, nullptr)),
+              cudaSuccess);
+    EXPECT_LT(rel(y, ref), 1e-12) << L;
+    auto G = torch::randn({B, L, C}, at::kDouble);
+    auto g = ref_grads(ref, G, {xg, w, b});
+    auto dpre = torch::empty_like(G), gx = torch::empty_like(G);
+    auto part = torch::zeros({cuda::conv_weight_segments(s), K + 1, C}, at::kDouble);
+    ASSERT_EQ((cuda::causal_conv_silu_backward<double, double>(x.data_ptr<double>(), p<double>(wk), p<double>(b), pi,
+                                                               p<double>(G), p<double>(dpre), p<double>(gx),
+                                                               p<double>(part), s, nullptr)),
+              cudaSuccess);
+    auto gs = part.sum(0);
+    EXPECT_LT(rel(gx, g[0]), 1e-12) << L;
+    EXPECT_LT(rel(gs.narrow(0, 0, K).t().reshape({C, 1, K}), g[1]), 1e-12) << L;
+    EXPECT_LT(rel(gs.select(0, K), g[2]), 1e-12) << L;
+  }
+  // bf16 input, fp32 compute and output.
+  auto xb = torch::randn({2, 11, 6}).to(at::kBFloat16);
+  auto w = torch::randn({6, 4}), b = torch::randn({6});
+  auto y = torch::empty({2, 11, 6});
+  const cuda::ConvShape s{2, 11, 6, 4, 66, 6};
+  ASSERT_EQ((cuda::causal_conv_silu_forward<__nv_bfloat16, float>(
+                reinterpret_cast<const __nv_bfloat16*>(xb.data_ptr()), p<float>(w), p<float>(b), nullptr,
+                p<float>(y), s, nullptr)),
+            cudaSuccess);
+  EXPECT_LT(rel(y, causal_conv1d_silu_reference(xb.to(at::kFloat), w.view({6, 1, 4}), b)), 1e-6);
+}
+
+TEST(CudaEmulated, Sinkhorn) {
+  torch::manual_seed(3);
+  for (int n : {2, 3, 4, 8})
+    for (bool v4 : {false, true}) {
+      SinkhornOptions o;
+      o.iters = 7;
+      o.eps = 1e-3;
+      o.eps_after_first = v4;
+      const int64_t T = 40;
+      auto Z = (torch::randn({T, n, n}, at::kDouble) * 2).requires_grad_(true);
+      auto ref = sinkhorn_reference(Z, o);
+      const cuda::SinkhornArgs a{T, n, o.iters, o.eps, v4};
+      auto out = torch::empty_like(Z.detach());
+      ASSERT_EQ(cuda::sinkhorn_forward<double>(p<double>(Z), p<double>(out), a, nullptr), cudaSuccess);
+      EXPECT_LT(rel(out, ref), 1e-12) << n << " " << v4;
+      auto G = torch::randn_like(out);
+      auto g = ref_grads(ref, G, {Z});
+      auto gZ = torch::empty_like(out), scratch = torch::empty({cuda::sinkhorn_scratch_elems(a)}, at::kDouble);
+      ASSERT_EQ(cuda::sinkhorn_backward<double>(p<double>(Z), p<double>(G), p<double>(gZ), p<double>(scratch), a, nullptr),
+                cudaSuccess);
+      EXPECT_LT(rel(gZ, g[0]), 1e-10) << n << " " << v4;
+    }
+}
+
+TEST(CudaEmulated, StreamMix) {
+  torch::manual_seed(4);
+  for (int64_t n : {1, 3, 4}) {
+    const int64_t T = 7, D = 50;
+    const cuda::MixShape s{T, n, D};
+    auto X = torch::randn({T, n, D}, at::kDouble).requires_grad_(true);
+    auto pre = torch::rand({T, n}, at::kDouble).requires_grad_(true), R = torch::rand({T, n, n}, at::kDouble).requires_grad_(true);
+    auto post = torch::rand({T, n}, at::kDouble).requires_grad_(true), y = torch::randn({T, D}, at::kDouble).requires_grad_(true);
+    // pre-mix
+    auto u_ref = hc_pre_mix_reference(X, pre);
+    auto u = torch::empty({T, D}, at::kDouble);
+    ASSERT_EQ(cuda::pre_mix_forward<double>(p<double>(X), p<double>(pre), p<double>(u), s, nullptr), cudaSuccess);
+    EXPECT_LT(rel(u, u_ref), 1e-12);
+    auto Gu = torch::randn({T, D}, at::kDouble);
+    auto gu = ref_grads(u_ref, Gu, {X, pre});
+    auto gX = torch::empty({T, n, D}, at::kDouble), gp = torch::empty({T, n}, at::kDouble);
+    ASSERT_EQ(cuda::pre_mix_backward<double>(p<double>(X), p<double>(pre), p<double>(Gu), p<double>(gX), p<double>(gp), s,
+                                             nullptr),
+              cudaSuccess);
+    EXPECT_LT(rel(gX, gu[0]), 1e-12) << n;
+    EXPECT_LT(rel(gp, gu[1]), 1e-12) << n;
+    // post + res
+    auto o_ref = hc_post_res_reference(X, R, post, y);
+    auto o = torch::empty({T, n, D}, at::kDouble);
+    ASSERT_EQ(cuda::post_res_forward<double>(p<double>(X), p<double>(R), p<double>(post), p<double>(y), p<double>(o), s,
+                                             nullptr),
+              cudaSuccess);
+    EXPECT_LT(rel(o, o_ref), 1e-12);
+    auto Go = torch::randn({T, n, D}, at::kDouble);
+    auto go = ref_grads(o_ref, Go, {X, R, post, y});
+    auto gX2 = torch::empty_like(gX), gR = torch::empty({T, n, n}, at::kDouble), gpost = torch::empty({T, n}, at::kDouble);
+    auto gy = torch::empty({T, D}, at::kDouble);
+    ASSERT_EQ(cuda::post_res_backward<double>(p<double>(X), p<double>(R), p<double>(post), p<double>(y), p<double>(Go),
+                                              p<double>(gX2), p<double>(gR), p<double>(gpost), p<double>(gy), s, nullptr),
+              cudaSuccess);
+    EXPECT_LT(rel(gX2, go[0]), 1e-12) << n;
+    EXPECT_LT(rel(gR, go[1]), 1e-12) << n;
+    EXPECT_LT(rel(gpost, go[2]), 1e-12) << n;
+    EXPECT_LT(rel(gy, go[3]), 1e-12) << n;
+  }
+}
+
+TEST(CudaEmulated, SsdChunkedForward) {
+  torch::manual_seed(5);
+  for (int64_t L : {5, 64, 100})
+    for (bool with_init : {false, true}) {
+      const int64_t B = 2, H = 3, P = 8, N = 16, Q = 32;
+      auto o = at::TensorOptions().dtype(at::kDouble);
+      auto x = torch::randn({B, L, H, P}, o), dt = torch::rand({B, L, H}, o) * 0.5;
+      auto a = -torch::rand({H}, o) * 4 - 0.5, Bm = torch::randn({B, L, N}, o), Cm = torch::randn({B, L, N}, o);
+      auto init = with_init ? torch::randn({B, H, P, N}, o) : at::Tensor();
+      auto ref = ssd_sequential(x, dt, a, Bm, Cm, init);
+      const cuda::SsdShape s = cuda::make_ssd_shape(B, L, H, P, N, Q);
+      auto y = torch::empty_like(x), fin = torch::empty({B, H, P, N}, o);
+      auto scratch = torch::empty({cuda::ssd_scratch_elems(s)}, o);
+      ASSERT_EQ(cuda::ssd_forward_chunked<double>(p<double>(x), p<double>(dt), p<double>(a), p<double>(Bm), p<double>(Cm),
+                                                  with_init ? p<double>(init) : nullptr, p<double>(y), p<double>(fin),
+                                                  p<double>(scratch), s, nullptr),
+                cudaSuccess);
+      EXPECT_LT(rel(y, ref.y), 1e-12) << L << " " << with_init;
+      EXPECT_LT(rel(fin, ref.state), 1e-12) << L << " " << with_init;
+    }
+}
+
+#endif  // DYNARCH_CUDA_EMULATED_TESTS
