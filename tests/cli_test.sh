@@ -61,6 +61,15 @@ expect_fail "ratio target <= 1" "ratio-targets" "$BIN" "${HTRAIN[@]}" --out "$T/
 expect_fail "ratio targets per stage" "2 chunking stage" "$BIN" "${HTRAIN[@]}" --out "$T/h0" --ratio-targets 3
 expect_ok "train a 2-stage H-Net" "$BIN" "${HTRAIN[@]}" --out "$T/h1" --ratio-targets 3,2
 grep -q '"stage1_bpc"' "$T/h1/metrics.jsonl" && ok "metrics hold per-stage bytes per chunk" || bad "no stage1_bpc in metrics"
+# Packed and padded inner stages give the same bpb (windows of 40 over 1000 bytes: rows chunk unequally).
+head -c 1000 "$T/corpus.txt" > "$T/k.txt"
+"$BIN" eval -m "$T/h1" --file "$T/k.txt" --seq-len 40 --batch 4 --packed 1 --no-progress > "$T/ev_pk1.txt" 2>/dev/null
+"$BIN" eval -m "$T/h1" --file "$T/k.txt" --seq-len 40 --batch 4 --packed 0 --no-progress > "$T/ev_pk0.txt" 2>/dev/null
+pk1=$(grep -o '[0-9.]* bpb' "$T/ev_pk1.txt" | cut -d' ' -f1); pk0=$(grep -o '[0-9.]* bpb' "$T/ev_pk0.txt" | cut -d' ' -f1)
+[ -n "$pk1" ] && [ -n "$pk0" ] && awk -v a="$pk1" -v b="$pk0" 'BEGIN { d = a - b; exit !(d <= 1e-4 && d >= -1e-4) }' \
+  && ok "eval --packed 1 and 0 give the same bpb ($pk1, $pk0)" \
+  || bad "eval --packed: $(cat "$T/ev_pk1.txt") vs $(cat "$T/ev_pk0.txt")"
+expect_fail "eval --packed takes 1 or 0" "--packed" "$BIN" eval -m "$T/h1" --file "$T/k.txt" --packed maybe
 expect_ok "chunks view" "$BIN" chunks -m "$T/h1" --text "the cat sat on the mat" --html "$T/c.html"
 grep -q "Stage 1" "$T/c.html" && grep -q "stage 0" "$T/out" && ok "chunk view has both stages" || bad "chunk view content"
 expect_fail "chunks of an isotropic model" "isotropic" "$BIN" chunks -m "$T/run" --text "abc"

@@ -131,6 +131,24 @@ TEST(Optim, AdamWMatchesHandComputation) {
   EXPECT_EQ(st[0].first, "exp_avg.p");
 }
 
+TEST(Optim, ClipGradNorm) {
+  auto p = torch::tensor({3.0, 0.0}, torch::kFloat).requires_grad_(true);
+  auto q = torch::tensor({4.0}, torch::kFloat).requires_grad_(true);
+  auto r = torch::tensor({1.0}, torch::kFloat).requires_grad_(true);  // no gradient: skipped
+  std::vector<ParamInfo> ps{{"p", p, 1.0, true}, {"q", q, 1.0, true}, {"r", r, 1.0, true}};
+  EXPECT_EQ(clip_grad_norm(ps, 1.0), 0.0);  // no gradients at all
+  (p * torch::tensor({3.0f, 0.0f})).sum().add((q * 4.0f).sum()).backward();  // grads (3, 0) and (4): norm 5
+  EXPECT_DOUBLE_EQ(clip_grad_norm(ps, 0.0), 5.0);  // 0 = report only
+  EXPECT_FLOAT_EQ(p.grad()[0].item<float>(), 3.0f);
+  EXPECT_DOUBLE_EQ(clip_grad_norm(ps, 10.0), 5.0);  // under the limit: unchanged
+  EXPECT_FLOAT_EQ(q.grad()[0].item<float>(), 4.0f);
+  EXPECT_DOUBLE_EQ(clip_grad_norm(ps, 2.5), 5.0);  // the norm before clipping
+  EXPECT_NEAR(p.grad()[0].item<float>(), 3.0 * 2.5 / (5.0 + 1e-6), 1e-6);
+  EXPECT_NEAR(q.grad()[0].item<float>(), 4.0 * 2.5 / (5.0 + 1e-6), 1e-6);
+  EXPECT_NEAR(clip_grad_norm(ps, 0.0), 2.5, 1e-5);
+  EXPECT_FALSE(r.grad().defined());
+}
+
 TEST(Train, InterruptedAndResumedRunIsBitIdentical) {
   auto d = temp_dir("resume");
   auto data = write_corpus(d);

@@ -53,6 +53,7 @@ namespace {
 struct EvalArgs {
   std::string model, file, dtype = "fp32", json_out, by = "depth", device = "auto";
   int64_t seq_len = 0, batch = 8;
+  bool packed = true;
 };
 
 struct ScoreArgs {
@@ -64,6 +65,7 @@ void run_eval(const EvalArgs& a, const Globals& g) {
   check_output(a.json_out);  // before any work, not after it
   const auto device = resolve_device(a.device);
   DeviceScope on_device(device);
+  PackingScope packing(a.packed);  // core/forward_context.h
   set_threads(g.threads);
   auto model = load_model(a.model, device);
   if (model->config.task.classify()) {  // --file is labeled JSONL: accuracy overall, by label, by --by
@@ -105,6 +107,9 @@ std::vector<Verb> add_eval_score(CLI::App& app, const Globals& g) {
   ev->add_option("--batch", e->batch, "windows per forward pass")->capture_default_str();
   ev->add_option("--dtype", e->dtype, "fp32, bf16 or auto")->capture_default_str();
   ev->add_option("--json", e->json_out, "classifier: also write the accuracy JSON here");
+  ev->add_option("--packed", e->packed,
+                 "H-Net: inner stages on packed sequences (1) or on rows padded to the longest (0); same result")
+      ->capture_default_str();
   ev->add_option("--by", e->by, "classifier: item field for the breakdown table")->capture_default_str();
   add_device_option(ev, e->device);
 

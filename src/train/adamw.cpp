@@ -93,10 +93,15 @@ void AdamW::load_state(const std::map<std::string, at::Tensor>& ts, int64_t t, c
 
 double clip_grad_norm(const std::vector<ParamInfo>& params, double max_norm) {
   torch::NoGradGuard ng;
-  double sq = 0.0;
-  for (auto& p : params)
-    if (p.param.grad().defined()) sq += p.param.grad().to(at::kDouble).pow(2).sum().item<double>();
-  double norm = std::sqrt(sq);
+  // Summed on the parameters' device in parameter order (the same fp64 additions
+  // as a host loop) and read once: one host sync per step, not one per parameter.
+  at::Tensor sq;
+  for (auto& p : params) {
+    if (!p.param.grad().defined()) continue;
+    auto s = p.param.grad().to(at::kDouble).pow(2).sum();
+    sq = sq.defined() ? sq + s : s;
+  }
+  const double norm = sq.defined() ? std::sqrt(sq.item<double>()) : 0.0;
   if (max_norm > 0 && norm > max_norm) {
     double s = max_norm / (norm + 1e-6);
     for (auto& p : params)

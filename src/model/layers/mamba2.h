@@ -4,25 +4,11 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
+#include "kernels/cpu/mamba/ssd_chunked.h"  // SsdResult, ssd_sequential, ssd_chunked
 #include "model/layers/mixer.h"
 #include "model/layers/norm.h"
 
 namespace dynarch {
-
-struct SsdResult {
-  at::Tensor y;      // (B, L, H, P), without the D skip
-  at::Tensor state;  // (B, H, P, N) final state
-};
-
-// SSD scan: S_t = exp(dt_t a) S_{t-1} + dt_t x_t (x) B_t,  y_t = S_t C_t.
-// x (B,L,H,P), dt (B,L,H) post-softplus, a (H) negative, Bm/Cm (B,L,N),
-// init (B,H,P,N) or undefined for zeros.
-SsdResult ssd_chunked(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& a,
-                      const at::Tensor& Bm, const at::Tensor& Cm, int64_t chunk,
-                      const at::Tensor& init = {});
-// Plain sequential recurrence: the reference the chunked form must equal.
-SsdResult ssd_sequential(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& a,
-                         const at::Tensor& Bm, const at::Tensor& Cm, const at::Tensor& init = {});
 
 class Mamba2 : public Mixer {
  public:
@@ -33,6 +19,10 @@ class Mamba2 : public Mixer {
   at::Tensor forward(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {}) override;
   // Op-by-op form (conv1d, sequential SSD scan, gated norm): the reference of the fused core.
   at::Tensor forward_reference(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {});
+  // The same ops with the conv and the scan as device ops (causal_conv1d_silu,
+  // ssd_chunk_scan: CUDA kernels on CUDA, their tensor-op forms elsewhere): what
+  // forward runs off the CPU in fast mode (no sequential loop over positions).
+  at::Tensor forward_chunked(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {});
   // Packed: the fused core with the conv and the scan state reset at each
   // sequence start; in reference mode (or off the CPU) the padded default.
   at::Tensor forward_packed(const at::Tensor& x, const PackedSeqs& seqs) override;
@@ -52,6 +42,10 @@ class Mamba2 : public Mixer {
   at::Tensor dt_bias, A_log, D;
   std::shared_ptr<RMSNorm> norm;
   int64_t d_model, d_state, d_conv, d_inner, headdim, nheads, conv_dim, chunk_size;
+
+ private:
+  at::Tensor forward_ops(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths,
+                         bool device_ops);
 };
 
 }  // namespace dynarch
