@@ -230,10 +230,12 @@ void ssd_backward_case(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N, in
   if (with_gy) loss = loss + (ref.y * gy).sum();
   if (with_gf) loss = loss + (ref.state * gf).sum();
   std::vector<at::Tensor> g;
-  if (with_gy || with_gf)
-    g = torch::autograd::grad({loss}, in);
+  if (with_gy || with_gf)  // Cm is unused without gy: allow_unused, zeros for it
+    g = torch::autograd::grad({loss}, in, {}, false, false, /*allow_unused=*/true);
   else
-    for (const auto& t : in) g.push_back(torch::zeros_like(t));
+    g.resize(in.size());
+  for (size_t i = 0; i < in.size(); ++i)
+    if (!g[i].defined()) g[i] = torch::zeros_like(in[i]);
 
   const cuda::SsdShape s = cuda::make_ssd_shape(B, L, H, P, N, Q);
   auto dx = torch::full_like(x, 7.0), ddt = torch::full_like(dt, 7.0), da = torch::full_like(a, 7.0);
