@@ -2,7 +2,8 @@
 // same GPU (the eager-PyTorch baseline): forward + backward time at the
 // shapes of the workloads; one JSON line per case.
 // Usage: bench_cuda_kernels [--reps R] [--only CASE]
-// Cases: ema_scan, causal_conv, sinkhorn, hc_pre_mix, hc_post_res, ssd_forward (forward only).
+// Cases: ema_scan, causal_conv, sinkhorn, hc_pre_mix, hc_post_res, ssd_forward (forward only),
+// ssd_forward_backward.
 // Exits 2 with a message when no CUDA device is visible (always in a CPU build).
 #include <torch/torch.h>
 
@@ -167,6 +168,16 @@ static int run_all(int argc, char** argv) {
     j["case"] = "ssd_forward";
     j["shape"] = {{"B", B}, {"L", L}, {"H", H}, {"P", P}, {"N", N}, {"chunk", Q}};
     std::cout << j.dump() << std::endl;
+  }
+  // The same shape, forward + backward: the autograd Function (fused forward, chunked
+  // backward kernels) vs autograd through the eager chunked form.
+  {
+    const int64_t B = 8, L = 8192, H = 32, P = 64, N = 128, Q = 256;
+    run(
+        "ssd_forward_backward", {{"B", B}, {"L", L}, {"H", H}, {"P", P}, {"N", N}, {"chunk", Q}},
+        [Q](auto& v) { return cuda::ssd_chunk_scan(v[0], v[1], v[2], v[3], v[4], Q).first; },
+        [Q](auto& v) { return eager_ssd_chunked(v[0], v[1], v[2], v[3], v[4], Q); },
+        {randn({B, L, H, P}), rand({B, L, H}) * 0.1, -rand({H}) - 0.5, randn({B, L, N}), randn({B, L, N})});
   }
 #endif
   return 0;

@@ -19,6 +19,7 @@
 #include "kernels/cuda/chunk/ema_scan.cu"
 #include "kernels/cuda/mamba/causal_conv.cu"
 #include "kernels/cuda/mamba/ssd_scan.cu"
+#include "kernels/cuda/mamba/ssd_scan_backward.cu"
 #include "kernels/cuda/streams/sinkhorn.cu"
 #include "kernels/cuda/streams/stream_mix.cu"
 #undef blockIdx
@@ -203,6 +204,87 @@ TEST(CudaEmulated, SsdChunkedForward) {
       EXPECT_LT(rel(y, ref.y), 1e-12) << L << " " << with_init;
       EXPECT_LT(rel(fin, ref.state), 1e-12) << L << " " << with_init;
     }
+}
+
+namespace {
+
+// One backward case against autograd through ssd_sequential: the gradients of
+// <gy, y> + <g_final, final state>; gy or g_final may be absent (zeros).
+// `skip` leaves dBm, dinit and dx unrequested (null) and checks the rest.
+void ssd_backward_case(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N, int64_t Q, bool with_init, bool with_gy,
+                       bool with_gf, bool skip = false) {
+  const std::string what = "L=" + std::to_string(L) + " Q=" + std::to_string(Q) + " init=" +
+                           std::to_string(with_init) + " gy=" + std::to_string(with_gy) +
+                           " g_final=" + std::to_string(with_gf) + " skip=" + std::to_string(skip);
+  auto o = at::TensorOptions().dtype(at::kDouble);
+  auto x = torch::randn({B, L, H, P}, o), dt = torch::rand({B, L, H}, o) * 0.5 + 0.05;
+  auto a = -torch::rand({H}, o) * 2 - 0.3, Bm = torch::randn({B, L, N}, o), Cm = torch::randn({B, L, N}, o);
+  auto init = with_init ? torch::randn({B, H, P, N}, o) : at::Tensor();
+  auto gy = with_gy ? torch::randn({B, L, H, P}, o) : at::Tensor();
+  auto gf = with_gf ? torch::randn({B, H, P, N}, o) : at::Tensor();
+  std::vector<at::Tensor> in;
+  for (const auto& t : {x, dt, a, Bm, Cm}) in.push_back(t.clone().requires_grad_(true));
+  if (with_init) in.push_back(init.clone().requires_grad_(true));
+  auto ref = ssd_sequential(in[0], in[1], in[2], in[3], in[4], with_init ? in[5] : at::Tensor());
+  auto loss = torch::zeros({}, o);
+  if (with_gy) loss = loss + (ref.y * gy).sum();
+  if (with_gf) loss = loss + (ref.state * gf).sum();
+  std::vector<at::Tensor> g;
+  if (with_gy || with_gf)  // Cm is unused without gy: allow_unused, zeros for it
+    g = torch::autograd::grad({loss}, in, {}, false, false, /*allow_unused=*/true);
+  else
+    g.resize(in.size());
+  for (size_t i = 0; i < in.size(); ++i)
+    if (!g[i].defined()) g[i] = torch::zeros_like(in[i]);
+
+  const cuda::SsdShape s = cuda::make_ssd_shape(B, L, H, P, N, Q);
+  auto dx = torch::full_like(x, 7.0), ddt = torch::full_like(dt, 7.0), da = torch::full_like(a, 7.0);
+  auto dB = torch::full_like(Bm, 7.0), dC = torch::full_like(Cm, 7.0), dinit = torch::full({B, H, P, N}, 7.0, o);
+  auto scratch = torch::full({cuda::ssd_backward_scratch_elems(s)}, 7.0, o);
+  ASSERT_EQ(cuda::ssd_backward_chunked<double>(
+                p<double>(x), p<double>(dt), p<double>(a), p<double>(Bm), p<double>(Cm),
+                with_init ? p<double>(init) : nullptr, with_gy ? p<double>(gy) : nullptr,
+                with_gf ? p<double>(gf) : nullptr, skip ? nullptr : p<double>(dx), p<double>(ddt), p<double>(da),
+                skip ? nullptr : p<double>(dB), p<double>(dC), skip ? nullptr : p<double>(dinit), p<double>(scratch),
+                s, nullptr),
+            cudaSuccess)
+      << what;
+  const double tol = 1e-10;
+  EXPECT_LT(rel(ddt, g[1]), tol) << what << ": ddt";
+  EXPECT_LT(rel(da, g[2]), tol) << what << ": da";
+  EXPECT_LT(rel(dC, g[4]), tol) << what << ": dCm";
+  if (skip) {  // not requested: left as they were
+    EXPECT_TRUE(torch::all(dx == 7.0).item<bool>()) << what;
+    EXPECT_TRUE(torch::all(dB == 7.0).item<bool>()) << what;
+    EXPECT_TRUE(torch::all(dinit == 7.0).item<bool>()) << what;
+    return;
+  }
+  EXPECT_LT(rel(dx, g[0]), tol) << what << ": dx";
+  EXPECT_LT(rel(dB, g[3]), tol) << what << ": dBm";
+  if (with_init) {
+    EXPECT_LT(rel(dinit, g[5]), tol) << what << ": dinit";
+  } else {  // the gradient an initial state would get: autograd through a zero one
+    auto z = torch::zeros({B, H, P, N}, o).requires_grad_(true);
+    auto r0 = ssd_sequential(x, dt, a, Bm, Cm, z);
+    auto l0 = torch::zeros({}, o);
+    if (with_gy) l0 = l0 + (r0.y * gy).sum();
+    if (with_gf) l0 = l0 + (r0.state * gf).sum();
+    auto gz = with_gy || with_gf ? torch::autograd::grad({l0}, {z})[0] : torch::zeros_like(z);
+    EXPECT_LT(rel(dinit, gz), tol) << what << ": dinit (no init)";
+  }
+}
+
+}  // namespace
+
+TEST(CudaEmulated, SsdChunkedBackward) {
+  torch::manual_seed(6);
+  // (L, Q): partial last chunk, Q = 1, Q > L, Q = L, several whole chunks.
+  for (auto [L, Q] : {std::pair<int64_t, int64_t>{37, 8}, {6, 1}, {10, 16}, {12, 12}, {24, 6}})
+    for (bool with_init : {false, true})
+      for (auto [gy, gf] : {std::pair<bool, bool>{true, false}, {false, true}, {true, true}})
+        ssd_backward_case(2, L, 3, 4, 5, Q, with_init, gy, gf);
+  ssd_backward_case(2, 21, 2, 3, 4, 8, true, true, true, /*skip=*/true);
+  ssd_backward_case(1, 5, 2, 3, 4, 2, false, false, false);  // no upstream gradient: all zero
 }
 
 #endif  // DYNARCH_CUDA_EMULATED_TESTS

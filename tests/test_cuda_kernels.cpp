@@ -281,3 +281,89 @@ TEST(CudaSsd, ForwardMatchesSequential) {
       "a must have shape");
 #endif
 }
+
+// ---- Mamba-2 SSD chunked scan, forward + backward (autograd Function) ----
+
+namespace {
+// y and the final state of a scan, flattened into one tensor (so one upstream
+// weight covers both); dt and a come from free parameters (dt > 0, a < 0).
+at::Tensor ssd_both(const SsdResult& r) { return at::cat({r.y.flatten(), r.state.flatten()}); }
+
+Op ssd_op(int64_t Q, bool with_init) {
+  return [Q, with_init](const std::vector<at::Tensor>& v) {
+#if DYNARCH_CUDA
+    auto [y, fin] = cuda::ssd_chunk_scan(v[0], at::softplus(v[1]), -at::exp(v[2]), v[3], v[4], Q,
+                                         with_init ? v[5] : at::Tensor());
+    return ssd_both({y, fin});
+#else
+    (void)Q, (void)with_init;
+    return v[0];
+#endif
+  };
+}
+
+Op ssd_ref(bool with_init) {
+  return [with_init](const std::vector<at::Tensor>& v) {
+    return ssd_both(ssd_sequential(v[0], at::softplus(v[1]), -at::exp(v[2]), v[3], v[4],
+                                   with_init ? v[5] : at::Tensor()));
+  };
+}
+
+std::vector<at::Tensor> ssd_inputs(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N, bool with_init) {
+  std::vector<at::Tensor> v{torch::randn({B, L, H, P}), torch::randn({B, L, H}) - 1, torch::rand({H}) * 2 - 1,
+                            torch::randn({B, L, N}), torch::randn({B, L, N})};
+  if (with_init) v.push_back(torch::randn({B, H, P, N}));
+  return v;
+}
+}  // namespace
+
+TEST(CudaSsdChunkScan, MatchesSequential) {
+  REQUIRE_CUDA();
+  torch::manual_seed(11);
+  // (L, Q): partial last chunk, whole chunks, Q = 1, Q > L; with and without an initial state.
+  for (auto [L, Q] : {std::pair<int64_t, int64_t>{300, 64}, {128, 64}, {9, 1}, {20, 256}})
+    for (bool with_init : {false, true})
+      expect_cuda_matches(ssd_op(Q, with_init), ssd_ref(with_init), ssd_inputs(2, L, 3, 16, 32, with_init), 1e-4,
+                          "ssd L=" + std::to_string(L) + " Q=" + std::to_string(Q) + " init=" + std::to_string(with_init));
+#if DYNARCH_CUDA
+  // Only y used (no gradient reaches the final state), then only the final state.
+  auto o = at::TensorOptions().device(at::kCUDA);
+  auto x = torch::randn({2, 50, 2, 8}, o).requires_grad_(true), dt = (torch::rand({2, 50, 2}, o) * 0.5).requires_grad_(true);
+  auto a = (-torch::rand({2}, o) - 0.5).requires_grad_(true), Bm = torch::randn({2, 50, 16}, o).requires_grad_(true);
+  auto Cm = torch::randn({2, 50, 16}, o).requires_grad_(true);
+  for (int which : {0, 1}) {
+    auto [y, fin] = cuda::ssd_chunk_scan(x, dt, a, Bm, Cm, 16);
+    auto g = torch::autograd::grad({which ? fin.sum() : y.sum()}, {x, dt, a, Bm, Cm});
+    std::vector<at::Tensor> c;
+    for (const auto& t : {x, dt, a, Bm, Cm}) c.push_back(t.detach().cpu().requires_grad_(true));
+    auto r = ssd_sequential(c[0], c[1], c[2], c[3], c[4]);
+    auto gc = torch::autograd::grad({which ? r.state.sum() : r.y.sum()}, c, {}, false, false, /*allow_unused=*/true);
+    gc[4] = gc[4].defined() ? gc[4] : torch::zeros_like(c[4]);  // Cm: unused by the final state
+    for (size_t i = 0; i < gc.size(); ++i) EXPECT_LT(rel(g[i], gc[i]), 1e-4) << which << " input " << i;
+  }
+  // The forward-only entry gives the same numbers.
+  auto [y1, f1] = cuda::ssd_chunk_scan(x, dt, a, Bm, Cm, 16);
+  auto [y2, f2] = cuda::ssd_chunk_scan_forward(x.detach(), dt.detach(), a.detach(), Bm.detach(), Cm.detach(), 16);
+  EXPECT_TRUE(torch::equal(y1, y2));
+  EXPECT_TRUE(torch::equal(f1, f2));
+#endif
+}
+
+TEST(CudaSsdChunkScan, GradcheckFp64AndErrors) {
+  REQUIRE_CUDA();
+  torch::manual_seed(12);
+  for (bool with_init : {false, true})
+    EXPECT_LT(cuda_gradcheck(ssd_op(2, with_init), ssd_inputs(1, 5, 2, 2, 3, with_init)), 1e-7) << with_init;
+#if DYNARCH_CUDA
+  auto o = at::TensorOptions().device(at::kCUDA);
+  auto x = torch::randn({1, 4, 2, 3}, o), dt = torch::rand({1, 4, 2}, o), a = -torch::rand({2}, o);
+  auto Bm = torch::randn({1, 4, 5}, o), Cm = torch::randn({1, 4, 5}, o);
+  expect_error([&] { cuda::ssd_chunk_scan(x, dt, -torch::rand({3}, o), Bm, Cm, 2); }, "ssd_chunk_scan: a must have shape");
+  expect_error([&] { cuda::ssd_chunk_scan(x, dt, a, Bm, Cm.cpu(), 2); }, "ssd_chunk_scan: Cm is on cpu");
+  expect_error([&] { cuda::ssd_chunk_scan(x, dt.to(at::kDouble), a, Bm, Cm, 2); }, "ssd_chunk_scan: dt must be Float");
+  expect_error([&] { cuda::ssd_chunk_scan(x, dt, a, Bm, Cm, 0); }, "chunk must be >= 1");
+  expect_error([&] { cuda::ssd_chunk_scan(x, dt, a, Bm, Cm, 2, torch::randn({1, 2, 3, 4}, o)); },
+               "ssd_chunk_scan: init must have shape");
+  expect_error([&] { cuda::ssd_chunk_scan(x.to(at::kHalf), dt, a, Bm, Cm, 2); }, "ssd_chunk_scan: x must be");
+#endif
+}

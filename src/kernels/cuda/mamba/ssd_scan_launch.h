@@ -1,5 +1,5 @@
-// Raw CUDA launcher of the Mamba-2 SSD chunked scan forward (hnet.md §11.3);
-// no torch here. S_t = exp(dt_t a_h) S_{t-1} + dt_t x_t (x) B_t,  y_t = S_t C_t
+// Raw CUDA launchers of the Mamba-2 SSD chunked scan, forward and backward
+// (hnet.md §11.3); no torch here. S_t = exp(dt_t a_h) S_{t-1} + dt_t x_t (x) B_t,  y_t = S_t C_t
 // (no D skip), computed chunk by chunk without a per-head L x L (or Q x Q)
 // decay matrix in device memory. Contiguous arrays: x, y (B, L, H, P);
 // dt (B, L, H) after softplus; a (H) negative; Bm, Cm (B, L, N);
@@ -30,5 +30,27 @@ inline int64_t ssd_scratch_elems(const SsdShape& s) {
 template <class C>
 cudaError_t ssd_forward_chunked(const C* x, const C* dt, const C* a, const C* Bm, const C* Cm, const C* init, C* y,
                                 C* final_state, C* scratch, SsdShape s, cudaStream_t stream);
+
+// Scratch of the backward: the forward's (rerun: cum, cb, chunk-entry states),
+// then the final state (B, H, P, N), the state gradients leaving each chunk
+// (B, chunks, H, N, P), the C.B gradient dcb (B, L, Q), per (b, l, h) x . dS B
+// and the log-decay gradient terms, per (b, chunk, h) <dS, S> at the chunk end
+// and the partial sums of da.
+inline int64_t ssd_backward_scratch_elems(const SsdShape& s) {
+  return ssd_scratch_elems(s) + s.B * s.H * s.P * s.N + s.B * s.nc * s.H * s.N * s.P + s.B * s.L * s.Q +
+         2 * s.B * s.L * s.H + 2 * s.B * s.nc * s.H;
+}
+
+// Gradients of <gy, y> + <g_final, final_state> of ssd_forward_chunked with
+// respect to its inputs. gy (B, L, H, P) and g_final (B, H, P, N) may be null
+// (zeros); so may init (as in the forward). Outputs dx (B, L, H, P), ddt
+// (B, L, H), da (H), dBm, dCm (B, L, N), dinit (B, H, P, N): each may be null
+// (not wanted); each one given is overwritten. No atomics: the sums over heads
+// (dBm, dCm) run in a fixed order inside one thread, the sum over positions (da)
+// goes through per-chunk partials summed by a last kernel.
+template <class C>
+cudaError_t ssd_backward_chunked(const C* x, const C* dt, const C* a, const C* Bm, const C* Cm, const C* init,
+                                 const C* gy, const C* g_final, C* dx, C* ddt, C* da, C* dBm, C* dCm, C* dinit,
+                                 C* scratch, SsdShape s, cudaStream_t stream);
 
 }  // namespace dynarch::cuda
