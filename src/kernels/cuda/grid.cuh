@@ -34,6 +34,7 @@ inline thread_local EmuIndex emu_block_idx, emu_thread_idx, emu_block_dim, emu_g
 #define blockDim ::dynarch::cuda::emu_block_dim
 #define gridDim ::dynarch::cuda::emu_grid_dim
 using std::exp;
+using std::sqrt;
 
 // kernel<<<blocks, threads>>>(args...) as a host loop over blocks and threads.
 template <class... KArgs, class... Args>
@@ -82,6 +83,25 @@ cudaError_t launch_warps(void (*kernel)(KArgs...), int64_t items, cudaStream_t s
 #define DYNARCH_WARP_LOOP(w, n)                                                    \
   for (int64_t w = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32; w < (n); \
        w += (int64_t)gridDim.x * blockDim.x / 32)
+
+// Sum of f(i) over i in [0, n) by the calling warp (inside DYNARCH_WARP_LOOP);
+// every lane returns the sum. Lanes stride over i, then a shuffle reduction;
+// the host emulation runs lanes one at a time, so each lane sums all of [0, n).
+template <class C, class F>
+__device__ __forceinline__ C warp_sum(int64_t n, F f) {
+  C s = 0;
+#ifdef DYNARCH_CUDA_EMULATE
+  for (int64_t i = 0; i < n; ++i) s += f(i);
+#else
+  for (int64_t i = threadIdx.x % 32; i < n; i += 32) s += f(i);
+  for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
+#endif
+  return s;
+}
+
+// A warp's element-wise work over [0, n): lane l takes i = l, l + 32, ... (the
+// emulation too: each emulated thread has its own lane).
+#define DYNARCH_LANE_LOOP(i, n) for (int64_t i = threadIdx.x % 32; i < (n); i += 32)
 
 template <class C>
 __device__ __forceinline__ C sigmoid(C x) {

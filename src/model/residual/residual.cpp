@@ -16,9 +16,11 @@ namespace dynarch {
 using nlohmann::json;
 
 namespace {
-// The fused kernels, or their tensor-op references (reference mode, or a
-// tensor that is not on the CPU: core/forward_context.h decides).
-bool fast_kernels(const at::Tensor& t) { return forward_context().fast_kernels(t); }
+// The kernel entries (fast mode) or their tensor-op references (reference
+// mode). The entries dispatch by device themselves: the CPU kernel, the CUDA
+// kernel through its hook, or their reference on any other device
+// (docs/architecture.md "kernels/cuda"; tests/test_device.cpp).
+bool fast_kernels(const at::Tensor&) { return !forward_context().reference(); }
 }  // namespace
 
 // ---------------------------------------------------------------- shared mixing

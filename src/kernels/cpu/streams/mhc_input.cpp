@@ -18,6 +18,10 @@
 #include "kernels/cpu/gemm/skinny_gemm.h"
 #include "kernels/cpu/streams/stream_rows.h"
 
+#if DYNARCH_CUDA
+#include "kernels/cuda/streams/mhc_pre_cuda.h"
+#endif
+
 namespace dynarch {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
@@ -296,6 +300,12 @@ struct MhcMergePreFn : torch::autograd::Function<MhcMergePreFn> {
 
 MhcPre mhc_pre(const at::Tensor& X, const at::Tensor& phi, const at::Tensor& bias, const at::Tensor& alpha,
                double rms_eps, double pre_eps) {
+#if DYNARCH_CUDA
+  if (X.is_cuda()) {  // the CUDA hook (docs/architecture.md, "kernels/cuda")
+    auto r = cuda::mhc_pre(X, phi, bias, alpha, rms_eps, pre_eps);
+    return {r.u, r.pre, r.post, r.Z};
+  }
+#endif
   check_args(X, phi, bias, alpha);
   if (!ForwardContext::cpu_kernels_apply(X)) return mhc_pre_reference(X, phi, bias, alpha, rms_eps, pre_eps);
   RECORD_USER_SCOPE("dynarch::mhc_pre");  // names the forward loops in profiles
@@ -306,6 +316,12 @@ MhcPre mhc_pre(const at::Tensor& X, const at::Tensor& phi, const at::Tensor& bia
 MhcMergePre mhc_merge_pre(const at::Tensor& Xp, const at::Tensor& R, const at::Tensor& post, const at::Tensor& y,
                           const at::Tensor& phi, const at::Tensor& bias, const at::Tensor& alpha, double rms_eps,
                           double pre_eps) {
+#if DYNARCH_CUDA
+  if (Xp.is_cuda()) {  // the merge and mhc_pre as two CUDA ops (their hooks)
+    auto X = hc_post_res(Xp, R, post, y);
+    return {X, mhc_pre(X, phi, bias, alpha, rms_eps, pre_eps)};
+  }
+#endif
   check_args(Xp, phi, bias, alpha);
   check_merge(Xp, R, post, y);
   if (!ForwardContext::cpu_kernels_apply(Xp))

@@ -12,6 +12,7 @@
 #include "kernels/cpu/streams/stream_rows.h"
 
 #if DYNARCH_CUDA
+#include "kernels/cuda/streams/mhc_pre_cuda.h"
 #include "kernels/cuda/streams/stream_mix_cuda.h"
 #endif
 
@@ -257,6 +258,9 @@ at::Tensor hc_post_res_reference(const at::Tensor& X, const at::Tensor& R, const
 }
 
 at::Tensor mhc_project(const at::Tensor& X, const at::Tensor& phi, double eps) {
+#if DYNARCH_CUDA
+  if (X.is_cuda()) return cuda::mhc_project(X, phi, eps);  // the CUDA hook (docs/architecture.md, "kernels/cuda")
+#endif
   check_project(X, phi, eps);
   if (!ForwardContext::cpu_kernels_apply(X)) return mhc_project_reference(X, phi, eps);
   return ProjectFn::apply(X, phi, eps);
