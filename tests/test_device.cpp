@@ -15,7 +15,6 @@
 #include "kernels/cpu/dense/linear_rows.h"
 #include "kernels/cpu/dense/norm_act.h"
 #include "kernels/cpu/gemm/bmm.h"
-#include "kernels/cpu/mamba/causal_conv.h"
 #include "kernels/cpu/mamba/ssd_chunked.h"
 #include "kernels/cpu/streams/mhc_input.h"
 #include "kernels/cpu/streams/sinkhorn.h"
@@ -132,7 +131,6 @@ TEST(KernelDispatch, KernelEntriesTakeTheReferenceOffTheCpu) {
   EXPECT_EQ(ema_scan(meta({2, 5, D}), meta({2, 5})).sizes(), (at::IntArrayRef{2, 5, D}));
   EXPECT_EQ(swiglu_fused(meta({3, 2 * D})).sizes(), (at::IntArrayRef{3, D}));
   EXPECT_EQ(bmm_small(meta({2, 3, 4, 5}), meta({2, 3, 5, 6})).sizes(), (at::IntArrayRef{2, 3, 4, 6}));
-  EXPECT_EQ(causal_conv1d_silu(meta({2, 5, D}), meta({D, 1, 4}), meta({D})).sizes(), (at::IntArrayRef{2, 5, D}));
   auto ssd = ssd_chunk_scan(meta({2, 9, 3, 4}), meta({2, 9, 3}), meta({3}), meta({2, 9, 5}), meta({2, 9, 5}), 4);
   EXPECT_EQ(ssd.y.sizes(), (at::IntArrayRef{2, 9, 3, 4}));
   EXPECT_EQ(ssd.state.sizes(), (at::IntArrayRef{2, 3, 4, 5}));
