@@ -4,6 +4,7 @@
 
 #if DYNARCH_CUDA
 #include "kernels/cuda/mamba/causal_conv_cuda.h"
+#include "kernels/cuda/mamba/causal_conv_launch.h"  // kMaxConvWidth
 #endif
 
 namespace dynarch {
@@ -12,7 +13,9 @@ at::Tensor causal_conv1d_silu(const at::Tensor& x, const at::Tensor& weight, con
                               const at::Tensor& init) {
 #if DYNARCH_CUDA
   // The CUDA hook (docs/architecture.md, "kernels/cuda").
-  if (x.is_cuda()) return cuda::causal_conv1d_silu(x, weight, bias, init);
+  // Wider than the kernel's unrolled taps: the reference.
+  if (x.is_cuda() && (weight.dim() != 3 || weight.size(2) <= cuda::kMaxConvWidth))
+    return cuda::causal_conv1d_silu(x, weight, bias, init);
 #endif
   return causal_conv1d_silu_reference(x, weight, bias, init);
 }

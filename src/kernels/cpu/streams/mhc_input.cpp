@@ -20,6 +20,7 @@
 
 #if DYNARCH_CUDA
 #include "kernels/cuda/streams/mhc_pre_cuda.h"
+#include "kernels/cuda/streams/mhc_pre_launch.h"  // kMaxMhcN
 #endif
 
 namespace dynarch {
@@ -301,7 +302,8 @@ struct MhcMergePreFn : torch::autograd::Function<MhcMergePreFn> {
 MhcPre mhc_pre(const at::Tensor& X, const at::Tensor& phi, const at::Tensor& bias, const at::Tensor& alpha,
                double rms_eps, double pre_eps) {
 #if DYNARCH_CUDA
-  if (X.is_cuda()) {  // the CUDA hook (docs/architecture.md, "kernels/cuda")
+  // The CUDA hook (docs/architecture.md, "kernels/cuda"); n above the kernel's cap: the reference.
+  if (X.is_cuda() && (X.dim() != 3 || X.size(1) <= cuda::kMaxMhcN)) {
     auto r = cuda::mhc_pre(X, phi, bias, alpha, rms_eps, pre_eps);
     return {r.u, r.pre, r.post, r.Z};
   }
@@ -317,7 +319,7 @@ MhcMergePre mhc_merge_pre(const at::Tensor& Xp, const at::Tensor& R, const at::T
                           const at::Tensor& phi, const at::Tensor& bias, const at::Tensor& alpha, double rms_eps,
                           double pre_eps) {
 #if DYNARCH_CUDA
-  if (Xp.is_cuda()) {  // the merge and mhc_pre as two CUDA ops (their hooks)
+  if (Xp.is_cuda()) {  // the merge and mhc_pre as two CUDA ops (their hooks, which check the arguments)
     auto X = hc_post_res(Xp, R, post, y);
     return {X, mhc_pre(X, phi, bias, alpha, rms_eps, pre_eps)};
   }

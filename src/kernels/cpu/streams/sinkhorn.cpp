@@ -13,6 +13,7 @@
 
 #if DYNARCH_CUDA
 #include "kernels/cuda/streams/sinkhorn_cuda.h"
+#include "kernels/cuda/streams/sinkhorn_launch.h"  // kMaxSinkhornN
 #endif
 
 // Compiled WITHOUT -ffast-math: eps must be added exactly and exp must not be
@@ -272,8 +273,9 @@ struct SinkhornFn : torch::autograd::Function<SinkhornFn> {
 // 1 - O(eps)) with a zero gradient.
 at::Tensor sinkhorn(const at::Tensor& Z, const SinkhornOptions& o) {
 #if DYNARCH_CUDA
-  // The CUDA hook (docs/architecture.md, "kernels/cuda"); the binding checks its arguments.
-  if (Z.is_cuda()) return cuda::sinkhorn(Z, o.iters, o.eps, o.eps_after_first);
+  // The CUDA hook (docs/architecture.md, "kernels/cuda"); the binding checks its
+  // arguments. Wider n than the kernel holds in registers: the reference.
+  if (Z.is_cuda() && (Z.dim() < 1 || Z.size(-1) <= cuda::kMaxSinkhornN)) return cuda::sinkhorn(Z, o.iters, o.eps, o.eps_after_first);
 #endif
   check_args(Z, o);
   if (Z.size(1) == 1) return Z * 0 + 1;

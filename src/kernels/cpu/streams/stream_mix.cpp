@@ -13,6 +13,7 @@
 
 #if DYNARCH_CUDA
 #include "kernels/cuda/streams/mhc_pre_cuda.h"
+#include "kernels/cuda/streams/mhc_pre_launch.h"  // kMaxMhcN
 #include "kernels/cuda/streams/stream_mix_cuda.h"
 #endif
 
@@ -259,7 +260,8 @@ at::Tensor hc_post_res_reference(const at::Tensor& X, const at::Tensor& R, const
 
 at::Tensor mhc_project(const at::Tensor& X, const at::Tensor& phi, double eps) {
 #if DYNARCH_CUDA
-  if (X.is_cuda()) return cuda::mhc_project(X, phi, eps);  // the CUDA hook (docs/architecture.md, "kernels/cuda")
+  // The CUDA hook (docs/architecture.md, "kernels/cuda"); n above the kernel's cap: the reference.
+  if (X.is_cuda() && (X.dim() != 3 || X.size(1) <= cuda::kMaxMhcN)) return cuda::mhc_project(X, phi, eps);
 #endif
   check_project(X, phi, eps);
   if (!ForwardContext::cpu_kernels_apply(X)) return mhc_project_reference(X, phi, eps);
