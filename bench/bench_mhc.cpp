@@ -3,6 +3,7 @@
 // interleaved in rounds so that machine drift hits all variants alike.
 //   bench_mhc [--config M.json] [--n 4] [--batch 8] [--seq-len 512] [--steps 3] [--rounds 3]
 //             [--dtype bf16|fp32] [--variants plain,mhc,hc[,mhc_unmerged,mhc_blas]] [--decode 0]
+//             [--device auto|cpu|cuda|cuda:N]
 // Prints one JSON line per variant and a summary line with the overheads.
 #include <torch/torch.h>
 
@@ -13,6 +14,7 @@
 
 #include "core/forward_context.h"
 #include "bench/lm_bench.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "model/lm.h"
@@ -22,7 +24,7 @@ using namespace dynarch;
 using nlohmann::json;
 
 static int run(int argc, char** argv) {
-  std::string config, dtype = "bf16", variants = "plain,mhc,hc";
+  std::string config, dtype = "bf16", variants = "plain,mhc,hc", device_spec = "auto";
   int64_t n = 4, batch = 8, seq = 512, steps = 3, rounds = 3, decode = 0;
   int threads = 0;
   for (const auto& [a, v] : option_pairs(argc, argv, "bench_mhc")) {
@@ -36,8 +38,11 @@ static int run(int argc, char** argv) {
     else if (a == "--variants") variants = v;
     else if (a == "--decode") decode = std::stoll(v);
     else if (a == "--threads") threads = std::stoi(v);
+    else if (a == "--device") device_spec = v;
     else throw UserError("unknown option " + a);
   }
+  const auto device = resolve_device(device_spec);
+  DeviceScope on_device(device);
   set_threads(threads);
   json base = config.empty() ? default_bench_config().to_json() : ModelConfig::from_file(config).to_json();
   std::vector<std::string> names;
@@ -56,10 +61,11 @@ static int run(int argc, char** argv) {
     else c.erase("residual");
     torch::manual_seed(0);
     models.push_back(std::make_shared<ByteLM>(ModelConfig::from_json(c, "variant " + v)));
+    models.back()->to(device);  // initialised on the CPU (the same weights on every device), then moved
   }
   torch::manual_seed(1);
-  auto ids = torch::randint(0, 256, {batch, seq}, at::kLong);
-  auto tg = torch::randint(0, 256, {batch, seq}, at::kLong);
+  auto ids = torch::randint(0, 256, {batch, seq}, at::kLong).to(device);
+  auto tg = torch::randint(0, 256, {batch, seq}, at::kLong).to(device);
   std::vector<std::vector<double>> times(names.size());
   // mhc_unmerged: mHC with each merge as its own hc_post_res pass (the path before mhc_merge_pre);
   // mhc_blas: mHC with BLAS instead of the AVX-512 skinny GEMMs (skinny_gemm.h).
@@ -79,7 +85,7 @@ static int run(int argc, char** argv) {
       times[v].push_back(timed(v, steps, 0));
     }
   json summary{{"bench", "mhc_overhead"}, {"dtype", dtype}, {"n", n}, {"batch", batch}, {"seq_len", seq},
-               {"threads", num_threads()}, {"layout", base["arch_layout"]}, {"d_model", base["d_model"]}};
+               {"threads", num_threads()}, {"device", device_name(device)}, {"layout", base["arch_layout"]}, {"d_model", base["d_model"]}};
   double plain_ms = 0;
   for (size_t v = 0; v < names.size(); ++v) {
     auto t = times[v];
@@ -89,7 +95,7 @@ static int run(int argc, char** argv) {
     json line{{"variant", names[v]}, {"ms_per_step_median", ms}, {"ms_per_step_min", 1e3 * t.front()},
               {"params", models[v]->num_parameters()}, {"bytes_per_s", batch * seq / (ms / 1e3)}};
     if (decode > 0) {
-      auto dec = torch::randint(0, 256, {1, decode + 1}, at::kLong);
+      auto dec = torch::randint(0, 256, {1, decode + 1}, at::kLong).to(device);
       line["decode_bytes_per_s_b1"] = time_decode(*models[v], dec, false);
     }
     std::cout << line.dump() << std::endl;

@@ -61,6 +61,11 @@ if "$B/dynarch" bench --help 2>&1 | grep -q -- '--device'; then
   timeout 150 "$B/dynarch" bench --device cuda --config configs/hnet_bench.json --batch 16 --seq-len 4096 --steps 4 ||
     die model_bench "$(elapsed $t)" "dynarch bench --device cuda: exit $? (124: timed out)"
   say model_bench true "$(elapsed $t)"
+  # The mHC overhead row: T12 d1024, n = 4, 8 x 2048, bf16, plain vs mHC in paired rounds.
+  t=$(date +%s)
+  timeout 150 "$B/bench_mhc" --device cuda --config configs/bench_t12_d1024.json --n 4 --batch 8 --seq-len 2048 \
+    --dtype bf16 --variants plain,mhc --steps 3 --rounds 5 || die mhc_overhead "$(elapsed $t)" "bench_mhc: exit $? (124: timed out)"
+  say mhc_overhead true "$(elapsed $t)"
 else
   say model_bench true 0 "skipped: this build's dynarch bench has no --device"
 fi
