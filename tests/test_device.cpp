@@ -15,10 +15,12 @@
 #include "kernels/cpu/dense/linear_rows.h"
 #include "kernels/cpu/dense/norm_act.h"
 #include "kernels/cpu/gemm/bmm.h"
+#include "kernels/cpu/mamba/mamba_step.h"
 #include "kernels/cpu/mamba/ssd_chunked.h"
 #include "kernels/cpu/streams/mhc_input.h"
 #include "kernels/cpu/streams/sinkhorn.h"
 #include "kernels/cpu/streams/stream_mix.h"
+#include "model/layers/mamba2.h"
 #include "model/layers/norm.h"
 #include "train/options.h"
 
@@ -99,6 +101,30 @@ TEST(KernelDispatch, CpuKernelsOnlyOnCpuTensorsAndInFastMode) {
     EXPECT_FALSE(forward_context().fast_kernels(kCuda0));
   }
   EXPECT_TRUE(forward_context().fast_kernels(at::zeros({1})));
+}
+
+// Mamba2::step in fast mode runs in_proj, mamba_step_core, out_proj where that
+// op has a kernel (the CPU; CUDA in a CUDA build, through its hook), else the
+// ops (step_reference): the decision for either kind of build, and this one's.
+TEST(KernelDispatch, MambaStepFusedOnCpuAndCuda) {
+  for (bool cuda_built : {false, true}) {
+    EXPECT_TRUE(mamba_step_core_applies(kCpu, cuda_built));
+    EXPECT_EQ(mamba_step_core_applies(kCuda0, cuda_built), cuda_built);
+    EXPECT_EQ(mamba_step_core_applies(kCuda1, cuda_built), cuda_built);
+    EXPECT_FALSE(mamba_step_core_applies(c10::Device(c10::kMeta), cuda_built));
+  }
+  EXPECT_EQ(mamba_step_core_applies(kCuda0), device_facts().cuda_built);
+  // Off the CPU and CUDA the layer takes the ops: a "meta" step gives a meta output.
+  Mamba2 m(8, 3, 4, 2, 4, 4);
+  auto mc = [](const at::Tensor& t) { return at::empty(t.sizes(), t.options().device(c10::kMeta)); };
+  m.in_proj->weight = mc(m.in_proj->weight), m.out_proj->weight = mc(m.out_proj->weight);
+  m.conv1d->weight = mc(m.conv1d->weight), m.conv1d->bias = mc(m.conv1d->bias);
+  m.dt_bias = mc(m.dt_bias), m.A_log = mc(m.A_log), m.D = mc(m.D), m.norm->weight = mc(m.norm->weight);
+  LayerCache c{mc(at::zeros({2, m.conv_dim, 4})), mc(at::zeros({2, m.nheads, 4, 3}))};
+  torch::NoGradGuard ng;
+  auto y = m.step(meta({2, 8}), c, {});
+  EXPECT_TRUE(y.is_meta());
+  EXPECT_EQ(y.sizes(), (at::IntArrayRef{2, 8}));
 }
 
 TEST(KernelDispatch, DeviceScopeNestsAndRestores) {

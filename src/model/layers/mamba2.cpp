@@ -165,8 +165,10 @@ at::Tensor Mamba2::fused_residual_step(const at::Tensor& r, const at::Tensor& no
                           cache.conv, cache.ssm);
 }
 
+// Fast mode: the fused step on the CPU, and on CUDA through mamba_step_core's
+// hook (kernels/cuda/mamba/mamba_step.cu); elsewhere, or in reference mode, the ops.
 at::Tensor Mamba2::step(const at::Tensor& u, LayerCache& cache, const std::vector<int64_t>&) {
-  if (!forward_context().fast_kernels(u)) return step_reference(u, cache);
+  if (forward_context().reference() || !mamba_step_core_applies(u.device())) return step_reference(u, cache);
   auto zx = linear_rows(u, in_proj->weight);
   auto g = mamba_step_core(zx, cache.conv, cache.ssm, conv1d->weight, conv1d->bias, dt_bias, A_log, D, norm->weight,
                            d_inner, d_state);

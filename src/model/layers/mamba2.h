@@ -27,7 +27,8 @@ class Mamba2 : public Mixer {
   // sequence start; in reference mode (or off the CPU) the padded default.
   at::Tensor forward_packed(const at::Tensor& x, const PackedSeqs& seqs) override;
   // Decode step: GEMV in_proj, fused conv + SSM + gated norm (kernels/cpu/mamba/
-  // mamba_step.h), GEMV out_proj; step_reference (reference mode) is the op-by-op form.
+  // mamba_step.h; on CUDA its hook's kernel), GEMV out_proj; step_reference (reference
+  // mode, and devices without a step kernel) is the op-by-op form.
   at::Tensor step(const at::Tensor& x, LayerCache& cache, const std::vector<int64_t>& pos) override;
   at::Tensor step_reference(const at::Tensor& x, LayerCache& cache);
   // fp32 decode of a plain-residual block in one call (mamba_block_step).

@@ -8,6 +8,10 @@
 #include "kernels/cpu/dense/gemv_rows.h"
 #include "kernels/cpu/row_math.h"
 
+#if DYNARCH_CUDA
+#include "kernels/cuda/mamba/mamba_step_cuda.h"
+#endif
+
 namespace dynarch {
 
 using fused::as;
@@ -78,6 +82,11 @@ at::Tensor mamba_step_core(const at::Tensor& zx_in, at::Tensor& conv, at::Tensor
                            const at::Tensor& conv_b, const at::Tensor& dt_bias, const at::Tensor& A_log,
                            const at::Tensor& D, const at::Tensor& norm_w, int64_t d_inner, int64_t d_state,
                            double eps) {
+#if DYNARCH_CUDA
+  // The CUDA hook (docs/architecture.md, "kernels/cuda").
+  if (zx_in.is_cuda() || ssm.is_cuda())
+    return cuda::mamba_step_core(zx_in, conv, ssm, conv_w, conv_b, dt_bias, A_log, D, norm_w, d_inner, d_state, eps);
+#endif
   const auto T = ssm.scalar_type();
   TORCH_CHECK(T == at::kFloat || T == at::kDouble, "mamba_step_core: ssm cache must be fp32 or fp64");
   if (conv.scalar_type() != T || !conv.is_contiguous()) conv = conv.to(T).contiguous();

@@ -17,6 +17,21 @@ at::Tensor mamba_step_core(const at::Tensor& zx, at::Tensor& conv, at::Tensor& s
                            const at::Tensor& D, const at::Tensor& norm_w, int64_t d_inner, int64_t d_state,
                            double eps = kGatedNormEps);
 
+// Where mamba_step_core has a kernel: CPU tensors, and CUDA tensors in a build
+// with CUDA (its hook runs kernels/cuda/mamba/mamba_step.cu). Mamba2::step in
+// fast mode runs in_proj, mamba_step_core, out_proj there, else its op-by-op
+// step_reference. `cuda_built` defaults to this build (tests pass either).
+inline bool mamba_step_core_applies(const c10::Device& d, bool cuda_built) {
+  return d.is_cpu() || (cuda_built && d.is_cuda());
+}
+inline bool mamba_step_core_applies(const c10::Device& d) {
+#if DYNARCH_CUDA
+  return mamba_step_core_applies(d, true);
+#else
+  return mamba_step_core_applies(d, false);
+#endif
+}
+
 // A Mamba-2 block's weights for mamba_block_step (Mamba2 parameter names).
 struct MambaBlockWeights {
   const at::Tensor& norm_w;  // the block's pre-norm
