@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "cuda_test_util.h"
+
 #include "kernels/cpu/chunk/ema_scan.h"
 #include "kernels/cpu/mamba/causal_conv.h"
 #include "kernels/cpu/streams/sinkhorn.h"
@@ -28,13 +30,9 @@
 #undef gridDim
 
 using namespace dynarch;
+using dynarch::testutil::rel;
 
 namespace {
-
-double rel(const at::Tensor& a, const at::Tensor& b) {
-  auto A = a.detach().to(at::kDouble), B = b.detach().to(at::kDouble);
-  return (A - B).abs().max().item<double>() / std::max(1e-30, B.abs().max().item<double>());
-}
 
 template <class C>
 C* p(const at::Tensor& t) {

@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "cuda_test_util.h"
+
 #include "kernels/cpu/streams/mhc_input.h"
 #include "kernels/cpu/streams/stream_mix.h"
 
@@ -19,13 +21,9 @@
 #undef gridDim
 
 using namespace dynarch;
+using dynarch::testutil::rel;
 
 namespace {
-
-double rel(const at::Tensor& a, const at::Tensor& b) {
-  auto A = a.detach().to(at::kDouble), B = b.detach().to(at::kDouble);
-  return (A - B).abs().max().item<double>() / std::max(1e-30, B.abs().max().item<double>());
-}
 
 double* p(const at::Tensor& t) { return t.defined() && t.numel() ? t.data_ptr<double>() : nullptr; }
 

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "cuda_test_util.h"
+
 #include "expect_error.h"
 #include "gradcheck.h"
 #include "kernels/cpu/chunk/ema_scan.h"
@@ -23,19 +25,12 @@
 #endif
 
 using namespace dynarch;
+using dynarch::testutil::rel;
 using testutil::expect_error;
 
 namespace {
 
 using Op = std::function<at::Tensor(const std::vector<at::Tensor>&)>;
-
-#define REQUIRE_CUDA() \
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device visible"
-
-double rel(const at::Tensor& a, const at::Tensor& b) {
-  auto A = a.detach().cpu().to(at::kDouble), B = b.detach().cpu().to(at::kDouble);
-  return (A - B).abs().max().item<double>() / std::max(1e-30, B.abs().max().item<double>());
-}
 
 // op on CUDA copies of `in` vs ref on CPU copies: the output and the gradients
 // of sum(out * w) for the first `ngrad` inputs (all by default), relative to

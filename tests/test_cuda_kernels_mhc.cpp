@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "cuda_test_util.h"
+
 #include "expect_error.h"
 #include "gradcheck.h"
 #include "kernels/cpu/streams/mhc_input.h"
@@ -16,17 +18,10 @@
 #endif
 
 using namespace dynarch;
+using dynarch::testutil::rel;
 using testutil::expect_error;
 
 namespace {
-
-#define REQUIRE_CUDA() \
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device visible"
-
-double rel(const at::Tensor& a, const at::Tensor& b) {
-  auto A = a.detach().cpu().to(at::kDouble), B = b.detach().cpu().to(at::kDouble);
-  return (A - B).abs().max().item<double>() / std::max(1e-30, B.abs().max().item<double>());
-}
 
 // X, phi, bias, alpha of one sub-layer (CPU, dtype dt).
 std::vector<at::Tensor> mhc_inputs(int64_t T, int64_t n, int64_t D, at::ScalarType dt) {

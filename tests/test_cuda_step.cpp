@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "cuda_test_util.h"
+
 #include <optional>
 
 #include "core/forward_context.h"
@@ -19,17 +21,10 @@
 #endif
 
 using namespace dynarch;
+using dynarch::testutil::rel;
 using testutil::expect_error;
 
 namespace {
-
-#define REQUIRE_CUDA() \
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device visible"
-
-double rel(const at::Tensor& a, const at::Tensor& b) {
-  auto A = a.detach().cpu().to(at::kDouble), B = b.detach().cpu().to(at::kDouble);
-  return (A - B).abs().max().item<double>() / std::max(1e-30, B.abs().max().item<double>());
-}
 
 // A Mamba-2 layer with non-trivial D, norm weight and dt_bias (one softplus input above 20).
 Mamba2 step_layer(int64_t d_model, int64_t N, int64_t K, int64_t P) {
