@@ -5,6 +5,7 @@
 // arithmetic of each kernel on the CPU; it cannot check races or warp shuffles
 // (warp reductions have a serial stand-in there).
 #pragma once
+#include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -83,6 +84,21 @@ cudaError_t launch_warps(void (*kernel)(KArgs...), int64_t items, cudaStream_t s
 #define DYNARCH_WARP_LOOP(w, n)                                                    \
   for (int64_t w = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32; w < (n); \
        w += (int64_t)gridDim.x * blockDim.x / 32)
+
+// An input element as the compute type C (fp32 / fp64 kernels reading fp32,
+// fp64 or bf16 inputs).
+template <class C>
+__device__ __forceinline__ C load_as(float v) {
+  return C(v);
+}
+template <class C>
+__device__ __forceinline__ C load_as(double v) {
+  return C(v);
+}
+template <class C>
+__device__ __forceinline__ C load_as(__nv_bfloat16 v) {
+  return C(__bfloat162float(v));
+}
 
 // Sum of f(i) over i in [0, n) by the calling warp (inside DYNARCH_WARP_LOOP);
 // every lane returns the sum. Lanes stride over i, then a shuffle reduction;

@@ -9,19 +9,6 @@
 namespace dynarch::cuda {
 namespace {
 
-template <class C>
-__device__ __forceinline__ C to_c(float v) {
-  return C(v);
-}
-template <class C>
-__device__ __forceinline__ C to_c(double v) {
-  return C(v);
-}
-template <class C>
-__device__ __forceinline__ C to_c(__nv_bfloat16 v) {
-  return C(__bfloat162float(v));
-}
-
 template <class T>
 __device__ __forceinline__ T from_c(float v);
 template <>
@@ -40,7 +27,7 @@ __device__ __forceinline__ T from_c(double v) {
 // Input of position src (< 0: the initial rows, or 0 without them) at channel c.
 template <class T, class C>
 __device__ __forceinline__ C conv_in(const T* x, const C* init, const ConvShape& s, int64_t b, int64_t src, int64_t c) {
-  if (src >= 0) return to_c<C>(x[b * s.sb + src * s.sl + c]);
+  if (src >= 0) return load_as<C>(x[b * s.sb + src * s.sl + c]);
   if (!init) return C(0);
   return init[(b * (s.K - 1) + (s.K - 1 + src)) * s.C + c];
 }

@@ -14,19 +14,6 @@ namespace {
 using std::log1p;
 #endif
 
-template <class C>
-__device__ __forceinline__ C step_load(float v) {
-  return C(v);
-}
-template <class C>
-__device__ __forceinline__ C step_load(double v) {
-  return C(v);
-}
-template <class C>
-__device__ __forceinline__ C step_load(__nv_bfloat16 v) {
-  return C(__bfloat162float(v));
-}
-
 // A warp's lanes over the N states of one row. The host emulation runs the
 // lanes one at a time and cannot combine their registers, so there lane 0 does
 // the whole row (in the CPU kernel's order) and the other lanes nothing: every
@@ -61,7 +48,7 @@ __global__ void step_conv_kernel(const T* __restrict__ zx, C* __restrict__ conv,
       win[k] = win[k + 1];
       acc += win[k] * w[k];
     }
-    win[s.K - 1] = step_load<C>(zx[b * s.sz + s.Di + c]);
+    win[s.K - 1] = load_as<C>(zx[b * s.sz + s.Di + c]);
     acc += win[s.K - 1] * w[s.K - 1];
     xc[i] = acc * sigmoid(acc);
   }
@@ -74,7 +61,7 @@ __global__ void step_ssm_kernel(const T* __restrict__ zx, const C* __restrict__ 
   const int64_t P = s.Di / s.H, Cd = s.Di + 2 * s.N;
   DYNARCH_WARP_LOOP(w, s.B * s.H * P) {  // w = (b * H + h) * P + p: the state row
     const int64_t p = w % P, h = (w / P) % s.H, b = w / (P * s.H);
-    const C v = step_load<C>(zx[b * s.sz + s.Di + Cd + h]) + dt_bias[h];
+    const C v = load_as<C>(zx[b * s.sz + s.Di + Cd + h]) + dt_bias[h];
     const C delta = v > C(20) ? v : log1p(exp(v));  // softplus (torch's threshold)
     const C dA = exp(-delta * exp(A_log[h]));
     const C* xb = xc + b * Cd;
@@ -98,7 +85,7 @@ __global__ void step_norm_kernel(const T* __restrict__ zx, const C* __restrict__
     const T* z = zx + b * s.sz;
     const C* yb = y + b * s.Di;
     auto gated = [&](int64_t i) {
-      const C zi = step_load<C>(z[i]);
+      const C zi = load_as<C>(z[i]);
       return yb[i] * zi * sigmoid(zi);
     };
     const C ss = warp_sum<C>(s.Di, [&](int64_t i) {
