@@ -88,7 +88,7 @@ TEST(CudaEmulated, CausalConv) {
     auto y = torch::empty({B, L, C}, at::kDouble);
     const double* pi = with_init ? init.data_ptr<double>() : nullptr;
     ASSERT_EQ((cuda::causal_conv_silu_forward<double, double>(x.data_ptr<double>(), p<double>(wk), p<double>(b), pi,
-                                                              p<double>(y), s, nullptr)),
+                                                              nullptr, p<double>(y), s, nullptr)),
               cudaSuccess);
     EXPECT_LT(rel(y, ref), 1e-12) << L;
     auto G = torch::randn({B, L, C}, at::kDouble);
@@ -96,7 +96,7 @@ TEST(CudaEmulated, CausalConv) {
     auto dpre = torch::empty_like(G), gx = torch::empty_like(G);
     auto part = torch::zeros({cuda::conv_weight_segments(s), K + 1, C}, at::kDouble);
     ASSERT_EQ((cuda::causal_conv_silu_backward<double, double>(x.data_ptr<double>(), p<double>(wk), p<double>(b), pi,
-                                                               p<double>(G), p<double>(dpre), p<double>(gx),
+                                                               nullptr, p<double>(G), p<double>(dpre), p<double>(gx),
                                                                p<double>(part), s, nullptr)),
               cudaSuccess);
     auto gs = part.sum(0);
@@ -110,7 +110,7 @@ TEST(CudaEmulated, CausalConv) {
   auto y = torch::empty({2, 11, 6});
   const cuda::ConvShape s{2, 11, 6, 4, 66, 6};
   ASSERT_EQ((cuda::causal_conv_silu_forward<__nv_bfloat16, float>(
-                reinterpret_cast<const __nv_bfloat16*>(xb.data_ptr()), p<float>(w), p<float>(b), nullptr,
+                reinterpret_cast<const __nv_bfloat16*>(xb.data_ptr()), p<float>(w), p<float>(b), nullptr, nullptr,
                 p<float>(y), s, nullptr)),
             cudaSuccess);
   EXPECT_LT(rel(y, causal_conv1d_silu_reference(xb.to(at::kFloat), w.view({6, 1, 4}), b)), 1e-6);
@@ -196,7 +196,7 @@ TEST(CudaEmulated, SsdChunkedForward) {
       auto y = torch::empty_like(x), fin = torch::empty({B, H, P, N}, o);
       auto scratch = torch::empty({cuda::ssd_scratch_elems(s)}, o);
       ASSERT_EQ(cuda::ssd_forward_chunked<double>(p<double>(x), p<double>(dt), p<double>(a), p<double>(Bm), p<double>(Cm),
-                                                  with_init ? p<double>(init) : nullptr, p<double>(y), p<double>(fin),
+                                                  with_init ? p<double>(init) : nullptr, nullptr, p<double>(y), p<double>(fin),
                                                   p<double>(scratch), s, nullptr),
                 cudaSuccess);
       EXPECT_LT(rel(y, ref.y), 1e-12) << L << " " << with_init;
@@ -241,7 +241,7 @@ void ssd_backward_case(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N, in
   auto scratch = torch::full({cuda::ssd_backward_scratch_elems(s)}, 7.0, o);
   ASSERT_EQ(cuda::ssd_backward_chunked<double>(
                 p<double>(x), p<double>(dt), p<double>(a), p<double>(Bm), p<double>(Cm),
-                with_init ? p<double>(init) : nullptr, with_gy ? p<double>(gy) : nullptr,
+                with_init ? p<double>(init) : nullptr, nullptr, with_gy ? p<double>(gy) : nullptr,
                 with_gf ? p<double>(gf) : nullptr, skip ? nullptr : p<double>(dx), p<double>(ddt), p<double>(da),
                 skip ? nullptr : p<double>(dB), p<double>(dC), skip ? nullptr : p<double>(dinit), p<double>(scratch),
                 s, nullptr),

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdio>
+
 #include "core/forward_context.h"
 #include "expect_error.h"
 #include "kernels/cpu/mamba/ssd_scan.h"
@@ -31,14 +33,16 @@ at::Tensor valid_mask(const at::Tensor& lengths, int64_t L) {
 
 // Output (padded layout, zeros past each length) and the gradients of x and of
 // every parameter of a mixer under the loss sum(y * w) over valid positions,
-// run padded (forward with lengths) or packed (forward_packed).
+// run padded (forward with lengths) or packed (forward_packed, or `packed_form`).
+using PackedForm = std::function<at::Tensor(const at::Tensor&, const PackedSeqs&)>;
 std::vector<at::Tensor> mixer_run(Mixer& m, const at::Tensor& x, const at::Tensor& lengths, const at::Tensor& w,
-                                  bool packed) {
+                                  bool packed, const PackedForm& packed_form = {}) {
   auto xi = x.detach().clone().requires_grad_(true);
   at::Tensor y;
   if (packed) {
     auto pk = packing_from_lengths(lengths, x.size(1));
-    y = unpack(m.forward_packed(pack(xi, pk), pk), pk);
+    auto xp = pack(xi, pk);
+    y = unpack(packed_form ? packed_form(xp, pk) : m.forward_packed(xp, pk), pk);
   } else {
     y = m.forward(xi, nullptr, 0, lengths) * valid_mask(lengths, x.size(1));
   }
@@ -49,10 +53,17 @@ std::vector<at::Tensor> mixer_run(Mixer& m, const at::Tensor& x, const at::Tenso
   return g;
 }
 
-void expect_same(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b, double tol, const std::string& what) {
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i)
-    EXPECT_LT(maxdiff(a[i], b[i]), tol) << what << ": tensor " << i << (i == 0 ? " (output)" : " (gradient)");
+// Returns the largest difference.
+double expect_same(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b, double tol,
+                   const std::string& what) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    const double d = maxdiff(a[i], b[i]);
+    EXPECT_LT(d, tol) << what << ": tensor " << i << (i == 0 ? " (output)" : " (gradient)");
+    worst = std::max(worst, d);
+  }
+  return worst;
 }
 
 // Lengths with a sequence of 1, sequences crossing the scan's state
@@ -111,6 +122,13 @@ TEST(Packing, Mamba2PackedEqualsPaddedFp64) {
     auto x = torch::randn({6, 70, 24}, torch::kDouble), w = torch::randn({6, 70, 24}, torch::kDouble);
     auto padded = mixer_run(m, x, len, w, false);
     expect_same(mixer_run(m, x, len, w, true), padded, 1e-11, "fused packed, headdim " + std::to_string(hd));
+    // The device-ops form (what forward_packed runs off the CPU), here on the CPU tensor ops.
+    PackedForm chunked = [&m](const at::Tensor& xp, const PackedSeqs& pk) { return m.forward_packed_chunked(xp, pk); };
+    const double d = expect_same(mixer_run(m, x, len, w, true, chunked), padded, 1e-11,
+                                 "device-ops packed, headdim " + std::to_string(hd));
+    std::printf("[ max abs error ] Mamba2 forward_packed_chunked vs padded, headdim %d: %.2e\n", (int)hd, d);
+    expect_error([&] { m.forward_packed_chunked(x, packing_from_lengths(len, 70)); },
+                 "Mamba2::forward_packed_chunked: expected a packed row (1, 151, D)");
     ReferenceKernelsScope reference;  // the packed reference is the padded op-by-op layer
     expect_same(mixer_run(m, x, len, w, true), padded, 1e-11, "reference packed, headdim " + std::to_string(hd));
   }

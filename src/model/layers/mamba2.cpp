@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "core/error.h"
 #include "core/forward_context.h"
 #include "kernels/cpu/gemm/bmm.h"
 #include "kernels/cpu/dense/linear_rows.h"
@@ -77,11 +78,19 @@ at::Tensor Mamba2::forward(const at::Tensor& u, LayerCache* cache, int64_t pos0,
 }
 
 at::Tensor Mamba2::forward_packed(const at::Tensor& u, const PackedSeqs& seqs) {
-  if (!forward_context().fast_kernels(u)) return Mixer::forward_packed(u, seqs);
+  if (forward_context().reference()) return Mixer::forward_packed(u, seqs);  // the padded reference
+  if (!forward_context().fast_kernels(u)) return forward_packed_chunked(u, seqs);
   auto zx = in_proj->forward(u);
   auto r = mamba_core(zx, conv1d->weight, conv1d->bias, dt_bias, A_log, D, norm->weight,
                       MambaDims{d_inner, d_state, nheads, headdim, d_conv}, {}, {}, {}, seqs.starts());
   return out_proj->forward(r.g);
+}
+
+at::Tensor Mamba2::forward_packed_chunked(const at::Tensor& u, const PackedSeqs& seqs) {
+  check(u.dim() == 3 && u.size(0) == 1 && u.size(1) == seqs.total(),
+        "Mamba2::forward_packed_chunked: expected a packed row (1, " + std::to_string(seqs.total()) + ", D), got " +
+            c10::str(u.sizes()));
+  return forward_ops(u, nullptr, 0, {}, true, seqs.starts_on(u.device()));
 }
 
 at::Tensor Mamba2::forward_reference(const at::Tensor& u, LayerCache* cache, int64_t pos0, const at::Tensor& lengths) {
@@ -94,8 +103,9 @@ at::Tensor Mamba2::forward_chunked(const at::Tensor& u, LayerCache* cache, int64
 
 // Op by op; `device_ops`: the conv and the scan as the device ops of kernels/
 // (chunked), else torch's conv1d and the sequential scan (the reference).
+// seq_start (device ops only): packed rows, no cache.
 at::Tensor Mamba2::forward_ops(const at::Tensor& u, LayerCache* cache, int64_t pos0, const at::Tensor& lengths,
-                               bool device_ops) {
+                               bool device_ops, const at::Tensor& seq_start) {
   const int64_t B = u.size(0), L = u.size(1);
   // Three products over row slices of in_proj.weight ([z | xBC | dt]).
   const auto& W = in_proj->weight;
@@ -110,7 +120,7 @@ at::Tensor Mamba2::forward_ops(const at::Tensor& u, LayerCache* cache, int64_t p
   at::Tensor xc;
   if (device_ops) {
     xc = causal_conv1d_silu(xBC, conv1d->weight, conv1d->bias,
-                            cont ? left.narrow(2, 1, d_conv - 1).transpose(1, 2) : at::Tensor());
+                            cont ? left.narrow(2, 1, d_conv - 1).transpose(1, 2) : at::Tensor(), seq_start);
   } else {
     auto xpad = at::cat({left, xBC.transpose(1, 2)}, 2);  // column t + d_conv holds position t
     xc = at::silu(at::conv1d(xpad.narrow(2, 1, L + d_conv - 1), conv1d->weight, conv1d->bias, at::IntArrayRef{1},
@@ -127,8 +137,9 @@ at::Tensor Mamba2::forward_ops(const at::Tensor& u, LayerCache* cache, int64_t p
     delta = delta * (at::arange(L, lengths.options()).view({1, L}) < lengths.view({B, 1})).to(fdt).unsqueeze(-1);
   auto a = -at::exp(A_log.to(fdt));
   at::Tensor init = cont ? cache->ssm.to(fdt) : at::Tensor();
-  SsdResult r = device_ops ? ssd_chunk_scan(xs.to(fdt), delta, a, Bm.to(fdt), Cm.to(fdt), chunk_size, init)
-                           : ssd_sequential(xs.to(fdt), delta, a, Bm.to(fdt), Cm.to(fdt), init);
+  SsdResult r = device_ops
+                    ? ssd_chunk_scan(xs.to(fdt), delta, a, Bm.to(fdt), Cm.to(fdt), chunk_size, init, seq_start)
+                    : ssd_sequential(xs.to(fdt), delta, a, Bm.to(fdt), Cm.to(fdt), init);
   if (cache) cache->ssm = r.state.detach();
   auto y = r.y + xs.to(fdt) * D.to(fdt).view({1, 1, nheads, 1});
   auto g = ForwardContext::cpu_kernels_apply(y) ? gated_rms_norm_fused(y.reshape({B, L, d_inner}), z, norm->weight)

@@ -23,9 +23,13 @@ class Mamba2 : public Mixer {
   // ssd_chunk_scan: CUDA kernels on CUDA, their tensor-op forms elsewhere): what
   // forward runs off the CPU in fast mode (no sequential loop over positions).
   at::Tensor forward_chunked(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths = {});
-  // Packed: the fused core with the conv and the scan state reset at each
-  // sequence start; in reference mode (or off the CPU) the padded default.
+  // Packed: on the CPU the fused core with the conv and the scan state reset
+  // at each sequence start; off the CPU forward_packed_chunked; in reference
+  // mode the padded default.
   at::Tensor forward_packed(const at::Tensor& x, const PackedSeqs& seqs) override;
+  // forward_chunked on the packed row (1, T, D): the device ops with the
+  // sequence starts (conv taps and scan state reset at each start), no cache.
+  at::Tensor forward_packed_chunked(const at::Tensor& x, const PackedSeqs& seqs);
   // Decode step: GEMV in_proj, fused conv + SSM + gated norm (kernels/cpu/mamba/
   // mamba_step.h; on CUDA its hook's kernel), GEMV out_proj; step_reference (reference
   // mode, and devices without a step kernel) is the op-by-op form.
@@ -46,7 +50,7 @@ class Mamba2 : public Mixer {
 
  private:
   at::Tensor forward_ops(const at::Tensor& x, LayerCache* cache, int64_t pos0, const at::Tensor& lengths,
-                         bool device_ops);
+                         bool device_ops, const at::Tensor& seq_start = {});
 };
 
 }  // namespace dynarch

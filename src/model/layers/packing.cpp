@@ -46,6 +46,8 @@ PackedSeqs packing_from_lengths(const at::Tensor& lengths, int64_t max_len) {
   s.index = at::tensor(index, at::kLong).to(dev);
   s.rows = at::tensor(rows, at::kLong).to(dev);
   s.seq_start = at::tensor(start, at::kLong);  // host: read by the CPU kernels and rotary
+  // The device kernels' copy (Mamba2's packed conv and scan), made once per packing, not per layer.
+  s.seq_start_device = dev.is_cpu() ? s.seq_start : s.seq_start.to(dev);
   return s;
 }
 
@@ -62,6 +64,11 @@ at::Tensor PackedSeqs::lengths() const {
   auto r = rows.to(at::kCPU).contiguous();
   for (int64_t i = 0; i < count(); ++i) len[r.data_ptr<int64_t>()[i]] = length(i);
   return at::tensor(len, at::kLong).to(cu_seqlens.device());
+}
+
+at::Tensor PackedSeqs::starts_on(const at::Device& d) const {
+  if (seq_start_device.defined() && seq_start_device.device() == d) return seq_start_device;
+  return d.is_cpu() ? seq_start : seq_start.to(d);
 }
 
 at::Tensor pack(const at::Tensor& x, const PackedSeqs& s) {

@@ -18,6 +18,7 @@ struct PackedSeqs {
   at::Tensor index;              // (T) int64: flat padded position b * Lmax + t of packed row i
   at::Tensor rows;               // (N) int64: the padded row of each sequence (empty rows are skipped)
   at::Tensor seq_start;          // (T) int64 on the host: the start of each position's sequence
+  at::Tensor seq_start_device;   // the same on the data's device, copied once (= seq_start on the CPU)
   int64_t batch = 0, max_len = 0;  // the padded shape (B, Lmax) that unpack restores
 
   int64_t count() const { return (int64_t)offsets.size() - 1; }
@@ -27,6 +28,9 @@ struct PackedSeqs {
   at::Tensor lengths() const;
   // (T) int64 on the host: the start of the sequence each packed position belongs to.
   const at::Tensor& starts() const { return seq_start; }
+  // The same on device d: the copy made with the packing (no transfer per
+  // layer); another device gets a fresh copy.
+  at::Tensor starts_on(const at::Device& d) const;
 };
 
 // Checks cu_seqlens (1-D integer, starts at 0, strictly increasing, ends at

@@ -11,10 +11,15 @@ namespace dynarch {
 // bias (C); init (B, K-1, C) the pre-conv rows before position 0, undefined for
 // zeros (no gradient). Returns silu(conv(x) + bias) (B, L, C) in fp32 (fp64
 // for fp64 x); gradients for x (in x's dtype), weight and bias.
+// Packed rows: seq_start (L) or (B, L) int64 (kernels/cpu/mamba/seq_starts.h),
+// undefined for none: a tap reading a position before its output's sequence
+// start reads zero (and passes no gradient); init's rows, before position 0,
+// belong to the first sequence.
 at::Tensor causal_conv1d_silu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                              const at::Tensor& init = {});
-// torch's conv1d over the left-padded sequence, as Mamba2::forward_reference.
+                              const at::Tensor& init = {}, const at::Tensor& seq_start = {});
+// torch's conv1d over the left-padded sequence, as Mamba2::forward_reference;
+// with seq_start, the K taps as masked shifted copies.
 at::Tensor causal_conv1d_silu_reference(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                                        const at::Tensor& init = {});
+                                        const at::Tensor& init = {}, const at::Tensor& seq_start = {});
 
 }  // namespace dynarch

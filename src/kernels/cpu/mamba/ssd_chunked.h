@@ -16,12 +16,18 @@ struct SsdResult {
 
 // x (B,L,H,P), dt (B,L,H) post-softplus, a (H) negative, Bm/Cm (B,L,N),
 // init (B,H,P,N) or undefined for zeros. Differentiable in every input.
+// Packed rows: seq_start (L) or (B, L) int64 (kernels/cpu/mamba/seq_starts.h),
+// undefined for none. The state is zero before each sequence's first
+// position, as if reset there; init feeds the first sequence only; the final
+// state is the last sequence's. No gradient crosses a sequence start.
 SsdResult ssd_sequential(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& a, const at::Tensor& Bm,
-                         const at::Tensor& Cm, const at::Tensor& init = {});
+                         const at::Tensor& Cm, const at::Tensor& init = {}, const at::Tensor& seq_start = {});
 SsdResult ssd_chunked(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& a, const at::Tensor& Bm,
-                      const at::Tensor& Cm, int64_t chunk, const at::Tensor& init = {});
+                      const at::Tensor& Cm, int64_t chunk, const at::Tensor& init = {},
+                      const at::Tensor& seq_start = {});
 // The op: the CUDA kernel for CUDA tensors in fast kernel mode, ssd_chunked otherwise.
 SsdResult ssd_chunk_scan(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& a, const at::Tensor& Bm,
-                         const at::Tensor& Cm, int64_t chunk, const at::Tensor& init = {});
+                         const at::Tensor& Cm, int64_t chunk, const at::Tensor& init = {},
+                         const at::Tensor& seq_start = {});
 
 }  // namespace dynarch

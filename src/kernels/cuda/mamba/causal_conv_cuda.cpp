@@ -32,8 +32,9 @@ P* ptr(const at::Tensor& t) {
 }
 
 struct ConvCudaFn : torch::autograd::Function<ConvCudaFn> {
+  // init_in, st: numel 0 for none; st (B, L) contiguous.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                            const at::Tensor& init_in) {
+                            const at::Tensor& init_in, const at::Tensor& st) {
     c10::cuda::CUDAGuard guard(x.device());
     const auto ct = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
     const int64_t K = weight.size(-1);
@@ -45,17 +46,17 @@ struct ConvCudaFn : torch::autograd::Function<ConvCudaFn> {
       using T = std::remove_pointer_t<decltype(T0)>;
       using C = std::remove_pointer_t<decltype(C0)>;
       check_launch(causal_conv_silu_forward<T, C>(ptr<const T>(x), ptr<const C>(w), ptr<const C>(b), ptr<const C>(init),
-                                                  ptr<C>(y), s, stream()),
+                                                  ptr<const int64_t>(st), ptr<C>(y), s, stream()),
                    "causal_conv1d_silu forward");
     });
-    ctx->save_for_backward({x, w, b, init});
+    ctx->save_for_backward({x, w, b, init, st});
     ctx->saved_data["w_sizes"] = weight.sizes().vec();
     return y;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     auto sv = ctx->get_saved_variables();
-    auto x = sv[0], w = sv[1], b = sv[2], init = sv[3];
+    auto x = sv[0], w = sv[1], b = sv[2], init = sv[3], st = sv[4];
     c10::cuda::CUDAGuard guard(x.device());
     const ConvShape s = shape_of(x, w.size(1));
     auto gy = grads[0].to(w.scalar_type()).contiguous();
@@ -67,19 +68,20 @@ struct ConvCudaFn : torch::autograd::Function<ConvCudaFn> {
       using C = std::remove_pointer_t<decltype(C0)>;
       check_launch(
           causal_conv_silu_backward<T, C>(ptr<const T>(x), ptr<const C>(w), ptr<const C>(b), ptr<const C>(init),
-                                          ptr<const C>(gy), ptr<C>(dpre), ptr<T>(gx), ptr<C>(part), s, stream()),
+                                          ptr<const int64_t>(st), ptr<const C>(gy), ptr<C>(dpre), ptr<T>(gx),
+                                          ptr<C>(part), s, stream()),
           "causal_conv1d_silu backward");
     });
     auto gsum = part.sum(0);  // (K + 1, C)
     auto gw = gsum.narrow(0, 0, s.K).t().contiguous().view(ctx->saved_data["w_sizes"].toIntVector());
-    return {gx, gw, gsum.select(0, s.K).contiguous(), at::Tensor()};
+    return {gx, gw, gsum.select(0, s.K).contiguous(), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
 at::Tensor causal_conv1d_silu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                              const at::Tensor& init) {
+                              const at::Tensor& init, const at::Tensor& seq_start) {
   const char* op = "causal_conv1d_silu";
   const auto dev = x.device();
   check_tensor(op, "x", x, dev, {at::kFloat, at::kBFloat16, at::kDouble});
@@ -96,7 +98,16 @@ at::Tensor causal_conv1d_silu(const at::Tensor& x, const at::Tensor& weight, con
     check_tensor(op, "init", init, dev, {at::kFloat, at::kBFloat16, at::kDouble});
     check_shape(op, "init", init, {x.size(0), K - 1, C});
   }
-  return ConvCudaFn::apply(x, weight, bias, init.defined() ? init : at::empty({0}, x.options()));
+  const int64_t B = x.size(0), L = x.size(1);
+  at::Tensor st = at::empty({0}, x.options().dtype(at::kLong));
+  if (seq_start.defined()) {
+    check_tensor(op, "seq_start", seq_start, dev, {at::kLong});
+    check((seq_start.dim() == 1 && seq_start.size(0) == L) || seq_start.sizes() == at::IntArrayRef{B, L},
+          std::string(op) + ": seq_start must have shape (" + std::to_string(L) + ") or (" + std::to_string(B) +
+              ", " + std::to_string(L) + "), got " + c10::str(seq_start.sizes()));
+    if (seq_start.numel()) st = (seq_start.dim() == 1 ? seq_start.unsqueeze(0).expand({B, L}) : seq_start).contiguous();
+  }
+  return ConvCudaFn::apply(x, weight, bias, init.defined() ? init : at::empty({0}, x.options()), st);
 }
 
 }  // namespace dynarch::cuda

@@ -6,8 +6,10 @@
 
 namespace dynarch::cuda {
 
-// Same contract as dynarch::causal_conv1d_silu; init may be empty (numel 0) for zeros.
+// Same contract as dynarch::causal_conv1d_silu; init may be empty (numel 0) for
+// zeros; seq_start (L) or (B, L) int64 on x's device, or undefined (its values
+// are not checked here: that would read them back).
 at::Tensor causal_conv1d_silu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                              const at::Tensor& init);
+                              const at::Tensor& init, const at::Tensor& seq_start = {});
 
 }  // namespace dynarch::cuda

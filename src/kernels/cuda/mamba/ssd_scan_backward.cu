@@ -29,6 +29,11 @@
 //   8. dC_i = sum_j dcb[i, j] B_j + sum_h exp(cum_i) S_in^T gy_i
 //      dB_j = sum_i dcb[i, j] C_i + sum_h dt_j exp(cum_end - cum_j) dS_out^T x_j
 //   9. da[h]: the partials of 6 summed in a fixed order.
+// Packed rows (seq_start): the forward's masks on every term (2: positions
+// the entering state reaches; 3: a chunk carries dS across only if its state
+// does; 4, 7, 8: cb's mask and the chunk state's positions), and g_l = 0
+// exactly at each sequence start (the true value; a cancelling sum otherwise),
+// so nothing before a start sees anything after it.
 // Every exponent is <= 0, as in the forward. g_l follows from
 // g_l = exp(dt_l a) <dS_l, S_{l-1}> = <dS_l, S_l> - dt_l x_l . u_l and
 // <dS_l, S_l> = g_{l+1} + gy_l . y_l.
@@ -64,7 +69,7 @@ __device__ __forceinline__ int64_t ssd_block(const SsdShape& s, int64_t b, int64
 // 2. dchunk[b, c, h, n, p] = sum_{l in c} exp(cum_l) gy_l[p] C_l[n] (zeros without gy).
 template <class C>
 __global__ void ssd_dchunk_kernel(const C* __restrict__ Cm, const C* __restrict__ gy, const C* __restrict__ cum,
-                                  C* __restrict__ dstates, SsdShape s) {
+                                  const int64_t* __restrict__ st, C* __restrict__ dstates, SsdShape s) {
   DYNARCH_GRID_LOOP(i, s.B * s.nc * s.H * s.N * s.P) {
     const int64_t p = i % s.P, n = (i / s.P) % s.N, h = (i / (s.P * s.N)) % s.H, bc = i / (s.P * s.N * s.H);
     const int64_t c = bc % s.nc, b = bc / s.nc;
@@ -72,6 +77,7 @@ __global__ void ssd_dchunk_kernel(const C* __restrict__ Cm, const C* __restrict_
     C acc = 0;
     if (gy)
       for (int64_t l = c * s.Q; l <= ssd_chunk_end(s, c); ++l) {
+        if (!ssd_takes_in(st, s, b, l)) break;  // the positions it reaches are a prefix of the chunk
         const int64_t r = b * s.L + l;
         acc += exp(cm[l]) * gy[(r * s.H + h) * s.P + p] * Cm[r * s.N + n];
       }
@@ -82,7 +88,8 @@ __global__ void ssd_dchunk_kernel(const C* __restrict__ Cm, const C* __restrict_
 // 3. In place, last chunk first: dstates[c] becomes dS_out of chunk c; dinit = dS_in of chunk 0.
 template <class C>
 __global__ void ssd_dstate_pass_kernel(const C* __restrict__ g_final, const C* __restrict__ cum,
-                                       C* __restrict__ dstates, C* __restrict__ dinit, SsdShape s) {
+                                       const int64_t* __restrict__ st, C* __restrict__ dstates,
+                                       C* __restrict__ dinit, SsdShape s) {
   DYNARCH_GRID_LOOP(i, s.B * s.H * s.N * s.P) {
     const int64_t p = i % s.P, n = (i / s.P) % s.N, bh = i / (s.P * s.N), h = bh % s.H, b = bh / s.H;
     const int64_t pn = (bh * s.P + p) * s.N + n;  // (B, H, P, N) index
@@ -91,7 +98,8 @@ __global__ void ssd_dstate_pass_kernel(const C* __restrict__ g_final, const C* _
       const int64_t e = ssd_block(s, b, c, h) + n * s.P + p;
       const C own = dstates[e];
       dstates[e] = prev;
-      prev = exp(cum[bh * s.L + ssd_chunk_end(s, c)]) * prev + own;
+      const int64_t end = ssd_chunk_end(s, c);
+      prev = (ssd_takes_in(st, s, b, end) ? exp(cum[bh * s.L + end]) * prev : C(0)) + own;
     }
     if (dinit) dinit[pn] = prev;
   }
@@ -102,24 +110,30 @@ template <class C>
 __global__ void ssd_dpos_kernel(const C* __restrict__ x, const C* __restrict__ dt, const C* __restrict__ Bm,
                                 const C* __restrict__ Cm, const C* __restrict__ gy, const C* __restrict__ cum,
                                 const C* __restrict__ cb, const C* __restrict__ states, const C* __restrict__ dstates,
-                                C* __restrict__ dx, C* __restrict__ xu, C* __restrict__ dcum, SsdShape s) {
+                                const int64_t* __restrict__ st, C* __restrict__ dx, C* __restrict__ xu,
+                                C* __restrict__ dcum, SsdShape s) {
   DYNARCH_WARP_LOOP(w, s.B * s.L * s.H) {
     const int64_t h = w % s.H, bl = w / s.H, l = bl % s.L, b = bl / s.L;
     const int64_t c = l / s.Q, l0 = c * s.Q, end = ssd_chunk_end(s, c);
+    const bool to_state = l >= ssd_seq_start(st, s, b, end);  // l enters the chunk's final state
     const C* cm = cum + (b * s.H + h) * s.L;
     const C cl = cm[l], dtl = dt[w], carry = exp(cm[end] - cl);
     const C* ds = dstates + ssd_block(s, b, c, h);
     C sxu = 0, sgy = 0;
     for (int64_t p = ssd_lane(); p < s.P; p += kSsdLanes) {
-      C from_out = 0;
-      for (int64_t n = 0; n < s.N; ++n) from_out += ds[n * s.P + p] * Bm[bl * s.N + n];
-      C u = carry * from_out;
+      C u = 0;
+      if (to_state) {
+        C from_out = 0;
+        for (int64_t n = 0; n < s.N; ++n) from_out += ds[n * s.P + p] * Bm[bl * s.N + n];
+        u = carry * from_out;
+      }
       if (gy) {
         for (int64_t i = l; i <= end; ++i) {
+          if (ssd_seq_start(st, s, b, i) > l) break;  // i and all after it in later sequences
           const int64_t r = b * s.L + i;
           u += cb[r * s.Q + (l - l0)] * exp(cm[i] - cl) * gy[(r * s.H + h) * s.P + p];
         }
-        sgy += gy[w * s.P + p] * ssd_output_at(x, dt, Cm, cum, cb, states, s, b, l, h, p);
+        sgy += gy[w * s.P + p] * ssd_output_at(x, dt, Cm, cum, cb, states, st, s, b, l, h, p);
       }
       if (dx) dx[w * s.P + p] = dtl * u;
       sxu += x[w * s.P + p] * u;
@@ -157,14 +171,18 @@ __global__ void ssd_dend_kernel(const C* __restrict__ states, const C* __restric
 // g_l, ddt_l = x_l . u_l + a g_l, and the chunk's partial of da.
 template <class C>
 __global__ void ssd_dlogdecay_kernel(const C* __restrict__ dt, const C* __restrict__ a, const C* __restrict__ xu,
-                                     const C* __restrict__ dcum, const C* __restrict__ dend, C* __restrict__ ddt,
-                                     C* __restrict__ da_part, SsdShape s) {
+                                     const C* __restrict__ dcum, const C* __restrict__ dend,
+                                     const int64_t* __restrict__ st, C* __restrict__ ddt, C* __restrict__ da_part,
+                                     SsdShape s) {
   DYNARCH_GRID_LOOP(i, s.B * s.nc * s.H) {
     const int64_t h = i % s.H, bc = i / s.H, c = bc % s.nc, b = bc / s.nc;
     C g = dend[i], acc = 0;
     for (int64_t l = ssd_chunk_end(s, c); l >= c * s.Q; --l) {
       const int64_t r = (b * s.L + l) * s.H + h;
-      g += dcum[r];
+      if (l > 0 && ssd_seq_start(st, s, b, l) == l)
+        g = 0;  // a sequence start: the reset decay has no gradient; what was summed after it cancels
+      else
+        g += dcum[r];
       if (ddt) ddt[r] = xu[r] + a[h] * g;
       acc += dt[r] * g;
     }
@@ -175,12 +193,13 @@ __global__ void ssd_dlogdecay_kernel(const C* __restrict__ dt, const C* __restri
 // 7. dcb[b, i, j - l0] = sum_h exp(cum_i - cum_j) dt_j gy_i . x_j for j <= i in i's chunk, else 0.
 template <class C>
 __global__ void ssd_dcb_kernel(const C* __restrict__ x, const C* __restrict__ dt, const C* __restrict__ gy,
-                               const C* __restrict__ cum, C* __restrict__ dcb, SsdShape s) {
+                               const C* __restrict__ cum, const int64_t* __restrict__ st, C* __restrict__ dcb,
+                               SsdShape s) {
   DYNARCH_GRID_LOOP(k, s.B * s.L * s.Q) {
     const int64_t jj = k % s.Q, bi = k / s.Q, i = bi % s.L, b = bi / s.L;
     const int64_t j = (i / s.Q) * s.Q + jj, bj = b * s.L + j;
     C acc = 0;
-    if (j <= i)
+    if (j <= i && j >= ssd_seq_start(st, s, b, i))
       for (int64_t h = 0; h < s.H; ++h) {
         const C* cm = cum + (b * s.H + h) * s.L;
         const C* g = gy + (bi * s.H + h) * s.P;
@@ -196,21 +215,23 @@ __global__ void ssd_dcb_kernel(const C* __restrict__ x, const C* __restrict__ dt
 // 8a. dC[b, i, n] = sum_{j <= i} dcb[i, j] B_j[n] + sum_h exp(cum_i) sum_p gy_i[p] S_in[n, p].
 template <class C>
 __global__ void ssd_dC_kernel(const C* __restrict__ Bm, const C* __restrict__ gy, const C* __restrict__ cum,
-                              const C* __restrict__ states, const C* __restrict__ dcb, C* __restrict__ dCm,
-                              SsdShape s) {
+                              const C* __restrict__ states, const C* __restrict__ dcb, const int64_t* __restrict__ st,
+                              C* __restrict__ dCm, SsdShape s) {
   DYNARCH_GRID_LOOP(k, s.B * s.L * s.N) {
     const int64_t n = k % s.N, bi = k / s.N, i = bi % s.L, b = bi / s.L;
-    const int64_t c = i / s.Q, l0 = c * s.Q;
+    const int64_t c = i / s.Q, l0 = c * s.Q, from = ssd_seq_start(st, s, b, i);
     C acc = 0;
     if (gy) {
-      for (int64_t j = l0; j <= i; ++j) acc += dcb[bi * s.Q + (j - l0)] * Bm[(b * s.L + j) * s.N + n];
-      for (int64_t h = 0; h < s.H; ++h) {
-        const C* st = states + ssd_block(s, b, c, h) + n * s.P;
-        const C* g = gy + (bi * s.H + h) * s.P;
-        C dot = 0;
-        for (int64_t p = 0; p < s.P; ++p) dot += g[p] * st[p];
-        acc += exp(cum[(b * s.H + h) * s.L + i]) * dot;
-      }
+      for (int64_t j = from > l0 ? from : l0; j <= i; ++j)
+        acc += dcb[bi * s.Q + (j - l0)] * Bm[(b * s.L + j) * s.N + n];
+      if (ssd_takes_in(st, s, b, i))
+        for (int64_t h = 0; h < s.H; ++h) {
+          const C* enter = states + ssd_block(s, b, c, h) + n * s.P;
+          const C* g = gy + (bi * s.H + h) * s.P;
+          C dot = 0;
+          for (int64_t p = 0; p < s.P; ++p) dot += g[p] * enter[p];
+          acc += exp(cum[(b * s.H + h) * s.L + i]) * dot;
+        }
     }
     dCm[k] = acc;
   }
@@ -220,24 +241,26 @@ __global__ void ssd_dC_kernel(const C* __restrict__ Bm, const C* __restrict__ gy
 template <class C>
 __global__ void ssd_dB_kernel(const C* __restrict__ x, const C* __restrict__ dt, const C* __restrict__ Cm,
                               const C* __restrict__ cum, const C* __restrict__ dstates, const C* __restrict__ dcb,
-                              C* __restrict__ dBm, SsdShape s) {
+                              const int64_t* __restrict__ st, C* __restrict__ dBm, SsdShape s) {
   DYNARCH_GRID_LOOP(k, s.B * s.L * s.N) {
     const int64_t n = k % s.N, bj = k / s.N, j = bj % s.L, b = bj / s.L;
     const int64_t c = j / s.Q, l0 = c * s.Q, end = ssd_chunk_end(s, c);
     C acc = 0;
     if (dcb)
       for (int64_t i = j; i <= end; ++i) {
+        if (ssd_seq_start(st, s, b, i) > j) break;  // dcb[i, j] = 0 from here on
         const int64_t bi = b * s.L + i;
         acc += dcb[bi * s.Q + (j - l0)] * Cm[bi * s.N + n];
       }
-    for (int64_t h = 0; h < s.H; ++h) {
-      const C* cm = cum + (b * s.H + h) * s.L;
-      const C* ds = dstates + ssd_block(s, b, c, h) + n * s.P;
-      const C* xv = x + (bj * s.H + h) * s.P;
-      C dot = 0;
-      for (int64_t p = 0; p < s.P; ++p) dot += ds[p] * xv[p];
-      acc += dt[bj * s.H + h] * exp(cm[end] - cm[j]) * dot;
-    }
+    if (j >= ssd_seq_start(st, s, b, end))  // j enters the chunk's final state
+      for (int64_t h = 0; h < s.H; ++h) {
+        const C* cm = cum + (b * s.H + h) * s.L;
+        const C* ds = dstates + ssd_block(s, b, c, h) + n * s.P;
+        const C* xv = x + (bj * s.H + h) * s.P;
+        C dot = 0;
+        for (int64_t p = 0; p < s.P; ++p) dot += ds[p] * xv[p];
+        acc += dt[bj * s.H + h] * exp(cm[end] - cm[j]) * dot;
+      }
     dBm[k] = acc;
   }
 }
@@ -256,8 +279,8 @@ __global__ void ssd_da_kernel(const C* __restrict__ da_part, C* __restrict__ da,
 
 template <class C>
 cudaError_t ssd_backward_chunked(const C* x, const C* dt, const C* a, const C* Bm, const C* Cm, const C* init,
-                                 const C* gy, const C* g_final, C* dx, C* ddt, C* da, C* dBm, C* dCm, C* dinit,
-                                 C* scratch, SsdShape s, cudaStream_t stream) {
+                                 const int64_t* st, const C* gy, const C* g_final, C* dx, C* ddt, C* da, C* dBm,
+                                 C* dCm, C* dinit, C* scratch, SsdShape s, cudaStream_t stream) {
   if (s.Q < 1) return cudaErrorInvalidValue;
   const int64_t nc = s.nc, BLH = s.B * s.L * s.H, BcH = s.B * nc * s.H;
   const C* cum = scratch;
@@ -270,31 +293,37 @@ cudaError_t ssd_backward_chunked(const C* x, const C* dt, const C* a, const C* B
   C* dcum = xu + BLH;
   C* dend = dcum + BLH;
   C* da_part = dend + BcH;
-  DYNARCH_CUDA_TRY(ssd_forward_states(x, dt, a, Bm, Cm, init, fin, scratch, s, stream));
-  if (s.L > 0) DYNARCH_CUDA_TRY(launch(ssd_dchunk_kernel<C>, BcH * s.N * s.P, stream, Cm, gy, cum, dstates, s));
-  DYNARCH_CUDA_TRY(launch(ssd_dstate_pass_kernel<C>, s.B * s.H * s.N * s.P, stream, g_final, cum, dstates, dinit, s));
+  DYNARCH_CUDA_TRY(ssd_forward_states(x, dt, a, Bm, Cm, init, st, fin, scratch, s, stream));
+  if (s.L > 0) DYNARCH_CUDA_TRY(launch(ssd_dchunk_kernel<C>, BcH * s.N * s.P, stream, Cm, gy, cum, st, dstates, s));
+  DYNARCH_CUDA_TRY(
+      launch(ssd_dstate_pass_kernel<C>, s.B * s.H * s.N * s.P, stream, g_final, cum, st, dstates, dinit, s));
   if (s.L > 0) {
     const bool decay = ddt || da;
     if (dx || decay)
-      DYNARCH_CUDA_TRY(launch_warps(ssd_dpos_kernel<C>, BLH, stream, x, dt, Bm, Cm, gy, cum, cb, states, dstates, dx,
-                                    xu, dcum, s));
+      DYNARCH_CUDA_TRY(launch_warps(ssd_dpos_kernel<C>, BLH, stream, x, dt, Bm, Cm, gy, cum, cb, states, dstates, st,
+                                    dx, xu, dcum, s));
     if (decay) {
       DYNARCH_CUDA_TRY(launch_warps(ssd_dend_kernel<C>, BcH, stream, states, fin, dstates, dend, s));
-      DYNARCH_CUDA_TRY(launch(ssd_dlogdecay_kernel<C>, BcH, stream, dt, a, xu, dcum, dend, ddt, da_part, s));
+      DYNARCH_CUDA_TRY(launch(ssd_dlogdecay_kernel<C>, BcH, stream, dt, a, xu, dcum, dend, st, ddt, da_part, s));
     }
     C* dcb_used = gy && (dBm || dCm) ? dcb : nullptr;  // null: no gy, so no C.B gradient
-    if (dcb_used) DYNARCH_CUDA_TRY(launch(ssd_dcb_kernel<C>, s.B * s.L * s.Q, stream, x, dt, gy, cum, dcb_used, s));
-    if (dCm) DYNARCH_CUDA_TRY(launch(ssd_dC_kernel<C>, s.B * s.L * s.N, stream, Bm, gy, cum, states, dcb_used, dCm, s));
+    if (dcb_used)
+      DYNARCH_CUDA_TRY(launch(ssd_dcb_kernel<C>, s.B * s.L * s.Q, stream, x, dt, gy, cum, st, dcb_used, s));
+    if (dCm)
+      DYNARCH_CUDA_TRY(
+          launch(ssd_dC_kernel<C>, s.B * s.L * s.N, stream, Bm, gy, cum, states, dcb_used, st, dCm, s));
     if (dBm)
-      DYNARCH_CUDA_TRY(launch(ssd_dB_kernel<C>, s.B * s.L * s.N, stream, x, dt, Cm, cum, dstates, dcb_used, dBm, s));
+      DYNARCH_CUDA_TRY(
+          launch(ssd_dB_kernel<C>, s.B * s.L * s.N, stream, x, dt, Cm, cum, dstates, dcb_used, st, dBm, s));
   }
   if (da) DYNARCH_CUDA_TRY(launch(ssd_da_kernel<C>, s.H, stream, da_part, da, s));
   return cudaSuccess;
 }
 
 #define DYNARCH_SSD_BACKWARD(C)                                                                                     \
-  template cudaError_t ssd_backward_chunked<C>(const C*, const C*, const C*, const C*, const C*, const C*, const C*, \
-                                               const C*, C*, C*, C*, C*, C*, C*, C*, SsdShape, cudaStream_t);
+  template cudaError_t ssd_backward_chunked<C>(const C*, const C*, const C*, const C*, const C*, const C*,        \
+                                               const int64_t*, const C*, const C*, C*, C*, C*, C*, C*, C*, C*,    \
+                                               SsdShape, cudaStream_t);
 DYNARCH_SSD_BACKWARD(float)
 DYNARCH_SSD_BACKWARD(double)
 #undef DYNARCH_SSD_BACKWARD

@@ -4,6 +4,11 @@
 // decay matrix in device memory. Contiguous arrays: x, y (B, L, H, P);
 // dt (B, L, H) after softplus; a (H) negative; Bm, Cm (B, L, N);
 // init (B, H, P, N) or null for zeros; final_state (B, H, P, N). C = float or double.
+// Packed rows: seq_start (B, L) int64, the first position of each position's
+// sequence (kernels/cpu/mamba/seq_starts.h), or null for one sequence per row
+// (no extra work then). The state is zero before each sequence start (init
+// feeds the first sequence only); in the chunks that is masks, as the CPU's
+// ssd_chunked, never -inf in the log-decays.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -28,8 +33,9 @@ inline int64_t ssd_scratch_elems(const SsdShape& s) {
 }
 
 template <class C>
-cudaError_t ssd_forward_chunked(const C* x, const C* dt, const C* a, const C* Bm, const C* Cm, const C* init, C* y,
-                                C* final_state, C* scratch, SsdShape s, cudaStream_t stream);
+cudaError_t ssd_forward_chunked(const C* x, const C* dt, const C* a, const C* Bm, const C* Cm, const C* init,
+                                const int64_t* seq_start, C* y, C* final_state, C* scratch, SsdShape s,
+                                cudaStream_t stream);
 
 // Scratch of the backward: the forward's (rerun: cum, cb, chunk-entry states),
 // then the final state (B, H, P, N), the state gradients leaving each chunk
@@ -47,10 +53,11 @@ inline int64_t ssd_backward_scratch_elems(const SsdShape& s) {
 // (B, L, H), da (H), dBm, dCm (B, L, N), dinit (B, H, P, N): each may be null
 // (not wanted); each one given is overwritten. No atomics: the sums over heads
 // (dBm, dCm) run in a fixed order inside one thread, the sum over positions (da)
-// goes through per-chunk partials summed by a last kernel.
+// goes through per-chunk partials summed by a last kernel. seq_start as in the
+// forward: no gradient crosses a sequence start.
 template <class C>
 cudaError_t ssd_backward_chunked(const C* x, const C* dt, const C* a, const C* Bm, const C* Cm, const C* init,
-                                 const C* gy, const C* g_final, C* dx, C* ddt, C* da, C* dBm, C* dCm, C* dinit,
-                                 C* scratch, SsdShape s, cudaStream_t stream);
+                                 const int64_t* seq_start, const C* gy, const C* g_final, C* dx, C* ddt, C* da,
+                                 C* dBm, C* dCm, C* dinit, C* scratch, SsdShape s, cudaStream_t stream);
 
 }  // namespace dynarch::cuda
