@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdio>
+
 #include "cuda_test_util.h"
 
 #include "kernels/cpu/chunk/ema_scan.h"
@@ -31,6 +33,7 @@
 
 using namespace dynarch;
 using dynarch::testutil::rel;
+using dynarch::testutil::starts_of;
 
 namespace {
 
@@ -209,11 +212,14 @@ namespace {
 // One backward case against autograd through ssd_sequential: the gradients of
 // <gy, y> + <g_final, final state>; gy or g_final may be absent (zeros).
 // `skip` leaves dBm, dinit and dx unrequested (null) and checks the rest.
-void ssd_backward_case(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N, int64_t Q, bool with_init, bool with_gy,
-                       bool with_gf, bool skip = false) {
+// st: (B, L) sequence starts of packed rows, or undefined. Returns the largest
+// relative error.
+double ssd_backward_case(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N, int64_t Q, bool with_init,
+                         bool with_gy, bool with_gf, bool skip = false, const at::Tensor& st = {}) {
   const std::string what = "L=" + std::to_string(L) + " Q=" + std::to_string(Q) + " init=" +
                            std::to_string(with_init) + " gy=" + std::to_string(with_gy) +
-                           " g_final=" + std::to_string(with_gf) + " skip=" + std::to_string(skip);
+                           " g_final=" + std::to_string(with_gf) + " skip=" + std::to_string(skip) +
+                           " starts=" + std::to_string(st.defined());
   auto o = at::TensorOptions().dtype(at::kDouble);
   auto x = torch::randn({B, L, H, P}, o), dt = torch::rand({B, L, H}, o) * 0.5 + 0.05;
   auto a = -torch::rand({H}, o) * 2 - 0.3, Bm = torch::randn({B, L, N}, o), Cm = torch::randn({B, L, N}, o);
@@ -223,7 +229,7 @@ void ssd_backward_case(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N, in
   std::vector<at::Tensor> in;
   for (const auto& t : {x, dt, a, Bm, Cm}) in.push_back(t.clone().requires_grad_(true));
   if (with_init) in.push_back(init.clone().requires_grad_(true));
-  auto ref = ssd_sequential(in[0], in[1], in[2], in[3], in[4], with_init ? in[5] : at::Tensor());
+  auto ref = ssd_sequential(in[0], in[1], in[2], in[3], in[4], with_init ? in[5] : at::Tensor(), st);
   auto loss = torch::zeros({}, o);
   if (with_gy) loss = loss + (ref.y * gy).sum();
   if (with_gf) loss = loss + (ref.state * gf).sum();
@@ -239,37 +245,45 @@ void ssd_backward_case(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N, in
   auto dx = torch::full_like(x, 7.0), ddt = torch::full_like(dt, 7.0), da = torch::full_like(a, 7.0);
   auto dB = torch::full_like(Bm, 7.0), dC = torch::full_like(Cm, 7.0), dinit = torch::full({B, H, P, N}, 7.0, o);
   auto scratch = torch::full({cuda::ssd_backward_scratch_elems(s)}, 7.0, o);
-  ASSERT_EQ(cuda::ssd_backward_chunked<double>(
+  EXPECT_EQ(cuda::ssd_backward_chunked<double>(
                 p<double>(x), p<double>(dt), p<double>(a), p<double>(Bm), p<double>(Cm),
-                with_init ? p<double>(init) : nullptr, nullptr, with_gy ? p<double>(gy) : nullptr,
+                with_init ? p<double>(init) : nullptr, st.defined() ? st.data_ptr<int64_t>() : nullptr,
+                with_gy ? p<double>(gy) : nullptr,
                 with_gf ? p<double>(gf) : nullptr, skip ? nullptr : p<double>(dx), p<double>(ddt), p<double>(da),
                 skip ? nullptr : p<double>(dB), p<double>(dC), skip ? nullptr : p<double>(dinit), p<double>(scratch),
                 s, nullptr),
             cudaSuccess)
       << what;
   const double tol = 1e-10;
-  EXPECT_LT(rel(ddt, g[1]), tol) << what << ": ddt";
-  EXPECT_LT(rel(da, g[2]), tol) << what << ": da";
-  EXPECT_LT(rel(dC, g[4]), tol) << what << ": dCm";
+  double worst = 0;
+  auto expect_close = [&](const at::Tensor& got, const at::Tensor& want, const char* name) {
+    const double e = rel(got, want);
+    EXPECT_LT(e, tol) << what << ": " << name;
+    worst = std::max(worst, e);
+  };
+  expect_close(ddt, g[1], "ddt");
+  expect_close(da, g[2], "da");
+  expect_close(dC, g[4], "dCm");
   if (skip) {  // not requested: left as they were
     EXPECT_TRUE(torch::all(dx == 7.0).item<bool>()) << what;
     EXPECT_TRUE(torch::all(dB == 7.0).item<bool>()) << what;
     EXPECT_TRUE(torch::all(dinit == 7.0).item<bool>()) << what;
-    return;
+    return worst;
   }
-  EXPECT_LT(rel(dx, g[0]), tol) << what << ": dx";
-  EXPECT_LT(rel(dB, g[3]), tol) << what << ": dBm";
+  expect_close(dx, g[0], "dx");
+  expect_close(dB, g[3], "dBm");
   if (with_init) {
-    EXPECT_LT(rel(dinit, g[5]), tol) << what << ": dinit";
+    expect_close(dinit, g[5], "dinit");
   } else {  // the gradient an initial state would get: autograd through a zero one
     auto z = torch::zeros({B, H, P, N}, o).requires_grad_(true);
-    auto r0 = ssd_sequential(x, dt, a, Bm, Cm, z);
+    auto r0 = ssd_sequential(x, dt, a, Bm, Cm, z, st);
     auto l0 = torch::zeros({}, o);
     if (with_gy) l0 = l0 + (r0.y * gy).sum();
     if (with_gf) l0 = l0 + (r0.state * gf).sum();
     auto gz = with_gy || with_gf ? torch::autograd::grad({l0}, {z})[0] : torch::zeros_like(z);
-    EXPECT_LT(rel(dinit, gz), tol) << what << ": dinit (no init)";
+    expect_close(dinit, gz, "dinit (no init)");
   }
+  return worst;
 }
 
 }  // namespace
@@ -283,6 +297,86 @@ TEST(CudaEmulated, SsdChunkedBackward) {
         ssd_backward_case(2, L, 3, 4, 5, Q, with_init, gy, gf);
   ssd_backward_case(2, 21, 2, 3, 4, 8, true, true, true, /*skip=*/true);
   ssd_backward_case(1, 5, 2, 3, 4, 2, false, false, false);  // no upstream gradient: all zero
+}
+
+// Packed rows: the scan with sequence starts (a state reset at each) against
+// ssd_sequential with the same starts, forward and backward. Q = 4: starts
+// inside chunks, at chunk edges, length-1 sequences, one sequence over three
+// chunks, a partial last chunk; Q = 1; Q > L.
+TEST(CudaEmulated, SsdChunkedPackedRows) {
+  torch::manual_seed(7);
+  const std::vector<std::pair<int64_t, std::vector<std::vector<int64_t>>>> cases{
+      {4, {{3, 5, 1, 1, 6}, {13, 3}}}, {4, {{4, 4, 1, 9}, {1, 1, 16}}}, {1, {{2, 1, 3}, {6}}}, {32, {{4, 6}, {1, 9}}}};
+  double fwd = 0, bwd = 0;
+  for (const auto& [Q, rows] : cases) {
+    const auto st = starts_of(rows);
+    const int64_t B = st.size(0), L = st.size(1), H = 3, P = 4, N = 5;
+    for (bool with_init : {false, true}) {
+      auto o = at::TensorOptions().dtype(at::kDouble);
+      auto x = torch::randn({B, L, H, P}, o), dt = torch::rand({B, L, H}, o) * 0.5 + 0.05;
+      auto a = -torch::rand({H}, o) * 2 - 0.3, Bm = torch::randn({B, L, N}, o), Cm = torch::randn({B, L, N}, o);
+      auto init = with_init ? torch::randn({B, H, P, N}, o) : at::Tensor();
+      auto ref = ssd_sequential(x, dt, a, Bm, Cm, init, st);
+      const cuda::SsdShape s = cuda::make_ssd_shape(B, L, H, P, N, Q);
+      auto y = torch::empty_like(x), fin = torch::empty({B, H, P, N}, o);
+      auto scratch = torch::empty({cuda::ssd_scratch_elems(s)}, o);
+      ASSERT_EQ(cuda::ssd_forward_chunked<double>(p<double>(x), p<double>(dt), p<double>(a), p<double>(Bm),
+                                                  p<double>(Cm), with_init ? p<double>(init) : nullptr,
+                                                  st.data_ptr<int64_t>(), p<double>(y), p<double>(fin),
+                                                  p<double>(scratch), s, nullptr),
+                cudaSuccess);
+      const std::string what = "Q=" + std::to_string(Q) + " L=" + std::to_string(L) + " init=" + std::to_string(with_init);
+      EXPECT_LT(rel(y, ref.y), 1e-12) << what;
+      EXPECT_LT(rel(fin, ref.state), 1e-12) << what;
+      fwd = std::max({fwd, rel(y, ref.y), rel(fin, ref.state)});
+      for (auto [gy, gf] : {std::pair<bool, bool>{true, false}, {false, true}, {true, true}})
+        bwd = std::max(bwd, ssd_backward_case(B, L, H, P, N, Q, with_init, gy, gf, false, st));
+    }
+  }
+  bwd = std::max(bwd, ssd_backward_case(2, 16, 2, 3, 4, 4, true, true, true, /*skip=*/true,
+                                        starts_of({{3, 5, 1, 1, 6}, {13, 3}})));
+  std::printf("[ max rel error ] emulated CUDA SSD with starts vs ssd_sequential: forward %.2e, backward %.2e\n", fwd,
+              bwd);
+}
+
+// The conv with sequence starts against the reference with the same starts:
+// output, dx, dweight, dbias; init's rows feed the first sequence only.
+TEST(CudaEmulated, CausalConvPackedRows) {
+  torch::manual_seed(8);
+  double worst = 0;
+  for (const auto& rows : {std::vector<std::vector<int64_t>>{{3, 5, 1, 1, 6}, {1, 2, 13}}, {{2, 1, 1}, {4}}})
+    for (int64_t K : {4, 2})
+      for (bool with_init : {false, true}) {
+        const auto st = starts_of(rows);
+        const int64_t B = st.size(0), L = st.size(1), C = 6;
+        auto o = at::TensorOptions().dtype(at::kDouble);
+        auto x = torch::randn({B, L, C}, o), xg = x.clone().requires_grad_(true);
+        auto w = torch::randn({C, 1, K}, o).requires_grad_(true), b = torch::randn({C}, o).requires_grad_(true);
+        auto init = with_init ? torch::randn({B, K - 1, C}, o) : at::Tensor();
+        auto ref = causal_conv1d_silu_reference(xg, w, b, init, st);
+        const cuda::ConvShape s{B, L, C, K, x.stride(0), x.stride(1)};
+        auto wk = w.detach().reshape({C, K}).contiguous();
+        const double* pi = with_init ? init.data_ptr<double>() : nullptr;
+        const int64_t* ps = st.data_ptr<int64_t>();
+        auto y = torch::empty({B, L, C}, o);
+        ASSERT_EQ((cuda::causal_conv_silu_forward<double, double>(p<double>(x), p<double>(wk), p<double>(b), pi, ps,
+                                                                  p<double>(y), s, nullptr)),
+                  cudaSuccess);
+        auto G = torch::randn({B, L, C}, o);
+        auto g = ref_grads(ref, G, {xg, w, b});
+        auto dpre = torch::empty_like(G), gx = torch::empty_like(G);
+        auto part = torch::zeros({cuda::conv_weight_segments(s), K + 1, C}, o);
+        ASSERT_EQ((cuda::causal_conv_silu_backward<double, double>(p<double>(x), p<double>(wk), p<double>(b), pi, ps,
+                                                                   p<double>(G), p<double>(dpre), p<double>(gx),
+                                                                   p<double>(part), s, nullptr)),
+                  cudaSuccess);
+        auto gs = part.sum(0);
+        const double e = std::max({rel(y, ref), rel(gx, g[0]), rel(gs.narrow(0, 0, K).t().reshape({C, 1, K}), g[1]),
+                                   rel(gs.select(0, K), g[2])});
+        EXPECT_LT(e, 1e-12) << "L=" << L << " K=" << K << " init=" << with_init;
+        worst = std::max(worst, e);
+      }
+  std::printf("[ max rel error ] emulated CUDA conv with starts vs reference: %.2e\n", worst);
 }
 
 #endif  // DYNARCH_CUDA_EMULATED_TESTS

@@ -15,6 +15,7 @@
 #include "kernels/cpu/streams/sinkhorn.h"
 #include "kernels/cpu/streams/stream_mix.h"
 #include "model/layers/mamba2.h"
+#include "model/layers/packing.h"
 
 #if DYNARCH_CUDA
 #include "kernels/cuda/chunk/ema_scan_cuda.h"
@@ -26,6 +27,7 @@
 
 using namespace dynarch;
 using dynarch::testutil::rel;
+using dynarch::testutil::starts_of;
 using testutil::expect_error;
 
 namespace {
@@ -364,4 +366,106 @@ TEST(CudaSsdChunkScan, GradcheckFp64AndErrors) {
                "ssd_chunk_scan: init must have shape");
   expect_error([&] { cuda::ssd_chunk_scan(x.to(at::kHalf), dt, a, Bm, Cm, 2); }, "ssd_chunk_scan: x must be");
 #endif
+}
+
+// ---- packed rows: sequence starts in the conv and the scan (Mamba2::forward_packed on CUDA) ----
+
+namespace {
+// Three rows of 300: starts inside chunks, at chunk edges (64, 128), length-1
+// sequences, a row of one sequence, sequences over several chunks.
+at::Tensor packed_starts() { return starts_of({{100, 1, 27, 64, 1, 107}, {300}, {64, 64, 172}}); }
+}  // namespace
+
+TEST(CudaSsdChunkScan, SeqStartsMatchSequential) {
+  REQUIRE_CUDA();
+  torch::manual_seed(13);
+  const auto st = packed_starts();
+  for (int64_t Q : {64, 1, 512})
+    for (bool with_init : {false, true}) {
+      Op op = [Q, with_init, st](const std::vector<at::Tensor>& v) {
+        return ssd_both(ssd_chunk_scan(v[0], at::softplus(v[1]), -at::exp(v[2]), v[3], v[4], Q,
+                                       with_init ? v[5] : at::Tensor(), st.to(v[0].device())));
+      };
+      Op ref = [with_init, st](const std::vector<at::Tensor>& v) {
+        return ssd_both(ssd_sequential(v[0], at::softplus(v[1]), -at::exp(v[2]), v[3], v[4],
+                                       with_init ? v[5] : at::Tensor(), st));
+      };
+      expect_cuda_matches(op, ref, ssd_inputs(3, 300, 3, 16, 32, with_init), 1e-4,
+                          "packed ssd Q=" + std::to_string(Q) + " init=" + std::to_string(with_init));
+    }
+  // fp64 gradcheck on the device; (L) starts shared by the rows.
+  const auto st1 = starts_of({{2, 1, 4}}).squeeze(0).cuda();
+  Op f = [st1](const std::vector<at::Tensor>& v) {
+    return ssd_both(ssd_chunk_scan(v[0], at::softplus(v[1]), -at::exp(v[2]), v[3], v[4], 2, v[5], st1));
+  };
+  EXPECT_LT(cuda_gradcheck(f, ssd_inputs(2, 7, 2, 2, 3, true)), 1e-7);
+#if DYNARCH_CUDA
+  auto o = at::TensorOptions().device(at::kCUDA);
+  auto x = torch::randn({1, 4, 2, 3}, o), dt = torch::rand({1, 4, 2}, o), a = -torch::rand({2}, o);
+  auto Bm = torch::randn({1, 4, 5}, o), Cm = torch::randn({1, 4, 5}, o);
+  auto s4 = torch::tensor({0, 0, 2, 3}, o.dtype(at::kLong));
+  // The op's hook reaches the kernel; the forward-only entry agrees.
+  auto r = ssd_chunk_scan(x, dt, a, Bm, Cm, 2, {}, s4);
+  auto [y, fin] = cuda::ssd_chunk_scan_forward(x, dt, a, Bm, Cm, 2, {}, s4);
+  EXPECT_TRUE(torch::equal(r.y, y));
+  EXPECT_TRUE(torch::equal(r.state, fin));
+  expect_error([&] { cuda::ssd_chunk_scan(x, dt, a, Bm, Cm, 2, {}, s4.to(at::kInt)); },
+               "ssd_chunk_scan: seq_start must be Long");
+  expect_error([&] { cuda::ssd_chunk_scan(x, dt, a, Bm, Cm, 2, {}, s4.cpu()); }, "ssd_chunk_scan: seq_start is on cpu");
+  expect_error([&] { cuda::ssd_chunk_scan_forward(x, dt, a, Bm, Cm, 2, {}, s4.narrow(0, 0, 3)); },
+               "ssd_chunk_scan_forward: seq_start must have shape (4) or (1, 4)");
+#endif
+}
+
+TEST(CudaConv, SeqStartsMatchReference) {
+  REQUIRE_CUDA();
+  torch::manual_seed(14);
+  const auto st = packed_starts();
+  Op op = [st](const std::vector<at::Tensor>& v) {
+    return causal_conv1d_silu(v[0], v[1], v[2], v[3], st.to(v[0].device()));
+  };
+  Op ref = [st](const std::vector<at::Tensor>& v) { return causal_conv1d_silu_reference(v[0], v[1], v[2], v[3], st); };
+  for (int64_t K : {4, 2})
+    expect_cuda_matches(op, ref,
+                        {torch::randn({3, 300, 40}), torch::randn({40, 1, K}) * 0.5, torch::randn({40}),
+                         torch::randn({3, K - 1, 40})},
+                        1e-4, "packed conv K=" + std::to_string(K), 3);  // init: no gradient
+  auto st1 = starts_of({{2, 1, 3}}).squeeze(0).cuda();
+  Op f = [st1](const std::vector<at::Tensor>& v) { return causal_conv1d_silu(v[0], v[1], v[2], {}, st1); };
+  EXPECT_LT(cuda_gradcheck(f, {torch::randn({2, 6, 3}), torch::randn({3, 1, 4}), torch::randn({3})}), 1e-7);
+#if DYNARCH_CUDA
+  auto x = torch::randn({2, 6, 3}, at::kCUDA), w = torch::randn({3, 1, 4}, at::kCUDA), b = torch::randn({3}, at::kCUDA);
+  expect_error([&] { cuda::causal_conv1d_silu(x, w, b, {}, st1.to(at::kFloat)); },
+               "causal_conv1d_silu: seq_start must be Long");
+  expect_error([&] { cuda::causal_conv1d_silu(x, w, b, {}, st1.view({6, 1})); },
+               "causal_conv1d_silu: seq_start must have shape (6) or (2, 6)");
+#endif
+}
+
+// The layer: Mamba2::forward_packed on CUDA (the device ops with the starts'
+// device copy) against the fused packed CPU layer, output and every gradient.
+TEST(CudaSsdChunkScan, Mamba2PackedOnCudaEqualsCpu) {
+  REQUIRE_CUDA();
+  torch::manual_seed(15);
+  auto cpu = std::make_shared<Mamba2>(64, 16, 4, 2, 16, 32);
+  auto gpu = std::make_shared<Mamba2>(64, 16, 4, 2, 16, 32);
+  {
+    torch::NoGradGuard ng;
+    auto pc = cpu->parameters(), pg = gpu->parameters();
+    for (size_t i = 0; i < pc.size(); ++i) pg[i].copy_(pc[i]);
+  }
+  gpu->to(at::kCUDA);
+  auto len = torch::tensor({1, 90, 0, 33, 64, 130}, at::kLong);
+  auto x = torch::randn({6, 130, 64});
+  auto pk_cpu = packing_from_lengths(len, 130), pk_gpu = packing_from_lengths(len.cuda(), 130);
+  EXPECT_TRUE(pk_gpu.starts_on(x.cuda().device()).is_same(pk_gpu.seq_start_device));  // no copy per layer
+  auto xc = pack(x, pk_cpu).requires_grad_(true), xg = pack(x.cuda(), pk_gpu).requires_grad_(true);
+  auto yc = cpu->forward_packed(xc, pk_cpu), yg = gpu->forward_packed(xg, pk_gpu);
+  EXPECT_LT(rel(yg, yc), 1e-4);
+  auto w = torch::randn_like(yc);
+  auto pc = cpu->parameters(), pg = gpu->parameters();
+  pc.insert(pc.begin(), xc);
+  pg.insert(pg.begin(), xg);
+  auto gc = torch::autograd::grad({(yc * w).sum()}, pc), gg = torch::autograd::grad({(yg * w.cuda()).sum()}, pg);
+  for (size_t i = 0; i < gc.size(); ++i) EXPECT_LT(rel(gg[i], gc[i]), 1e-4) << "gradient " << i;
 }

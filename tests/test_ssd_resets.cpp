@@ -18,25 +18,11 @@
 using namespace dynarch;
 using dynarch::testutil::expect_error;
 using dynarch::testutil::rel;
+using dynarch::testutil::starts_of;
 
 namespace {
 
 using Rows = std::vector<std::vector<int64_t>>;  // per row, its sequences' lengths (summing to L)
-
-// (B, L) int64: the start of each position's sequence.
-at::Tensor starts_of(const Rows& rows) {
-  std::vector<at::Tensor> out;
-  for (const auto& lens : rows) {
-    std::vector<int64_t> st;
-    int64_t t0 = 0;
-    for (int64_t n : lens) {
-      for (int64_t i = 0; i < n; ++i) st.push_back(t0);
-      t0 += n;
-    }
-    out.push_back(torch::tensor(st, at::kLong));
-  }
-  return at::stack(out);
-}
 
 // Each sequence of each row through ssd_sequential alone (init for the first only).
 SsdResult ssd_segments(const std::vector<at::Tensor>& v, const at::Tensor& init, const Rows& rows) {
