@@ -3,7 +3,7 @@
 // shapes of the workloads; one JSON line per case.
 // Usage: bench_cuda_kernels [--reps R] [--only CASE]
 // Cases: ema_scan, causal_conv, sinkhorn, hc_pre_mix, hc_post_res, ssd_forward (forward only),
-// ssd_forward_backward.
+// ssd_forward_backward, ssd_packed (the scan on packed rows vs the same rows padded).
 // Exits 2 with a message when no CUDA device is visible (always in a CPU build).
 #include <torch/torch.h>
 
@@ -18,6 +18,7 @@
 #include "kernels/cpu/mamba/causal_conv.h"
 #include "kernels/cpu/streams/sinkhorn.h"
 #include "kernels/cpu/streams/stream_mix.h"
+#include "model/layers/packing.h"
 #if DYNARCH_CUDA
 #include "kernels/cuda/mamba/ssd_scan_cuda.h"
 #endif
@@ -29,29 +30,48 @@ namespace {
 
 using Op = std::function<at::Tensor(const std::vector<at::Tensor>&)>;
 
-// Best of `reps` (after one warm-up) of forward + backward with a fixed
-// upstream gradient, synchronised; the two ops alternate.
-json compare(const Op& fast, const Op& ref, const std::vector<at::Tensor>& inputs, int reps) {
-  std::vector<at::Tensor> in;
-  for (auto& x : inputs) in.push_back(x.detach().clone().requires_grad_(x.is_floating_point()));
-  std::vector<at::Tensor> diff;
-  for (auto& x : in)
-    if (x.requires_grad()) diff.push_back(x);
-  auto G = torch::randn_like(fast(in).detach());
+// One timed op: its name in the JSON keys and its inputs.
+struct Timed {
+  std::string name;
+  const Op* op;
+  std::vector<at::Tensor> inputs;
+};
+
+// Best of `reps` (after one warm-up) of each op's forward + backward with a
+// fixed upstream gradient, synchronised; the ops alternate. Keys <name>_fwd_bwd_ms.
+json time_fwd_bwd(const std::vector<Timed>& runs, int reps) {
+  struct Ready {
+    std::vector<at::Tensor> in, diff;
+    at::Tensor G;
+  };
+  std::vector<Ready> ready;
+  for (const auto& run : runs) {
+    Ready r;
+    for (auto& x : run.inputs) r.in.push_back(x.detach().clone().requires_grad_(x.is_floating_point()));
+    for (auto& x : r.in)
+      if (x.requires_grad()) r.diff.push_back(x);
+    r.G = torch::randn_like((*run.op)(r.in).detach());
+    ready.push_back(r);
+  }
   std::map<std::string, double> best;
-  for (int r = 0; r <= reps; ++r)
-    for (auto& [name, op] : {std::pair<std::string, const Op*>{"cuda", &fast}, {"reference", &ref}}) {
+  for (int rep = 0; rep <= reps; ++rep)
+    for (size_t i = 0; i < runs.size(); ++i) {
       torch::cuda::synchronize();
       auto t0 = std::chrono::steady_clock::now();
-      auto out = (*op)(in);
-      torch::autograd::grad({out}, diff, {G});
+      auto out = (*runs[i].op)(ready[i].in);
+      torch::autograd::grad({out}, ready[i].diff, {ready[i].G});
       torch::cuda::synchronize();
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      if (r > 0)
-        best[name + "_fwd_bwd_ms"] = best.count(name + "_fwd_bwd_ms") ? std::min(best[name + "_fwd_bwd_ms"], ms) : ms;
+      const std::string k = runs[i].name + "_fwd_bwd_ms";
+      if (rep > 0) best[k] = best.count(k) ? std::min(best[k], ms) : ms;
     }
-  json j(best);
-  j["speedup"] = best["reference_fwd_bwd_ms"] / best["cuda_fwd_bwd_ms"];
+  return json(best);
+}
+
+// A CUDA kernel against its reference on the same inputs.
+json compare(const Op& fast, const Op& ref, const std::vector<at::Tensor>& inputs, int reps) {
+  json j = time_fwd_bwd({{"cuda", &fast, inputs}, {"reference", &ref, inputs}}, reps);
+  j["speedup"] = j["reference_fwd_bwd_ms"].get<double>() / j["cuda_fwd_bwd_ms"].get<double>();
   return j;
 }
 
@@ -178,6 +198,37 @@ static int run_all(int argc, char** argv) {
         [Q](auto& v) { return cuda::ssd_chunk_scan(v[0], v[1], v[2], v[3], v[4], Q).first; },
         [Q](auto& v) { return eager_ssd_chunked(v[0], v[1], v[2], v[3], v[4], Q); },
         {randn({B, L, H, P}), rand({B, L, H}) * 0.1, -rand({H}) - 0.5, randn({B, L, N}), randn({B, L, N})});
+  }
+  // Packed rows (Mamba2::forward_packed on CUDA): an inner stage's 8 rows of unequal chunk
+  // counts, the scan over them packed into one row with sequence starts vs the same rows
+  // padded to the longest (dt = 0 on the padding, as Mamba2 with lengths). Forward +
+  // backward of the CUDA scan both ways; max_rel_diff: packed vs padded outputs on the
+  // valid positions.
+  if (only.empty() || only == "ssd_packed") {
+    const std::vector<int64_t> lens{2048, 1800, 1500, 1400, 1200, 1000, 800, 600};
+    const int64_t B = (int64_t)lens.size(), Lmax = 2048, H = 32, P = 64, N = 128, Q = 256;
+    auto len = torch::tensor(lens, at::kLong).cuda();
+    const auto pk = packing_from_lengths(len, Lmax);
+    auto valid = (at::arange(Lmax, len.options()).view({1, Lmax}) < len.view({B, 1})).to(at::kFloat).unsqueeze(-1);
+    auto x = randn({B, Lmax, H, P}), dt = rand({B, Lmax, H}) * 0.1 * valid, a = -rand({H}) - 0.5;
+    auto Bm = randn({B, Lmax, N}), Cm = randn({B, Lmax, N});
+    Op packed = [Q](auto& v) { return cuda::ssd_chunk_scan(v[0], v[1], v[2], v[3], v[4], Q, {}, v[5]).first; };
+    Op padded = [Q](auto& v) { return cuda::ssd_chunk_scan(v[0], v[1], v[2], v[3], v[4], Q).first; };
+    const std::vector<at::Tensor> pin{pack(x, pk), pack(dt, pk), a, pack(Bm, pk), pack(Cm, pk),
+                                      pk.starts_on(x.device())};
+    const std::vector<at::Tensor> qin{x, dt, a, Bm, Cm};
+    check(pk.seq_start_device.is_same(pin[5]), "bench_cuda_kernels: the packing's device starts were copied again");
+    json j = time_fwd_bwd({{"packed", &packed, pin}, {"padded", &padded, qin}}, reps);
+    j["speedup"] = j["padded_fwd_bwd_ms"].get<double>() / j["packed_fwd_bwd_ms"].get<double>();
+    {
+      torch::NoGradGuard ng;
+      auto yp = packed(pin), yq = pack(padded(qin), pk);
+      j["max_rel_diff"] = ((yp - yq).abs().max() / yq.abs().max()).item<double>();
+    }
+    j["bench"] = "cuda_kernels";
+    j["case"] = "ssd_packed";
+    j["shape"] = {{"lengths", lens}, {"T", pk.total()}, {"Lmax", Lmax}, {"H", H}, {"P", P}, {"N", N}, {"chunk", Q}};
+    std::cout << j.dump() << std::endl;
   }
 #endif
   return 0;

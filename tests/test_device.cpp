@@ -15,6 +15,7 @@
 #include "kernels/cpu/dense/linear_rows.h"
 #include "kernels/cpu/dense/norm_act.h"
 #include "kernels/cpu/gemm/bmm.h"
+#include "kernels/cpu/mamba/causal_conv.h"
 #include "kernels/cpu/mamba/mamba_step.h"
 #include "kernels/cpu/mamba/ssd_chunked.h"
 #include "kernels/cpu/streams/mhc_input.h"
@@ -160,6 +161,13 @@ TEST(KernelDispatch, KernelEntriesTakeTheReferenceOffTheCpu) {
   auto ssd = ssd_chunk_scan(meta({2, 9, 3, 4}), meta({2, 9, 3}), meta({3}), meta({2, 9, 5}), meta({2, 9, 5}), 4);
   EXPECT_EQ(ssd.y.sizes(), (at::IntArrayRef{2, 9, 3, 4}));
   EXPECT_EQ(ssd.state.sizes(), (at::IntArrayRef{2, 3, 4, 5}));
+  // Packed rows (Mamba2::forward_packed off the CPU): the device ops with starts on the data's device.
+  auto starts = at::empty({9}, at::TensorOptions(at::kLong).device(c10::kMeta));
+  auto ssdp = ssd_chunk_scan(meta({1, 9, 3, 4}), meta({1, 9, 3}), meta({3}), meta({1, 9, 5}), meta({1, 9, 5}), 4, {},
+                             starts);
+  EXPECT_EQ(ssdp.y.sizes(), (at::IntArrayRef{1, 9, 3, 4}));
+  EXPECT_EQ(causal_conv1d_silu(meta({1, 9, 6}), meta({6, 1, 4}), meta({6}), {}, starts).sizes(),
+            (at::IntArrayRef{1, 9, 6}));
   {
     torch::NoGradGuard ng;  // the decode GEMV's case: few rows, no autograd
     EXPECT_EQ(linear_rows(meta({2, D}), meta({5, D})).sizes(), (at::IntArrayRef{2, 5}));
