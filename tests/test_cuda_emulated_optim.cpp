@@ -50,17 +50,23 @@ std::vector<cuda::TensorMeta> host_table(const std::vector<OptimTensor>& ts, boo
   return out;
 }
 
+// The binding's last step: {norm, coefficient} of `count` partials.
+std::array<double, 2> emu_finish(const double* partials, int64_t count, double max_norm) {
+  std::vector<double> scratch(cuda::grad_clip_scratch(count));
+  std::array<double, 2> out{-1, -1};
+  EXPECT_EQ(cuda::grad_clip_finish(partials, count, max_norm, scratch.data(), out.data(), nullptr), cudaSuccess);
+  return out;
+}
+
 // {norm, coefficient} by the emulated norm kernels over one dtype group.
 template <class C>
 std::array<double, 2> emu_clip(const std::vector<OptimTensor>& ts, double max_norm) {
   int64_t chunks = 0;
   auto table = host_table(ts, false, &chunks);
-  std::vector<double> partials(std::max<int64_t>(chunks, 1));
-  std::array<double, 2> out{};
+  std::vector<double> partials(std::max<int64_t>(cuda::grad_sq_partial_count(chunks), 1));
   EXPECT_EQ(cuda::grad_sq_partials<C>(table.data(), (int64_t)table.size(), chunks, partials.data(), nullptr),
             cudaSuccess);
-  EXPECT_EQ(cuda::grad_clip_finish(partials.data(), chunks, max_norm, out.data(), nullptr), cudaSuccess);
-  return out;
+  return emu_finish(partials.data(), cuda::grad_sq_partial_count(chunks), max_norm);
 }
 
 // One model-like parameter set: p, moments, and a gradient where it has one.
@@ -222,14 +228,14 @@ TEST(CudaEmulatedOptim, NormMatchesFp64ReferenceAndScale) {
   all.insert(all.end(), b.begin(), b.end());
   int64_t ca = 0, cb = 0;
   auto ta = host_table(a, false, &ca), tb = host_table(b, false, &cb);
-  std::vector<double> partials(ca + cb);
+  const int64_t na = cuda::grad_sq_partial_count(ca), nb = cuda::grad_sq_partial_count(cb);
+  std::vector<double> partials(na + nb);
   ASSERT_EQ(cuda::grad_sq_partials<float>(ta.data(), (int64_t)ta.size(), ca, partials.data(), nullptr), cudaSuccess);
-  ASSERT_EQ(cuda::grad_sq_partials<double>(tb.data(), (int64_t)tb.size(), cb, partials.data() + ca, nullptr),
+  ASSERT_EQ(cuda::grad_sq_partials<double>(tb.data(), (int64_t)tb.size(), cb, partials.data() + na, nullptr),
             cudaSuccess);
   double worst = 0;
   for (double max_norm : {0.0, 1.0, 1e6}) {
-    std::array<double, 2> c{};
-    ASSERT_EQ(cuda::grad_clip_finish(partials.data(), ca + cb, max_norm, c.data(), nullptr), cudaSuccess);
+    const auto c = emu_finish(partials.data(), na + nb, max_norm);
     const auto ref = grad_clip_coef_reference(all, max_norm);
     const double norm = ref[0].item<double>(), coef = ref[1].item<double>();
     worst = std::max({worst, std::abs(c[0] - norm) / norm, std::abs(c[1] - coef) / coef});
@@ -252,10 +258,16 @@ TEST(CudaEmulatedOptim, NormMatchesFp64ReferenceAndScale) {
     for (size_t i = 0; i < sd.size(); ++i) EXPECT_TRUE(sd[i].equal(rd[i])) << "fp64 grad " << i;
   }
   // No gradients: {0, 1}, as the reference.
-  std::array<double, 2> z{-1, -1};
-  ASSERT_EQ(cuda::grad_clip_finish(partials.data(), 0, 1.0, z.data(), nullptr), cudaSuccess);
+  const auto z = emu_finish(partials.data(), 0, 1.0);
   EXPECT_EQ(z[0], 0.0);
   EXPECT_EQ(z[1], 1.0);
+  // More partials than one group (kSumGroup): the two-level sum, against a plain one.
+  std::vector<double> many(2 * cuda::kSumGroup + 37);
+  double sum = 0;
+  for (size_t i = 0; i < many.size(); ++i) many[i] = 0.5 + (double)(i % 7), sum += many[i];
+  const auto m = emu_finish(many.data(), (int64_t)many.size(), 1.0);
+  EXPECT_LE(std::abs(m[0] - std::sqrt(sum)) / std::sqrt(sum), 1e-15);
+  EXPECT_EQ(m[1], 1.0 / (m[0] + 1e-6));
   std::printf("[ emulated grad norm, fp32 + fp64 groups: max rel diff %.3g ]\n", worst);
 }
 

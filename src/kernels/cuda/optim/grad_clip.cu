@@ -1,8 +1,8 @@
 // Global gradient norm and clip coefficient on the device: fp64 sums of squares
-// per chunk (a warp each, the shuffle order fixed), one warp summing the
-// partials in index order and computing the coefficient, so neither the norm
-// nor the clip decision needs the host. Deterministic: no atomics, the chunking
-// depends on the tensor sizes only.
+// per span of kNormSpan elements (a warp each, the shuffle order fixed), a warp
+// per group of kSumGroup partials, one warp summing the groups and computing
+// the coefficient, so neither the norm nor the clip decision needs the host.
+// Deterministic: no atomics, the spans depend on the tensor sizes only.
 #include "kernels/cuda/optim/grad_clip_launch.h"
 #include "kernels/cuda/optim/multi_tensor.cuh"
 
@@ -12,21 +12,32 @@ namespace {
 template <class C>
 __global__ void sq_partials_kernel(const TensorMeta* __restrict__ table, int64_t n, int64_t chunks,
                                    double* __restrict__ partials) {
-  DYNARCH_WARP_LOOP(c, chunks) {
-    const ChunkSpan span = chunk_span(table, n, c);
-    const C* __restrict__ g = static_cast<const C*>(table[span.k].g) + span.begin;
-    const double s = warp_sum<double>(span.end - span.begin, [&](int64_t i) {
+  constexpr int64_t per_chunk = kChunk / kNormSpan;
+  DYNARCH_WARP_LOOP(w, chunks * per_chunk) {
+    const ChunkSpan span = chunk_span(table, n, w / per_chunk);
+    const int64_t begin = span.begin + w % per_chunk * kNormSpan;
+    const int64_t len = span.end - begin < kNormSpan ? span.end - begin : kNormSpan;  // <= 0: empty
+    const C* __restrict__ g = static_cast<const C*>(table[span.k].g) + begin;
+    const double s = warp_sum<double>(len, [&](int64_t i) {
       const double x = g[i];
       return x * x;
     });
-    if (threadIdx.x % 32 == 0) partials[c] = s;
+    if (threadIdx.x % 32 == 0) partials[w] = s;
   }
 }
 
-__global__ void finish_kernel(const double* __restrict__ partials, int64_t count, double max_norm,
+__global__ void group_kernel(const double* __restrict__ partials, int64_t count, double* __restrict__ groups) {
+  DYNARCH_WARP_LOOP(w, (count + kSumGroup - 1) / kSumGroup) {
+    const int64_t begin = w * kSumGroup, len = count - begin < kSumGroup ? count - begin : kSumGroup;
+    const double s = warp_sum<double>(len, [&](int64_t i) { return partials[begin + i]; });
+    if (threadIdx.x % 32 == 0) groups[w] = s;
+  }
+}
+
+__global__ void finish_kernel(const double* __restrict__ groups, int64_t count, double max_norm,
                               double* __restrict__ out) {
   DYNARCH_WARP_LOOP(w, 1) {
-    const double sq = warp_sum<double>(count, [&](int64_t i) { return partials[i]; });
+    const double sq = warp_sum<double>(count, [&](int64_t i) { return groups[i]; });
     if (threadIdx.x % 32 == 0) {
       const double norm = sqrt(sq);
       out[0] = norm;
@@ -53,12 +64,14 @@ template <class C>
 cudaError_t grad_sq_partials(const TensorMeta* table, int64_t n, int64_t chunks, double* partials,
                              cudaStream_t stream) {
   if (chunks <= 0) return cudaSuccess;
-  return launch_warps(sq_partials_kernel<C>, chunks, stream, table, n, chunks, partials);
+  return launch_warps(sq_partials_kernel<C>, grad_sq_partial_count(chunks), stream, table, n, chunks, partials);
 }
 
-cudaError_t grad_clip_finish(const double* partials, int64_t count, double max_norm, double* out,
+cudaError_t grad_clip_finish(const double* partials, int64_t count, double max_norm, double* scratch, double* out,
                              cudaStream_t stream) {
-  return launch_warps(finish_kernel, 1, stream, partials, count, max_norm, out);
+  const int64_t groups = count > 0 ? (count + kSumGroup - 1) / kSumGroup : 0;
+  if (groups > 0) DYNARCH_CUDA_TRY(launch_warps(group_kernel, groups, stream, partials, count, scratch));
+  return launch_warps(finish_kernel, 1, stream, scratch, groups, max_norm, out);
 }
 
 template <class C>

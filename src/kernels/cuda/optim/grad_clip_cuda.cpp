@@ -23,24 +23,27 @@ at::Tensor grad_clip_coef(const std::vector<ParamTensors>& ts, double max_norm, 
   int64_t total = 0;
   for (size_t slot = 0; slot < std::size(kOptimDtypes); ++slot) {
     host[slot] = table_of(ts, kOptimDtypes[slot], /*moments=*/false);
-    total += host[slot].chunks;
+    total += grad_sq_partial_count(host[slot].chunks);
   }
   const auto f64 = at::TensorOptions().dtype(at::kDouble).device(dev);
-  auto partials = at::empty({std::max<int64_t>(total, 1)}, f64), out = at::empty({2}, f64);
+  // Partials, then the finish's scratch (one allocation of the caching allocator: no sync).
+  auto buf = at::empty({std::max<int64_t>(total, 1) + grad_clip_scratch(total)}, f64), out = at::empty({2}, f64);
+  double* partials = buf.data_ptr<double>();
+  double* scratch = partials + std::max<int64_t>(total, 1);
   // Groups' partials one after another: the final sum's order is fixed too.
   int64_t offset = 0;
   for (size_t slot = 0; slot < std::size(kOptimDtypes); ++slot) {
     if (host[slot].metas.empty()) continue;
     const int64_t n = (int64_t)host[slot].metas.size(), chunks = host[slot].chunks;
     const TensorMeta* table = tables.upload(slot, std::move(host[slot].metas), dev);
-    double* part = partials.data_ptr<double>() + offset;
+    double* part = partials + offset;
     if (kOptimDtypes[slot] == at::kFloat)
       check_launch(grad_sq_partials<float>(table, n, chunks, part, stream()), op);
     else
       check_launch(grad_sq_partials<double>(table, n, chunks, part, stream()), op);
-    offset += chunks;
+    offset += grad_sq_partial_count(chunks);
   }
-  check_launch(grad_clip_finish(partials.data_ptr<double>(), total, max_norm, out.data_ptr<double>(), stream()), op);
+  check_launch(grad_clip_finish(partials, total, max_norm, scratch, out.data_ptr<double>(), stream()), op);
   return out;
 }
 
