@@ -7,7 +7,8 @@
 # benchmark case. Fits in about 8 minutes on the H200 machine (16 cores).
 #   1. build: .gpu-deps/build.sh with -DDYNARCH_CUDA=ON (CUDA LibTorch 2.x) into $BUILD_DIR
 #   2. the CUDA gtests (Cuda*, CausalConv*): every one must run (a skip is a failure here)
-#   3. bench_cuda_kernels, bench_cuda_mhc: each CUDA kernel vs its tensor-op reference on the GPU
+#   3. bench_cuda_kernels, bench_cuda_mhc: each CUDA kernel vs its tensor-op reference on the GPU;
+#      bench_cuda_optim: one optimizer step (clip + AdamW) of configs/hnet_bench.json's parameters, fused vs ops
 #   4. the model benchmark of the issue's table (`dynarch bench --device cuda`), when the
 #      build's `dynarch bench` has --device (the device plumbing of issue #16)
 # GPU_CHECK_SKIP_BUILD=1 reuses an existing $BUILD_DIR (a second call on a warm machine).
@@ -54,6 +55,10 @@ say bench_cuda_kernels true "$(elapsed $t)"
 t=$(date +%s)
 timeout 60 "$B/bench_cuda_mhc" --reps 5 || die bench_cuda_mhc "$(elapsed $t)" "exit $? (124: timed out)"
 say bench_cuda_mhc true "$(elapsed $t)"
+t=$(date +%s)
+timeout 60 "$B/bench_cuda_optim" --config configs/hnet_bench.json --reps 20 ||
+  die bench_cuda_optim "$(elapsed $t)" "exit $? (124: timed out)"
+say bench_cuda_optim true "$(elapsed $t)"
 
 # 4. model benchmark on the device, once the build has --device.
 t=$(date +%s)

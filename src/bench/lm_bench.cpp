@@ -94,8 +94,7 @@ double time_train_steps(ByteLM& model, const at::Tensor& ids, const at::Tensor& 
     }
     for (size_t i = 0; i < tr.size(); ++i) loss = loss + 0.03 * ratio_loss(tr[i].p, tr[i].b, tr[i].mask, targets[i]).loss;
     loss.backward();
-    clip_grad_norm(opt.params(), 1.0);
-    opt.step(1e-4);
+    opt.clip_and_step(1e-4, 1.0);
     synchronize(model.device());
     if (s >= warmup) {
       total += seconds_since(t0);

@@ -6,6 +6,8 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "kernels/cpu/optim/adamw_step.h"
+#include "kernels/cpu/optim/grad_clip.h"
 
 namespace dynarch {
 
@@ -45,22 +47,43 @@ void AdamW::zero_grad() {
     if (p.param.grad().defined()) p.param.mutable_grad().zero_();
 }
 
-void AdamW::step(double lr) {
-  torch::NoGradGuard ng;
+std::vector<OptimTensor> AdamW::grads() const {
+  std::vector<OptimTensor> out;
+  for (const auto& p : params_)
+    if (p.param.grad().defined()) out.push_back({p.name, p.param, p.param.grad()});
+  return out;
+}
+
+std::vector<OptimTensor> AdamW::updates() const {
+  std::vector<OptimTensor> out;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& p = params_[i];
+    if (!p.param.grad().defined() || !owned(i)) continue;
+    out.push_back({p.name, p.param, p.param.grad(), m_[i], v_[i], p.lr_mult, p.weight_decay});
+  }
+  return out;
+}
+
+void AdamW::update(double lr, const at::Tensor& clip) {
   ++t_;
   const double bc1 = 1.0 - std::pow(o_.beta1, (double)t_);
   const double bc2 = 1.0 - std::pow(o_.beta2, (double)t_);
-  for (size_t i = 0; i < params_.size(); ++i) {
-    auto& p = params_[i].param;
-    if (!p.grad().defined() || !owned(i)) continue;
-    const auto& g = p.grad();
-    const double plr = lr * params_[i].lr_mult;
-    m_[i].mul_(o_.beta1).add_(g, 1.0 - o_.beta1);
-    v_[i].mul_(o_.beta2).addcmul_(g, g, 1.0 - o_.beta2);
-    if (params_[i].weight_decay && o_.weight_decay > 0) p.mul_(1.0 - plr * o_.weight_decay);
-    auto denom = (v_[i].sqrt() / std::sqrt(bc2)).add_(o_.eps);
-    p.addcdiv_(m_[i], denom, -plr / bc1);
+  adamw_step(updates(), {lr, o_.beta1, o_.beta2, o_.eps, o_.weight_decay, bc1, bc2}, clip, &step_cache_);
+}
+
+void AdamW::step(double lr) { update(lr, at::Tensor()); }
+
+double AdamW::clip_and_step(double lr, double max_norm) {
+  const auto gs = grads();
+  if (gs.empty()) {  // as clip_grad_norm (0) then step (nothing to update)
+    ++t_;
+    return 0.0;
   }
+  const auto clip = grad_clip_coef(gs, max_norm, &norm_cache_);
+  update(lr, clip);
+  const double norm = clip[0].item<double>();  // after the update is queued
+  if (!std::isfinite(norm)) --t_;              // the update skipped itself
+  return norm;
 }
 
 std::vector<std::pair<std::string, at::Tensor>> AdamW::state_tensors() const {
@@ -92,22 +115,14 @@ void AdamW::load_state(const std::map<std::string, at::Tensor>& ts, int64_t t, c
 }
 
 double clip_grad_norm(const std::vector<ParamInfo>& params, double max_norm) {
-  torch::NoGradGuard ng;
-  // Summed on the parameters' device in parameter order (the same fp64 additions
-  // as a host loop) and read once: one host sync per step, not one per parameter.
-  at::Tensor sq;
-  for (auto& p : params) {
-    if (!p.param.grad().defined()) continue;
-    auto s = p.param.grad().to(at::kDouble).pow(2).sum();
-    sq = sq.defined() ? sq + s : s;
-  }
-  const double norm = sq.defined() ? std::sqrt(sq.item<double>()) : 0.0;
-  if (max_norm > 0 && norm > max_norm) {
-    double s = max_norm / (norm + 1e-6);
-    for (auto& p : params)
-      if (p.param.grad().defined()) p.param.mutable_grad().mul_(s);
-  }
-  return norm;
+  std::vector<OptimTensor> ts;
+  for (const auto& p : params)
+    if (p.param.grad().defined()) ts.push_back({p.name, p.param, p.param.grad()});
+  if (ts.empty()) return 0.0;
+  MultiTensorCache tables;  // one call: the norm's table serves the scale too
+  const auto clip = grad_clip_coef(ts, max_norm, &tables);
+  if (max_norm > 0) scale_grads(ts, clip, &tables);
+  return clip[0].item<double>();  // the one host read
 }
 
 double wsd_lr(int64_t step, int64_t total, double peak, double warmup, double decay, double min_ratio) {

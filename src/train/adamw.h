@@ -1,6 +1,7 @@
 // AdamW with per-parameter LR multipliers and weight-decay flags. Our own
 // (not torch::optim) so its state is plain named tensors for safetensors.
 #pragma once
+#include "kernels/cpu/optim/optim_tensor.h"
 #include "model/lm.h"
 
 namespace dynarch {
@@ -14,6 +15,14 @@ class AdamW {
   AdamW(std::vector<ParamInfo> params, AdamWOptions o);
   // One update with base learning rate `lr` (times each parameter's multiplier).
   void step(double lr);
+  // clip_grad_norm(params(), max_norm) then step(lr), as the training loop runs
+  // them; returns the norm before clipping. A norm that is not finite updates
+  // nothing (parameters, moments, step count: the caller stops the run). On
+  // CUDA (kernels/cpu/optim): norm, coefficient and update are queued on the
+  // device and the norm is read once, after the update, the step's only host
+  // sync; the fused update scales the gradients as it reads them and leaves
+  // them unclipped (on the CPU they are clipped in place, as before).
+  double clip_and_step(double lr, double max_norm);
   void zero_grad();
   int64_t steps_taken() const { return t_; }
   // State as named tensors: "exp_avg.<param>", "exp_avg_sq.<param>".
@@ -38,10 +47,16 @@ class AdamW {
   int rank_ = 0;
   AdamWOptions o_;
   int64_t t_ = 0;
+  MultiTensorCache norm_cache_, step_cache_;  // the CUDA launches' tables
+
+  std::vector<OptimTensor> grads() const;    // every parameter with a gradient (the norm)
+  std::vector<OptimTensor> updates() const;  // those this rank owns (the update)
+  void update(double lr, const at::Tensor& clip);
 };
 
 // Global L2 norm of all gradients; scales them down to max_norm if larger
-// (max_norm <= 0 disables clipping). Returns the norm before clipping.
+// (max_norm <= 0 disables clipping). Returns the norm before clipping. On CUDA
+// two or three launches and one host read (kernels/cpu/optim/grad_clip.h).
 double clip_grad_norm(const std::vector<ParamInfo>& params, double max_norm);
 
 // Warmup-stable-decay: linear warm-up over warmup*total steps, constant, then

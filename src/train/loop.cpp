@@ -130,10 +130,11 @@ class Loop {
     // after the all-reduce, so every rank stops: NaN gradients reach them all).
     const double loss = r.task.at("loss") / o_.accum;
     if (!std::isfinite(loss)) fail(fmt::format("training diverged at step {}: loss is {}", s_.step + 1, loss));
-    r.grad_norm = clip_grad_norm(s_.opt->params(), o_.clip);
+    // Clipping and the update in one call: on CUDA the norm is read after the
+    // update is queued, and a non-finite norm has updated nothing.
+    r.grad_norm = s_.opt->clip_and_step(r.lr, o_.clip);
     if (!std::isfinite(r.grad_norm))
       fail(fmt::format("training diverged at step {}: gradient norm is {}", s_.step + 1, r.grad_norm));
-    s_.opt->step(r.lr);
     if (s_.dp) s_.dp->after_step();
     ++s_.step;
     for (auto* m : {&r.task, &r.aux})
