@@ -152,8 +152,8 @@ TEST(RatioLoss, SpecValues) {
   auto p = torch::tensor({{0.2, 0.2, 0.9}}, torch::kDouble);
   auto b = torch::tensor({{true, false, true}});
   auto r = ratio_loss(p, b, torch::tensor({{true, true, false}}), 6.0);
-  EXPECT_NEAR(r.F, 0.5, 1e-12);
-  EXPECT_NEAR(r.G, 0.2, 1e-12);
+  EXPECT_NEAR(r.F.item<double>(), 0.5, 1e-12);
+  EXPECT_NEAR(r.G.item<double>(), 0.2, 1e-12);
 }
 
 TEST(HNet, OfficialNamesAndShapes) {

@@ -15,6 +15,7 @@
 #include "infer/generate.h"
 #include "io/atomic_file.h"
 #include "train/adamw.h"
+#include "train/step_metrics.h"
 #include "run/checkpoint.h"
 #include "train/trainer.h"
 #include "expect_error.h"
@@ -147,6 +148,28 @@ TEST(Optim, ClipGradNorm) {
   EXPECT_NEAR(q.grad()[0].item<float>(), 4.0 * 2.5 / (5.0 + 1e-6), 1e-6);
   EXPECT_NEAR(clip_grad_norm(ps, 0.0), 2.5, 1e-5);
   EXPECT_FALSE(r.grad().defined());
+}
+
+// The step's logged scalars, queued and read in one copy: the same doubles as
+// reading each with .item() at once (fp32, fp64 and integer tensors, a divisor,
+// one destination added twice), nothing read before read(), and cleared after.
+TEST(Train, StepMetricsReadOnceEqualsItemReads) {
+  auto a = torch::tensor(0.1f), b = torch::tensor(2.5, torch::kDouble), c = torch::tensor(7, torch::kLong);
+  Metrics sums;
+  double extra = 1.0;
+  StepMetrics m(sums);
+  m.add("loss", a);
+  m.add("bpb", a, std::log(2.0));
+  m.add("loss", b);
+  m.add(extra, c, 4.0);
+  EXPECT_TRUE(sums.at("loss") == 0.0 && extra == 1.0);  // queued, not read
+  m.read();
+  EXPECT_EQ(sums.at("loss"), a.item<double>() + b.item<double>());
+  EXPECT_EQ(sums.at("bpb"), a.item<double>() / std::log(2.0));
+  EXPECT_EQ(extra, 1.0 + 7.0 / 4.0);
+  m.read();  // cleared: a second read adds nothing
+  EXPECT_EQ(sums.at("loss"), a.item<double>() + b.item<double>());
+  testutil::expect_error([&] { m.add("x", torch::ones({2})); }, "one-element tensor");
 }
 
 TEST(Train, InterruptedAndResumedRunIsBitIdentical) {

@@ -43,8 +43,11 @@ int64_t AdamW::state_numel() const {
 }
 
 void AdamW::zero_grad() {
+  // One multi-tensor launch on CUDA (a loop of zero_() on the CPU), not a launch per parameter.
+  std::vector<at::Tensor> gs;
   for (auto& p : params_)
-    if (p.param.grad().defined()) p.param.mutable_grad().zero_();
+    if (p.param.grad().defined()) gs.push_back(p.param.mutable_grad());
+  if (!gs.empty()) at::_foreach_zero_(gs);
 }
 
 std::vector<OptimTensor> AdamW::grads() const {

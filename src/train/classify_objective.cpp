@@ -9,6 +9,7 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "train/step_metrics.h"
 
 namespace dynarch {
 namespace fs = std::filesystem;
@@ -116,7 +117,7 @@ ClassifierObjective::ClassifierObjective(const TrainOptions& o, const TaskConfig
   train_.check_fits(o.seq_len, "--seq-len");
 }
 
-at::Tensor ClassifierObjective::loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, Metrics& m) {
+at::Tensor ClassifierObjective::loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, StepMetrics& m) {
   // This rank's slice of the global micro-batch of batch x world rows.
   auto rows = sampler_.batch(step, micro, accum, o_.batch * world_);
   rows = std::vector<int64_t>(rows.begin() + rank_ * o_.batch, rows.begin() + (rank_ + 1) * o_.batch);
@@ -128,8 +129,8 @@ at::Tensor ClassifierObjective::loss(ByteLM& model, int64_t step, int64_t micro,
   }
   const auto labels = b.labels.to(logits.device());
   auto loss = torch::nn::functional::cross_entropy(logits, labels);
-  m["loss"] += loss.item<double>();
-  m["acc"] += logits.argmax(-1).eq(labels).sum().item<double>() / o_.batch;
+  m.add("loss", loss);
+  m.add("acc", logits.argmax(-1).eq(labels).sum(), (double)o_.batch);
   return loss;
 }
 

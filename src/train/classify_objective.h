@@ -44,7 +44,7 @@ class ClassifierObjective : public Objective {
   // o.data is a directory with train.jsonl and test.jsonl; o.seq_len bounds
   // every input (BOS + bytes); o.eval_windows = validation items.
   ClassifierObjective(const TrainOptions& o, const TaskConfig& task);
-  at::Tensor loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, Metrics& m) override;
+  at::Tensor loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, StepMetrics& m) override;
   std::vector<double> validation_sums(ByteLM& model) override;
   nlohmann::json validation_metrics(const std::vector<double>& sums) const override;
   double units_per_step() const override { return (double)o_.batch * o_.accum; }

@@ -5,6 +5,7 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "train/step_metrics.h"
 
 #include <fmt/format.h>
 
@@ -42,16 +43,15 @@ LmObjective::LmObjective(const TrainOptions& o)
     : o_(o), corpus_(Corpus::open(o.data, o.seq_len)),
       val_offsets_(spread_offsets(corpus_.val.size, o.seq_len, o.eval_windows)) {}
 
-at::Tensor LmObjective::loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, Metrics& m) {
+at::Tensor LmObjective::loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, StepMetrics& m) {
   auto b = sample_batch(corpus_.train, o_.seed, step, micro, (int64_t)rank_ * o_.batch, o_.batch, o_.seq_len);
   at::Tensor loss;
   {
     compat::AutocastScope ac(o_.dtype == "bf16");
     loss = lm_loss(model.forward(b.inputs), b.targets);
   }
-  const double v = loss.item<double>();
-  m["loss"] += v;
-  m["bpb"] += v / std::log(2.0);
+  m.add("loss", loss);
+  m.add("bpb", loss, std::log(2.0));
   return loss;
 }
 

@@ -25,7 +25,7 @@ class LmObjective : public Objective {
  public:
   // Opens o.data (a corpus directory or one file) and fixes the validation windows.
   explicit LmObjective(const TrainOptions& o);
-  at::Tensor loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, Metrics& m) override;
+  at::Tensor loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, StepMetrics& m) override;
   std::vector<double> validation_sums(ByteLM& model) override;
   nlohmann::json validation_metrics(const std::vector<double>& sums) const override;
   double units_per_step() const override { return (double)o_.batch * o_.seq_len * o_.accum; }

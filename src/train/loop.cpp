@@ -19,6 +19,7 @@
 #include "run/checkpoint.h"
 #include "train/metrics_log.h"
 #include "train/parallel.h"
+#include "train/step_metrics.h"
 
 namespace dynarch {
 namespace fs = std::filesystem;
@@ -102,6 +103,7 @@ class Loop {
     r.F.assign(S, 0), r.G.assign(S, 0), r.ratio.assign(S, 0);
     r.lr = wsd_lr(s_.step, o_.steps, o_.lr, o_.warmup, o_.decay, o_.min_lr_ratio);
     s_.opt->zero_grad();
+    StepMetrics later(r.task);  // loss, aux and ratio statistics: read once, after the backward
     set_hmodel_training_step(*s_.model, s_.step);  // H-Model alpha schedule
     for (int64_t m = 0; m < o_.accum; ++m) {
       StageRecorder stages;
@@ -110,17 +112,17 @@ class Loop {
       const bool watch = has_streams_ && m == 0 && o_.gains_every > 0 && (s_.step + 1) % o_.gains_every == 0;
       std::optional<ConnectionRecorder> rec;
       if (watch) rec.emplace();
-      at::Tensor total = obj_.loss(*s_.model, s_.step, m, o_.accum, r.task);
+      at::Tensor total = obj_.loss(*s_.model, s_.step, m, o_.accum, later);
       if (watch) r.gains = stability_monitor(rec->traces);
       total = total + aux.total();
-      for (auto& t : aux.terms) r.aux[t.name] += t.value.item<double>();
+      for (auto& t : aux.terms) later.add(r.aux[t.name], t.value);
       for (size_t st = 0; st < stages.traces.size(); ++st) {
         const auto& tr = stages.traces[st];
         auto rs = s_.dp ? ratio_loss(tr.p, tr.b, tr.mask, targets_.at(st),
                                      [&](const std::vector<double>& v) { return s_.dp->sum(v); }, s_.dp->world())
                         : ratio_loss(tr.p, tr.b, tr.mask, targets_.at(st));
         total = total + o_.ratio_alpha * rs.loss;
-        r.F[st] += rs.F, r.G[st] += rs.G, r.ratio[st] += rs.loss.item<double>();
+        later.add(r.F[st], rs.F), later.add(r.G[st], rs.G), later.add(r.ratio[st], rs.loss);
       }
       if (s_.dp) s_.dp->before_backward(m + 1 == o_.accum);
       (total / (double)o_.accum).backward();
@@ -128,6 +130,7 @@ class Loop {
     if (s_.dp) s_.dp->after_backward();  // gradients averaged over the ranks
     // Stop before a non-finite update reaches the weights (NaN at step 1 too;
     // after the all-reduce, so every rank stops: NaN gradients reach them all).
+    later.read();  // the logged scalars: one host copy for the step
     const double loss = r.task.at("loss") / o_.accum;
     if (!std::isfinite(loss)) fail(fmt::format("training diverged at step {}: loss is {}", s_.step + 1, loss));
     // Clipping and the update in one call: on CUDA the norm is read after the

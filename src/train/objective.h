@@ -14,6 +14,7 @@
 namespace dynarch {
 
 class ByteLM;
+class StepMetrics;
 
 // Named step metrics: objectives add each micro-batch's values, the loop
 // divides the sums by the number of micro-batches.
@@ -23,9 +24,9 @@ class Objective {
  public:
   virtual ~Objective() = default;
   // The task loss of micro-batch `micro` (of `accum`) of step `step`, computed
-  // inside the loop's recorders; adds this micro-batch's metrics to `m`
-  // ("loss" among them).
-  virtual at::Tensor loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, Metrics& m) = 0;
+  // inside the loop's recorders; queues this micro-batch's metrics on `m`
+  // ("loss" among them; train/step_metrics.h: read once per step).
+  virtual at::Tensor loss(ByteLM& model, int64_t step, int64_t micro, int64_t accum, StepMetrics& m) = 0;
   // Validation in two halves, so that data-parallel ranks can split it: sums
   // over this rank's share of the validation set, and the metrics of a line
   // (e.g. {"val_bpb": …}) from the sums over every rank.

@@ -10,7 +10,7 @@ RatioStats ratio_loss(const at::Tensor& p, const at::Tensor& b, const at::Tensor
   auto F = (b.to(p.scalar_type()) * m).sum() / n;  // no gradient (b is hard)
   auto G = (p * m).sum() / n;
   auto loss = N / (N - 1.0) * ((N - 1.0) * F * G + (1.0 - F) * (1.0 - G));
-  return {loss, F.item<double>(), G.item<double>()};
+  return {loss, F.detach(), G.detach()};
 }
 
 RatioStats ratio_loss(const at::Tensor& p, const at::Tensor& b, const at::Tensor& mask, double N,
@@ -21,7 +21,8 @@ RatioStats ratio_loss(const at::Tensor& p, const at::Tensor& b, const at::Tensor
   const double F = s[0] / s[1];
   auto G = sp * ((double)world / s[1]);  // this rank's share of the global G, times world
   auto loss = N / (N - 1.0) * ((N - 1.0) * F * G + (1.0 - F) * (1.0 - G));
-  return {loss, F, s[2] / s[1]};
+  auto host = [](double v) { return at::scalar_tensor(v, at::kDouble); };
+  return {loss, host(F), host(s[2] / s[1])};
 }
 
 }  // namespace dynarch

@@ -10,7 +10,7 @@ namespace dynarch {
 // Ratio loss of one stage (hnet.md §6) over valid positions.
 struct RatioStats {
   at::Tensor loss;  // scalar, differentiable through G
-  double F, G;      // fraction selected, mean p
+  at::Tensor F, G;  // scalars, no gradient: fraction selected, mean p (not read here: no host sync)
 };
 RatioStats ratio_loss(const at::Tensor& p, const at::Tensor& b, const at::Tensor& mask, double N);
 
