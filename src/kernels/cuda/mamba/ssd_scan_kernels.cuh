@@ -14,6 +14,7 @@
 #pragma once
 #include "kernels/cuda/grid.cuh"
 #include "kernels/cuda/mamba/ssd_scan_launch.h"
+#include "kernels/cuda/mamba/ssd_scan_tiled.cuh"
 
 namespace dynarch::cuda {
 namespace {
@@ -129,8 +130,12 @@ cudaError_t ssd_forward_states(const C* x, const C* dt, const C* a, const C* Bm,
   const int64_t nc = s.nc;
   if (s.L > 0) {
     DYNARCH_CUDA_TRY(launch(ssd_cum_kernel<C>, s.B * s.H * nc, stream, dt, a, cum, s));
-    DYNARCH_CUDA_TRY(launch(ssd_cb_kernel<C>, s.B * s.L * s.Q, stream, Bm, Cm, cb, s));
-    DYNARCH_CUDA_TRY(launch(ssd_chunk_state_kernel<C>, s.B * nc * s.H * s.N * s.P, stream, x, dt, Bm, cum, states, s));
+    if (ssd_use_tiled(s)) {
+      DYNARCH_CUDA_TRY(ssd_tiled_cb_states(x, dt, Bm, Cm, cum, cb, states, s, stream));
+    } else {
+      DYNARCH_CUDA_TRY(launch(ssd_cb_kernel<C>, s.B * s.L * s.Q, stream, Bm, Cm, cb, s));
+      DYNARCH_CUDA_TRY(launch(ssd_chunk_state_kernel<C>, s.B * nc * s.H * s.N * s.P, stream, x, dt, Bm, cum, states, s));
+    }
   }
   return launch(ssd_state_pass_kernel<C>, s.B * s.H * s.N * s.P, stream, init, cum, states, final_state, s);
 }
