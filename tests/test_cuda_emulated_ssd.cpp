@@ -139,37 +139,82 @@ TEST(CudaEmulatedSsdTiled, ForwardFp32With3xTf32) {
             << ", naive fp32 " << worst_naive << "\n";
 }
 
-// The backward reruns forward steps 1-4: with the tiled ones it gives the
-// naive run's gradients (which test_cuda_emulated.cpp ties to autograd).
-TEST(CudaEmulatedSsdTiled, BackwardWithTiledForwardStates) {
+namespace {
+
+// The backward's outputs (dx, ddt, da, dBm, dCm, dinit) with the given kernels;
+// gy / g_final may be absent (null: zeros); `skip` leaves dx, dBm, dinit null.
+template <class C = double>
+std::vector<at::Tensor> emu_backward(const SsdCase& k, const SsdInputs& in, const at::Tensor& gy, const at::Tensor& gf,
+                                     bool skip, SsdKernels kernels) {
+  const auto dtype = std::is_same_v<C, float> ? at::kFloat : at::kDouble;
+  auto cv = [&](const at::Tensor& t) { return t.defined() ? t.to(dtype).contiguous() : t; };
+  cuda::SsdShape s = cuda::make_ssd_shape(k.B, k.L, k.H, k.P, k.N, k.Q);
+  s.kernels = kernels;
+  const SsdInputs v{cv(in.x), cv(in.dt), cv(in.a), cv(in.Bm), cv(in.Cm), cv(in.init)};
+  std::vector<at::Tensor> o{torch::full_like(v.x, 7.0),  torch::full_like(v.dt, 7.0), torch::full_like(v.a, 7.0),
+                            torch::full_like(v.Bm, 7.0), torch::full_like(v.Cm, 7.0),
+                            torch::full({k.B, k.H, k.P, k.N}, 7.0, v.x.options())};
+  auto scratch = torch::full({cuda::ssd_backward_scratch_elems(s)}, 7.0, v.x.options());
+  auto out = [&](int i) { return skip && (i == 0 || i == 3 || i == 5) ? nullptr : ptr<C>(o[i]); };
+  EXPECT_EQ(cuda::ssd_backward_chunked<C>(ptr<C>(v.x), ptr<C>(v.dt), ptr<C>(v.a), ptr<C>(v.Bm), ptr<C>(v.Cm),
+                                          ptr<C>(v.init), ptr<C>(cv(gy)), ptr<C>(cv(gf)), out(0), out(1), out(2),
+                                          out(3), out(4), out(5), ptr<C>(scratch), s, nullptr),
+            cudaSuccess);
+  return o;
+}
+
+}  // namespace
+
+// The tiled backward (chunk-state gradients, dpos, dcb, dC, dB tiled; the
+// forward steps it reruns tiled too) gives the naive backward's gradients
+// (which test_cuda_emulated.cpp ties to autograd), with either upstream
+// gradient absent and with gradients not requested. The largest difference is
+// da's (~3e-13: a sum over all positions with cancellation, summed in another order).
+TEST(CudaEmulatedSsdTiled, BackwardMatchesNaive) {
   torch::manual_seed(23);
   double worst = 0;
-  for (const auto& k : {SsdCase{2, 100, 3, 16, 32, 32}, SsdCase{1, 20, 2, 16, 16, 64}, SsdCase{1, 37, 2, 8, 5, 8}})
-    for (bool with_init : {false, true}) {
-      const SsdInputs in = ssd_inputs(k, with_init);
-      auto gy = torch::randn_like(in.x), gf = torch::randn({k.B, k.H, k.P, k.N}, in.x.options());
-      std::vector<at::Tensor> out[2];
-      for (int tiled : {0, 1}) {
-        cuda::SsdShape s = cuda::make_ssd_shape(k.B, k.L, k.H, k.P, k.N, k.Q);
-        s.kernels = tiled ? SsdKernels::tiled : SsdKernels::naive;
-        auto& o = out[tiled];
-        o = {torch::empty_like(in.x), torch::empty_like(in.dt), torch::empty_like(in.a), torch::empty_like(in.Bm),
-             torch::empty_like(in.Cm), torch::empty_like(gf)};
-        auto scratch = torch::empty({cuda::ssd_backward_scratch_elems(s)}, in.x.options());
-        ASSERT_EQ(cuda::ssd_backward_chunked<double>(ptr<double>(in.x), ptr<double>(in.dt), ptr<double>(in.a),
-                                                     ptr<double>(in.Bm), ptr<double>(in.Cm), ptr<double>(in.init),
-                                                     ptr<double>(gy), ptr<double>(gf), ptr<double>(o[0]),
-                                                     ptr<double>(o[1]), ptr<double>(o[2]), ptr<double>(o[3]),
-                                                     ptr<double>(o[4]), ptr<double>(o[5]), ptr<double>(scratch), s,
-                                                     nullptr),
-                  cudaSuccess);
+  // kCases with a smaller multi-tile case: the naive backward is slow in emulation.
+  std::vector<SsdCase> cases(kCases.begin(), kCases.end());
+  cases[3] = {1, 140, 2, 80, 72, 136};
+  for (const auto& k : cases)
+    for (bool with_init : {false, true})
+      for (auto [with_gy, with_gf, skip] : {std::tuple{true, true, false}, {true, false, false}, {false, true, false},
+                                            {true, true, true}}) {
+        if (k.Q > 64 && (!with_gy || !with_gf)) continue;
+        const SsdInputs in = ssd_inputs(k, with_init);
+        auto gy = with_gy ? torch::randn_like(in.x) : at::Tensor();
+        auto gf = with_gf ? torch::randn({k.B, k.H, k.P, k.N}, in.x.options()) : at::Tensor();
+        const auto t = emu_backward(k, in, gy, gf, skip, SsdKernels::tiled);
+        const auto n = emu_backward(k, in, gy, gf, skip, SsdKernels::naive);
+        for (size_t i = 0; i < t.size(); ++i) {
+          const double d = rel(t[i], n[i]);
+          EXPECT_LT(d, 1e-12) << k.str() << " init=" << with_init << " gy=" << with_gy << " gf=" << with_gf
+                              << " skip=" << skip << " gradient " << i;
+          worst = std::max(worst, d);
+        }
       }
-      for (size_t i = 0; i < out[0].size(); ++i) {
-        EXPECT_LT(rel(out[1][i], out[0][i]), 1e-12) << k.str() << " init=" << with_init << " gradient " << i;
-        worst = std::max(worst, rel(out[1][i], out[0][i]));
-      }
-    }
   std::cout << "[ tiled fp64 ] backward: max rel diff of the gradients vs naive " << worst << "\n";
+}
+
+// fp32 gradients through the emulated 3xTF32 tile products against the fp64
+// naive backward: what the GPU's fp32 path should show (the issue asks 1e-4).
+TEST(CudaEmulatedSsdTiled, BackwardFp32With3xTf32) {
+  torch::manual_seed(24);
+  const char* names[] = {"dx", "ddt", "da", "dBm", "dCm", "dinit"};
+  double worst[6] = {0, 0, 0, 0, 0, 0};
+  for (const auto& k : {SsdCase{2, 100, 3, 16, 32, 32}, SsdCase{1, 300, 2, 64, 128, 256}}) {
+    const SsdInputs in = ssd_inputs(k, true);
+    auto gy = torch::randn_like(in.x), gf = torch::randn({k.B, k.H, k.P, k.N}, in.x.options());
+    const auto t = emu_backward<float>(k, in, gy, gf, false, SsdKernels::tiled);
+    const auto n = emu_backward<double>(k, in, gy, gf, false, SsdKernels::naive);
+    for (int i = 0; i < 6; ++i) {
+      EXPECT_LT(rel(t[i], n[i]), 1e-4) << k.str() << " " << names[i];
+      worst[i] = std::max(worst[i], rel(t[i], n[i]));
+    }
+  }
+  std::cout << "[ tiled fp32 ] backward, max rel diff vs fp64:";
+  for (int i = 0; i < 6; ++i) std::cout << " " << names[i] << " " << worst[i];
+  std::cout << "\n";
 }
 
 // The 3xTF32 split on the host: TF32 rounding by bit masking as cvt.rna does

@@ -12,8 +12,9 @@
 //
 // The rules that make both runs agree:
 //   - threads share data only through DYNARCH_SHARED arrays, between phases;
-//   - a value a thread or warp keeps across phases lives in PerWarp<> (one copy
-//     per warp in emulation, registers on the GPU), not in a plain local;
+//   - a value a thread or warp keeps across phases lives in PerThread<> /
+//     PerWarp<> (one copy per thread / warp in emulation, registers on the
+//     GPU), not in a plain local;
 //   - code inside a warp phase strides over lanes with warp_lane() and
 //     kWarpLanes: 32 lanes on the GPU, one lane doing all the work in emulation;
 //   - every branch around a phase is uniform over the block (it depends on
@@ -68,6 +69,18 @@ struct PerWarp {
 #ifdef DYNARCH_CUDA_EMULATE
   T v[kWarps];
   T& operator[](int w) { return v[w]; }
+#else
+  T v;
+  __device__ __forceinline__ T& operator[](int) { return v; }
+#endif
+};
+
+// A thread's registers that live across phases (the same, one per thread).
+template <class T, int kThreads>
+struct PerThread {
+#ifdef DYNARCH_CUDA_EMULATE
+  T v[kThreads];
+  T& operator[](int t) { return v[t]; }
 #else
   T v;
   __device__ __forceinline__ T& operator[](int) { return v; }

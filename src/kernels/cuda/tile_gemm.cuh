@@ -27,6 +27,7 @@ struct TileGeom {
   static constexpr int kBSize = KT * kLdBRow > BN * kLdBCol ? KT * kLdBRow : BN * kLdBCol;
   // A and B tiles while accumulating; the output tile afterwards (same memory).
   static constexpr int kSmem = kASize + kBSize > BM * kLdOut ? kASize + kBSize : BM * kLdOut;
+  static_assert(BM <= kTileThreads && BM * BN % kTileThreads == 0, "row sums take one thread a row");
   using Acc = WarpTile<C, TM, TN>;
   template <Major M>
   static constexpr int lda() {
@@ -81,16 +82,42 @@ __device__ __forceinline__ void tile_accumulate(TileAcc<C>& acc, C* smem, int64_
   }
 }
 
+// The warps' accumulators into the shared output tile (row-major, kLdOut).
+template <class C>
+__device__ __forceinline__ void tile_to_smem(TileAcc<C>& acc, C* smem) {
+  using G = TileGeom<C>;
+  warp_phase<kTileThreads>(
+      [&](int w) { warp_tile_store(acc[w], smem + G::row0(w) * G::kLdOut + G::col0(w), G::kLdOut); });
+}
+
+// f(r, n, v) for each element v (a reference into the shared tile) of the
+// BM x BN output tile; element e = r BN + n goes to thread e % kTileThreads.
+template <class C, class F>
+__device__ __forceinline__ void tile_for_each(C* smem, F&& f) {
+  using G = TileGeom<C>;
+  block_phase<kTileThreads>([&](int t) {
+    for (int e = t; e < G::BM * G::BN; e += kTileThreads)
+      f(e / G::BN, e % G::BN, smem[(e / G::BN) * G::kLdOut + e % G::BN]);
+  });
+}
+
 // The output tile through shared memory: store(r, n, value) for each of its
 // BM x BN elements (the epilogue decides what lies outside the data).
 template <class C, class Store>
 __device__ __forceinline__ void tile_finish(TileAcc<C>& acc, C* smem, Store&& store) {
+  tile_to_smem<C>(acc, smem);
+  tile_for_each<C>(smem, [&](int r, int n, C& v) { store(r, n, v); });
+}
+
+// sums[r] += the sum of row r of the shared tile, for r < BM (one thread a row).
+template <class C>
+__device__ __forceinline__ void tile_add_row_sums(const C* smem, C* sums) {
   using G = TileGeom<C>;
-  warp_phase<kTileThreads>(
-      [&](int w) { warp_tile_store(acc[w], smem + G::row0(w) * G::kLdOut + G::col0(w), G::kLdOut); });
   block_phase<kTileThreads>([&](int t) {
-    for (int e = t; e < G::BM * G::BN; e += kTileThreads)
-      store(e / G::BN, e % G::BN, smem[(e / G::BN) * G::kLdOut + e % G::BN]);
+    if (t >= G::BM) return;
+    C acc = 0;
+    for (int n = 0; n < G::BN; ++n) acc += smem[t * G::kLdOut + n];
+    sums[t] += acc;
   });
 }
 

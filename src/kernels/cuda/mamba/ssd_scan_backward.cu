@@ -33,6 +33,7 @@
 // g_l = exp(dt_l a) <dS_l, S_{l-1}> = <dS_l, S_l> - dt_l x_l . u_l and
 // <dS_l, S_l> = g_{l+1} + gy_l . y_l.
 #include "kernels/cuda/mamba/ssd_scan_kernels.cuh"
+#include "kernels/cuda/mamba/ssd_scan_tiled_backward.cuh"
 
 namespace dynarch::cuda {
 namespace {
@@ -271,11 +272,15 @@ cudaError_t ssd_backward_chunked(const C* x, const C* dt, const C* a, const C* B
   C* dend = dcum + BLH;
   C* da_part = dend + BcH;
   DYNARCH_CUDA_TRY(ssd_forward_states(x, dt, a, Bm, Cm, init, fin, scratch, s, stream));
-  if (s.L > 0) DYNARCH_CUDA_TRY(launch(ssd_dchunk_kernel<C>, BcH * s.N * s.P, stream, Cm, gy, cum, dstates, s));
+  const bool tiled = ssd_use_tiled(s);  // steps 2, 4, 7, 8 (ssd_scan_tiled_backward.cuh)
+  if (s.L > 0 && tiled) DYNARCH_CUDA_TRY(ssd_tiled_dchunk(Cm, gy, cum, dstates, s, stream));
+  else if (s.L > 0) DYNARCH_CUDA_TRY(launch(ssd_dchunk_kernel<C>, BcH * s.N * s.P, stream, Cm, gy, cum, dstates, s));
   DYNARCH_CUDA_TRY(launch(ssd_dstate_pass_kernel<C>, s.B * s.H * s.N * s.P, stream, g_final, cum, dstates, dinit, s));
   if (s.L > 0) {
     const bool decay = ddt || da;
-    if (dx || decay)
+    if ((dx || decay) && tiled)
+      DYNARCH_CUDA_TRY(ssd_tiled_dpos(x, dt, Bm, Cm, gy, cum, cb, states, dstates, dx, xu, dcum, s, stream));
+    else if (dx || decay)
       DYNARCH_CUDA_TRY(launch_warps(ssd_dpos_kernel<C>, BLH, stream, x, dt, Bm, Cm, gy, cum, cb, states, dstates, dx,
                                     xu, dcum, s));
     if (decay) {
@@ -283,9 +288,14 @@ cudaError_t ssd_backward_chunked(const C* x, const C* dt, const C* a, const C* B
       DYNARCH_CUDA_TRY(launch(ssd_dlogdecay_kernel<C>, BcH, stream, dt, a, xu, dcum, dend, ddt, da_part, s));
     }
     C* dcb_used = gy && (dBm || dCm) ? dcb : nullptr;  // null: no gy, so no C.B gradient
-    if (dcb_used) DYNARCH_CUDA_TRY(launch(ssd_dcb_kernel<C>, s.B * s.L * s.Q, stream, x, dt, gy, cum, dcb_used, s));
-    if (dCm) DYNARCH_CUDA_TRY(launch(ssd_dC_kernel<C>, s.B * s.L * s.N, stream, Bm, gy, cum, states, dcb_used, dCm, s));
-    if (dBm)
+    if (dcb_used && tiled) DYNARCH_CUDA_TRY(ssd_tiled_dcb(x, dt, gy, cum, dcb_used, s, stream));
+    else if (dcb_used)
+      DYNARCH_CUDA_TRY(launch(ssd_dcb_kernel<C>, s.B * s.L * s.Q, stream, x, dt, gy, cum, dcb_used, s));
+    if (dCm && tiled) DYNARCH_CUDA_TRY(ssd_tiled_dC(Bm, gy, cum, states, dcb_used, dCm, s, stream));
+    else if (dCm)
+      DYNARCH_CUDA_TRY(launch(ssd_dC_kernel<C>, s.B * s.L * s.N, stream, Bm, gy, cum, states, dcb_used, dCm, s));
+    if (dBm && tiled) DYNARCH_CUDA_TRY(ssd_tiled_dB(x, dt, Cm, cum, dstates, dcb_used, dBm, s, stream));
+    else if (dBm)
       DYNARCH_CUDA_TRY(launch(ssd_dB_kernel<C>, s.B * s.L * s.N, stream, x, dt, Cm, cum, dstates, dcb_used, dBm, s));
   }
   if (da) DYNARCH_CUDA_TRY(launch(ssd_da_kernel<C>, s.H, stream, da_part, da, s));

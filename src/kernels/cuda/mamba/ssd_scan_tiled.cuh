@@ -62,11 +62,14 @@ __global__ void __launch_bounds__(kTileThreads)
   });
 }
 
-// states (B, chunks, H, N, P): S[n, p] = sum_l B_l[n] w_l x_l[p], block (b, c, h, n tile, p tile).
+// states (B, chunks, H, N, P), block (b, c, h, n tile, p tile). Forward:
+// S[n, p] = sum_l B_l[n] w_l x_l[p], w_l = exp(cum_end - cum_l) dt_l (rows = Bm,
+// v = x). Backward's dchunk (grad): sum_l C_l[n] exp(cum_l) gy_l[p] (rows = Cm,
+// v = gy; zeros for a null gy).
 template <class C>
 __global__ void __launch_bounds__(kTileThreads)
-    ssd_states_tiled_kernel(const C* __restrict__ x, const C* __restrict__ dt, const C* __restrict__ Bm,
-                            const C* __restrict__ cum, C* __restrict__ states, SsdShape s) {
+    ssd_states_tiled_kernel(const C* __restrict__ v, const C* __restrict__ dt, const C* __restrict__ rows,
+                            const C* __restrict__ cum, C* __restrict__ states, SsdShape s, bool grad) {
   using G = TileGeom<C>;
   int64_t blk = blockIdx.x;
   const int64_t tp = ceil_div(s.P, G::BN), tn = ceil_div(s.N, G::BM);
@@ -80,46 +83,38 @@ __global__ void __launch_bounds__(kTileThreads)
   alignas(128) DYNARCH_SHARED C smem[G::kSmem];
   TileAcc<C> acc;
   tile_zero<C>(acc);
-  tile_accumulate<Major::col, Major::row, C>(
-      acc, smem, ceil_div(ch.len, G::KT),
-      [&](int64_t kt, int r, int k) {  // A (n, l) = B_l[n]
-        const int64_t l = kt * G::KT + k;
-        return l < ch.len && n0 + r < s.N ? Bm[(row + l) * s.N + n0 + r] : C(0);
-      },
-      [&](int64_t kt, int k, int q) {  // B (l, p) = w_l x_l[p]
-        const int64_t l = kt * G::KT + k;
-        if (l >= ch.len || p0 + q >= s.P) return C(0);
-        const int64_t lh = (row + l) * s.H + h;
-        return exp(end - cm[l]) * dt[lh] * x[lh * s.P + p0 + q];
-      });
+  if (v)
+    tile_accumulate<Major::col, Major::row, C>(
+        acc, smem, ceil_div(ch.len, G::KT),
+        [&](int64_t kt, int r, int k) {  // A (n, l) = rows_l[n]
+          const int64_t l = kt * G::KT + k;
+          return l < ch.len && n0 + r < s.N ? rows[(row + l) * s.N + n0 + r] : C(0);
+        },
+        [&](int64_t kt, int k, int q) {  // B (l, p) = w_l v_l[p]
+          const int64_t l = kt * G::KT + k;
+          if (l >= ch.len || p0 + q >= s.P) return C(0);
+          const int64_t lh = (row + l) * s.H + h;
+          return (grad ? exp(cm[l]) : exp(end - cm[l]) * dt[lh]) * v[lh * s.P + p0 + q];
+        });
   C* out = states + ((b * s.nc + c) * s.H + h) * s.N * s.P;
-  tile_finish<C>(acc, smem, [&](int r, int q, C v) {
-    if (n0 + r < s.N && p0 + q < s.P) out[(n0 + r) * s.P + p0 + q] = v;
+  tile_finish<C>(acc, smem, [&](int r, int q, C val) {
+    if (n0 + r < s.N && p0 + q < s.P) out[(n0 + r) * s.P + p0 + q] = val;
   });
 }
 
-// y (B, L, H, P), block (b, c, h, l tile, p tile): first the carried-in state,
-// (exp(cum_l) C_l) . S_in over n; then the chunk's positions s <= l,
-// (cb[l, s] exp(cum_l - cum_s) dt_s) x_s, up to the tile's last row.
+// acc += the y tile of rows r0.. (chunk-local) and columns p0.. of (b, c, h):
+// first the carried-in state, (exp(cum_l) C_l) . S_in over n; then the chunk's
+// positions s <= l, (cb[l, s] exp(cum_l - cum_s) dt_s) x_s, up to the tile's last row.
 template <class C>
-__global__ void __launch_bounds__(kTileThreads)
-    ssd_output_tiled_kernel(const C* __restrict__ x, const C* __restrict__ dt, const C* __restrict__ Cm,
-                            const C* __restrict__ cum, const C* __restrict__ cb, const C* __restrict__ states,
-                            C* __restrict__ y, SsdShape s) {
+__device__ __forceinline__ void ssd_y_tile(TileAcc<C>& acc, C* smem, const C* __restrict__ x, const C* __restrict__ dt,
+                                           const C* __restrict__ Cm, const C* __restrict__ cum,
+                                           const C* __restrict__ cb, const C* __restrict__ states, const SsdShape& s,
+                                           int64_t b, int64_t c, int64_t h, int64_t r0, int64_t p0) {
   using G = TileGeom<C>;
-  int64_t blk = blockIdx.x;
-  const int64_t tp = ceil_div(s.P, G::BN), tl = ceil_div(s.Q, G::BM);
-  const int64_t p0 = (blk % tp) * G::BN, r0 = (blk / tp % tl) * G::BM;
-  blk /= tp * tl;
-  const int64_t h = blk % s.H, c = blk / s.H % s.nc, b = blk / (s.H * s.nc);
   const SsdChunk ch = ssd_chunk(s, c);
-  if (r0 >= ch.len) return;  // uniform over the block
   const C* cm = cum + (b * s.H + h) * s.L + ch.l0;
   const int64_t row = b * s.L + ch.l0;
   const C* st = states + ((b * s.nc + c) * s.H + h) * s.N * s.P;
-  alignas(128) DYNARCH_SHARED C smem[G::kSmem];
-  TileAcc<C> acc;
-  tile_zero<C>(acc);
   tile_accumulate<Major::row, Major::row, C>(
       acc, smem, ceil_div(s.N, G::KT),
       [&](int64_t kt, int r, int k) {  // A (l, n) = exp(cum_l) C_l[n]
@@ -142,8 +137,29 @@ __global__ void __launch_bounds__(kTileThreads)
         const int64_t src = kt * G::KT + k;
         return src < src_end && p0 + q < s.P ? x[((row + src) * s.H + h) * s.P + p0 + q] : C(0);
       });
+}
+
+// y (B, L, H, P), block (b, c, h, l tile, p tile).
+template <class C>
+__global__ void __launch_bounds__(kTileThreads)
+    ssd_output_tiled_kernel(const C* __restrict__ x, const C* __restrict__ dt, const C* __restrict__ Cm,
+                            const C* __restrict__ cum, const C* __restrict__ cb, const C* __restrict__ states,
+                            C* __restrict__ y, SsdShape s) {
+  using G = TileGeom<C>;
+  int64_t blk = blockIdx.x;
+  const int64_t tp = ceil_div(s.P, G::BN), tl = ceil_div(s.Q, G::BM);
+  const int64_t p0 = (blk % tp) * G::BN, r0 = (blk / tp % tl) * G::BM;
+  blk /= tp * tl;
+  const int64_t h = blk % s.H, c = blk / s.H % s.nc, b = blk / (s.H * s.nc);
+  const SsdChunk ch = ssd_chunk(s, c);
+  if (r0 >= ch.len) return;  // uniform over the block
+  alignas(128) DYNARCH_SHARED C smem[G::kSmem];
+  TileAcc<C> acc;
+  tile_zero<C>(acc);
+  ssd_y_tile(acc, smem, x, dt, Cm, cum, cb, states, s, b, c, h, r0, p0);
+  C* yb = y + ((b * s.L + ch.l0 + r0) * s.H + h) * s.P + p0;
   tile_finish<C>(acc, smem, [&](int r, int q, C v) {
-    if (r0 + r < ch.len && p0 + q < s.P) y[((row + r0 + r) * s.H + h) * s.P + p0 + q] = v;
+    if (r0 + r < ch.len && p0 + q < s.P) yb[r * s.H * s.P + q] = v;
   });
 }
 
@@ -157,7 +173,7 @@ cudaError_t ssd_tiled_cb_states(const C* x, const C* dt, const C* Bm, const C* C
                                                bc * ceil_div(s.Q, G::BM) * ceil_div(s.Q, G::BN), stream, Bm, Cm, cb, s));
   return launch_blocks<kTileThreads>(ssd_states_tiled_kernel<C>,
                                      bc * s.H * ceil_div(s.N, G::BM) * ceil_div(s.P, G::BN), stream, x, dt, Bm, cum,
-                                     states, s);
+                                     states, s, false);
 }
 
 // Forward step 5 (outputs) tiled.
