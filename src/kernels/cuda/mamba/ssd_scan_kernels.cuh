@@ -10,7 +10,9 @@
 //   5. y_l = exp(cum_l) C_l . S_in + sum_{s<=l} cb[l, s] exp(cum_l - cum_s) dt_s x_s
 // The decays exp(cum_l - cum_s) are recomputed where used, never stored. Every
 // exponent is <= 0 (a < 0, dt >= 0), so nothing overflows. P is innermost in
-// 3-5, so a warp reads 32 consecutive x / state values.
+// 3-5, so a warp reads 32 consecutive x / state values. Steps 2, 3 and 5 have
+// tiled forms (ssd_scan_tiled.cuh), taken where ssd_use_tiled(s); these stay
+// the reference.
 #pragma once
 #include "kernels/cuda/grid.cuh"
 #include "kernels/cuda/mamba/ssd_scan_launch.h"
