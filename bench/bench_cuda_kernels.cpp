@@ -137,8 +137,10 @@ json ssd_tiled_case(int reps) {
   auto f = [](const at::Tensor& t) { return t.data_ptr<float>(); };
   const double fwd_gflop = 2.0 * B * L * (Q * N / 2.0 + H * (2.0 * N * P + Q * P / 2.0)) / 1e9;
   json j;
+  // tiled_1xtf32: one TF32 pass per product (~1e-3): what the 3xTF32 split costs.
   for (auto [name, kernels] : {std::pair<std::string, cuda::SsdKernels>{"naive", cuda::SsdKernels::naive},
-                               {"tiled", cuda::SsdKernels::tiled}}) {
+                               {"tiled", cuda::SsdKernels::tiled},
+                               {"tiled_1xtf32", cuda::SsdKernels::tiled_tf32}}) {
     auto s = s0;
     s.kernels = kernels;
     auto fwd = [&] {

@@ -9,6 +9,8 @@
 
 namespace dynarch::cuda {
 
+// Kernels with one tile accumulator ask for 2 blocks an SM (__launch_bounds__(
+// kTileThreads, 2): <= 128 registers), so one block's barrier stalls overlap another's work.
 constexpr int kTileThreads = 256;
 constexpr int kTileWarps = kTileThreads / 32;
 
@@ -63,10 +65,10 @@ __device__ __forceinline__ void tile_zero(TileAcc<C>& acc) {
 
 // acc += A B over k_tiles steps of KT: load(kt, r, k) gives A (BM x KT, stored
 // as MA) and loadb(kt, k, n) gives B (KT x BN, stored as MB) of step kt, zero
-// outside the data (ragged chunks, tile edges).
+// outside the data (ragged chunks, tile edges). split: warp_tile_mma's.
 template <Major MA, Major MB, class C, class LoadA, class LoadB>
 __device__ __forceinline__ void tile_accumulate(TileAcc<C>& acc, C* smem, int64_t k_tiles, LoadA&& loada,
-                                                LoadB&& loadb) {
+                                                LoadB&& loadb, bool split = true) {
   using G = TileGeom<C>;
   C* As = smem;
   C* Bs = smem + G::kASize;
@@ -77,7 +79,8 @@ __device__ __forceinline__ void tile_accumulate(TileAcc<C>& acc, C* smem, int64_
     });
     warp_phase<kTileThreads>([&](int w) {
       warp_tile_mma<MA, MB>(acc[w], As + tile_offset<MA>(G::row0(w), 0, G::template lda<MA>()), G::template lda<MA>(),
-                            Bs + tile_offset<MB>(0, G::col0(w), G::template ldb<MB>()), G::template ldb<MB>(), G::KT);
+                            Bs + tile_offset<MB>(0, G::col0(w), G::template ldb<MB>()), G::template ldb<MB>(), G::KT,
+                            split);
     });
   }
 }

@@ -28,17 +28,17 @@ namespace dynarch::cuda {
 
 // TF32 rounding of an fp32 value as cvt.rna.tf32.f32 does it: to nearest, ties
 // away from zero, keeping 10 explicit mantissa bits (the low 13 bits zero).
-#ifdef DYNARCH_TF32_WMMA
-__device__ __forceinline__ float tf32_round(float v) { return nvcuda::wmma::__float_to_tf32(v); }
-#else
 __host__ __device__ inline float tf32_round(float v) {
+#ifdef DYNARCH_TF32_WMMA
+  return nvcuda::wmma::__float_to_tf32(v);
+#else
   uint32_t u;
   std::memcpy(&u, &v, 4);
   if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;  // inf and NaN stay
   std::memcpy(&v, &u, 4);
   return v;
-}
 #endif
+}
 
 // v = hi + lo exactly, then lo rounded to TF32 too.
 __host__ __device__ inline void split_tf32(float v, float& hi, float& lo) {
@@ -75,27 +75,29 @@ __device__ __forceinline__ void warp_tile_zero(WarpTile<C, TM, TN>& acc) {
 }
 
 // One product term in the plain form: fp64 exact FMA, fp32 as the tensor cores
-// would do it (3xTF32).
-__device__ __forceinline__ double tile_madd(double s, double a, double b) { return s + a * b; }
-__device__ __forceinline__ float tile_madd(float s, float a, float b) {
+// would do it (3xTF32, or one TF32 pass without split).
+__device__ __forceinline__ double tile_madd(double s, double a, double b, bool) { return s + a * b; }
+__device__ __forceinline__ float tile_madd(float s, float a, float b, bool split) {
   float ah, al, bh, bl;
   split_tf32(a, ah, al);
   split_tf32(b, bh, bl);
-  return s + (al * bh + ah * bl) + ah * bh;
+  return split ? s + (al * bh + ah * bl) + ah * bh : s + ah * bh;
 }
 
 // acc += A B over k in [0, K): A (16 TM x K) and B (K x 16 TN) from shared
 // memory, stored as MA and MB say. The plain form for any K; the WMMA form
 // needs K a multiple of 8, lda/ldb multiples of 4 and 32-byte aligned 16-row
-// (and 8-column) steps, which the kernels' tile sizes guarantee.
+// (and 8-column) steps, which the kernels' tile sizes guarantee. split = false
+// (fp32 only): one TF32 pass, ~1e-3 relative (for measurements).
 template <Major MA, Major MB, class C, int TM, int TN>
 __device__ __forceinline__ void warp_tile_mma(WarpTile<C, TM, TN>& acc, const C* A, int lda, const C* B, int ldb,
-                                              int K) {
+                                              int K, bool split = true) {
 #pragma unroll
   for (int j = 0; j < WarpTile<C, TM, TN>::kElems; ++j) {
     const int e = warp_lane() + kWarpLanes * j, i = e / (16 * TN), n = e % (16 * TN);
     C s = acc.v[j];
-    for (int k = 0; k < K; ++k) s = tile_madd(s, A[tile_offset<MA>(i, k, lda)], B[tile_offset<MB>(k, n, ldb)]);
+    for (int k = 0; k < K; ++k)
+      s = tile_madd(s, A[tile_offset<MA>(i, k, lda)], B[tile_offset<MB>(k, n, ldb)], split);
     acc.v[j] = s;
   }
 }
@@ -128,7 +130,7 @@ __device__ __forceinline__ void split_fragment(Frag& hi, Frag& lo) {
 
 template <Major MA, Major MB, int TM, int TN>
 __device__ __forceinline__ void warp_tile_mma(WarpTile<float, TM, TN>& acc, const float* A, int lda, const float* B,
-                                              int ldb, int K) {
+                                              int ldb, int K, bool split = true) {
   namespace wmma = nvcuda::wmma;
   using LA = std::conditional_t<MA == Major::row, wmma::row_major, wmma::col_major>;
   using LB = std::conditional_t<MB == Major::row, wmma::row_major, wmma::col_major>;
@@ -150,8 +152,10 @@ __device__ __forceinline__ void warp_tile_mma(WarpTile<float, TM, TN>& acc, cons
     for (int i = 0; i < TM; ++i)
 #pragma unroll
       for (int j = 0; j < TN; ++j) {
-        wmma::mma_sync(acc.f[i][j], al[i], bh[j], acc.f[i][j]);
-        wmma::mma_sync(acc.f[i][j], ah[i], bl[j], acc.f[i][j]);
+        if (split) {  // uniform over the warp
+          wmma::mma_sync(acc.f[i][j], al[i], bh[j], acc.f[i][j]);
+          wmma::mma_sync(acc.f[i][j], ah[i], bl[j], acc.f[i][j]);
+        }
         wmma::mma_sync(acc.f[i][j], ah[i], bh[j], acc.f[i][j]);
       }
   }

@@ -31,7 +31,7 @@ __device__ __forceinline__ SsdChunk ssd_chunk(const SsdShape& s, int64_t c) {
 // cb (B, L, Q): block (b, c, l tile, j tile); rows past the data are not
 // written, entries above the diagonal are zeros (as the naive kernel).
 template <class C>
-__global__ void __launch_bounds__(kTileThreads)
+__global__ void __launch_bounds__(kTileThreads, 2)
     ssd_cb_tiled_kernel(const C* __restrict__ Bm, const C* __restrict__ Cm, C* __restrict__ cb, SsdShape s) {
   using G = TileGeom<C>;
   int64_t blk = blockIdx.x;
@@ -56,7 +56,7 @@ __global__ void __launch_bounds__(kTileThreads)
         [&](int64_t kt, int k, int q) {
           const int64_t n = kt * G::KT + k;
           return j0 + q < ch.len && n < s.N ? bcol[q * s.N + n] : C(0);
-        });
+        }, ssd_tf32_split(s));
   tile_finish<C>(acc, smem, [&](int r, int q, C v) {
     if (r0 + r < ch.len && j0 + q < s.Q) cb[(b * s.L + ch.l0 + r0 + r) * s.Q + j0 + q] = j0 + q <= r0 + r ? v : C(0);
   });
@@ -67,7 +67,7 @@ __global__ void __launch_bounds__(kTileThreads)
 // v = x). Backward's dchunk (grad): sum_l C_l[n] exp(cum_l) gy_l[p] (rows = Cm,
 // v = gy; zeros for a null gy).
 template <class C>
-__global__ void __launch_bounds__(kTileThreads)
+__global__ void __launch_bounds__(kTileThreads, 2)
     ssd_states_tiled_kernel(const C* __restrict__ v, const C* __restrict__ dt, const C* __restrict__ rows,
                             const C* __restrict__ cum, C* __restrict__ states, SsdShape s, bool grad) {
   using G = TileGeom<C>;
@@ -95,7 +95,7 @@ __global__ void __launch_bounds__(kTileThreads)
           if (l >= ch.len || p0 + q >= s.P) return C(0);
           const int64_t lh = (row + l) * s.H + h;
           return (grad ? exp(cm[l]) : exp(end - cm[l]) * dt[lh]) * v[lh * s.P + p0 + q];
-        });
+        }, ssd_tf32_split(s));
   C* out = states + ((b * s.nc + c) * s.H + h) * s.N * s.P;
   tile_finish<C>(acc, smem, [&](int r, int q, C val) {
     if (n0 + r < s.N && p0 + q < s.P) out[(n0 + r) * s.P + p0 + q] = val;
@@ -124,7 +124,7 @@ __device__ __forceinline__ void ssd_y_tile(TileAcc<C>& acc, C* smem, const C* __
       [&](int64_t kt, int k, int q) {  // B (n, p) = S_in[n, p]
         const int64_t n = kt * G::KT + k;
         return n < s.N && p0 + q < s.P ? st[n * s.P + p0 + q] : C(0);
-      });
+      }, ssd_tf32_split(s));
   const int64_t src_end = ch.len < r0 + G::BM ? ch.len : r0 + G::BM;  // positions s < src_end
   tile_accumulate<Major::row, Major::row, C>(
       acc, smem, ceil_div(src_end, G::KT),
@@ -136,12 +136,12 @@ __device__ __forceinline__ void ssd_y_tile(TileAcc<C>& acc, C* smem, const C* __
       [&](int64_t kt, int k, int q) {  // B (s, p) = x_s[p]
         const int64_t src = kt * G::KT + k;
         return src < src_end && p0 + q < s.P ? x[((row + src) * s.H + h) * s.P + p0 + q] : C(0);
-      });
+      }, ssd_tf32_split(s));
 }
 
 // y (B, L, H, P), block (b, c, h, l tile, p tile).
 template <class C>
-__global__ void __launch_bounds__(kTileThreads)
+__global__ void __launch_bounds__(kTileThreads, 2)
     ssd_output_tiled_kernel(const C* __restrict__ x, const C* __restrict__ dt, const C* __restrict__ Cm,
                             const C* __restrict__ cum, const C* __restrict__ cb, const C* __restrict__ states,
                             C* __restrict__ y, SsdShape s) {

@@ -63,7 +63,7 @@ __global__ void __launch_bounds__(kTileThreads)
         [&](int64_t kt, int k, int q) {  // B (n, p) = dS_out[n, p]
           const int64_t n = kt * G::KT + k;
           return n < s.N && p0 + q < s.P ? ds[n * s.P + p0 + q] : C(0);
-        });
+        }, ssd_tf32_split(s));
     if (gy)
       tile_accumulate<Major::col, Major::row, C>(
           acc, smem, ceil_div(ch.len - r0, G::KT),
@@ -74,7 +74,7 @@ __global__ void __launch_bounds__(kTileThreads)
           [&](int64_t kt, int k, int q) {  // B (i, p) = gy_i[p]
             const int64_t i = r0 + kt * G::KT + k;
             return i < ch.len && p0 + q < s.P ? gy[pos(i, p0 + q)] : C(0);
-          });
+          }, ssd_tf32_split(s));
     tile_to_smem<C>(acc, smem);
     tile_for_each<C>(smem, [&](int r, int q, C& v) {
       const int64_t l = r0 + r, p = p0 + q;
@@ -136,7 +136,7 @@ __global__ void __launch_bounds__(kTileThreads)
         [&](int64_t kt, int k, int q) {  // B (p, j) = x_j[p]
           const int64_t p = kt * G::KT + k;
           return j0 + q < ch.len && p < s.P ? x[((row + j0 + q) * s.H + h) * s.P + p] : C(0);
-        });
+        }, ssd_tf32_split(s));
     tile_to_smem<C>(acc, smem);
     block_phase<kTileThreads>([&](int t) {
 #pragma unroll
@@ -157,7 +157,7 @@ __global__ void __launch_bounds__(kTileThreads)
 
 // 8a. dC (B, L, N), block (b, c, i tile, n tile); zeros without gy.
 template <class C>
-__global__ void __launch_bounds__(kTileThreads)
+__global__ void __launch_bounds__(kTileThreads, 2)
     ssd_dC_tiled_kernel(const C* __restrict__ Bm, const C* __restrict__ gy, const C* __restrict__ cum,
                         const C* __restrict__ states, const C* __restrict__ dcb, C* __restrict__ dCm, SsdShape s) {
   using G = TileGeom<C>;
@@ -183,7 +183,7 @@ __global__ void __launch_bounds__(kTileThreads)
         [&](int64_t kt, int k, int q) {  // B (j, n) = B_j[n]
           const int64_t j = kt * G::KT + k;
           return j < src_end && n0 + q < s.N ? Bm[(row + j) * s.N + n0 + q] : C(0);
-        });
+        }, ssd_tf32_split(s));
     for (int64_t h = 0; h < s.H; ++h) {
       const C* cm = cum + (b * s.H + h) * s.L + ch.l0;
       const C* st = states + ((b * s.nc + c) * s.H + h) * s.N * s.P;
@@ -196,7 +196,7 @@ __global__ void __launch_bounds__(kTileThreads)
           [&](int64_t kt, int k, int q) {  // B (p, n) = S_in[n, p]
             const int64_t p = kt * G::KT + k;
             return p < s.P && n0 + q < s.N ? st[(n0 + q) * s.P + p] : C(0);
-          });
+          }, ssd_tf32_split(s));
     }
   }
   tile_finish<C>(acc, smem, [&](int r, int q, C v) {
@@ -206,7 +206,7 @@ __global__ void __launch_bounds__(kTileThreads)
 
 // 8b. dB (B, L, N), block (b, c, j tile, n tile); dcb null: no C.B term.
 template <class C>
-__global__ void __launch_bounds__(kTileThreads)
+__global__ void __launch_bounds__(kTileThreads, 2)
     ssd_dB_tiled_kernel(const C* __restrict__ x, const C* __restrict__ dt, const C* __restrict__ Cm,
                         const C* __restrict__ cum, const C* __restrict__ dstates, const C* __restrict__ dcb,
                         C* __restrict__ dBm, SsdShape s) {
@@ -232,7 +232,7 @@ __global__ void __launch_bounds__(kTileThreads)
         [&](int64_t kt, int k, int q) {  // B (i, n) = C_i[n]
           const int64_t i = r0 + kt * G::KT + k;
           return i < ch.len && n0 + q < s.N ? Cm[(row + i) * s.N + n0 + q] : C(0);
-        });
+        }, ssd_tf32_split(s));
   for (int64_t h = 0; h < s.H; ++h) {
     const C* cm = cum + (b * s.H + h) * s.L + ch.l0;
     const C end = cm[ch.len - 1];
@@ -248,7 +248,7 @@ __global__ void __launch_bounds__(kTileThreads)
         [&](int64_t kt, int k, int q) {  // B (p, n) = dS_out[n, p]
           const int64_t p = kt * G::KT + k;
           return p < s.P && n0 + q < s.N ? ds[(n0 + q) * s.P + p] : C(0);
-        });
+        }, ssd_tf32_split(s));
   }
   tile_finish<C>(acc, smem, [&](int r, int q, C v) {
     if (r0 + r < ch.len && n0 + q < s.N) dBm[(row + r0 + r) * s.N + n0 + q] = v;
