@@ -155,5 +155,12 @@ TEST(CudaSsdTiled, BackwardMatchesNaive) {
                 << rel(tiled[i], exact[i]) << ", naive fp32 " << rel(naive[i], exact[i]) << "\n";
     }
   }
+  // The fp64 tiled backward (32-lane plain loops) against the naive one: several tiles, off the 16 grid.
+  const Shape k{2, 170, 2, 80, 72, 160};
+  auto v = to(ssd_gpu_inputs(k, at::kFloat, true), at::kDouble);
+  auto gy = torch::randn_like(v[0]), gf = torch::randn({k.B, k.H, k.P, k.N}, v[0].options());
+  auto tiled = raw_backward<double>(k, v, gy, gf, SsdKernels::tiled);
+  auto naive = raw_backward<double>(k, v, gy, gf, SsdKernels::naive);
+  for (int i = 0; i < 6; ++i) EXPECT_LT(rel(tiled[i], naive[i]), 1e-10) << "fp64 " << names[i];
 #endif
 }

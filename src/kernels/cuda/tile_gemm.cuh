@@ -49,6 +49,7 @@ struct TileGeom {
 // loaders that read global memory along it are coalesced.
 template <Major M, int R, int K, class C, class F>
 __device__ __forceinline__ void stage_tile(int t, C* dst, int ld, F&& f) {
+#pragma unroll 4  // several global loads in flight before their shared stores
   for (int e = t; e < R * K; e += kTileThreads) {
     const int r = M == Major::row ? e / K : e % R, c = M == Major::row ? e % K : e / R;
     dst[tile_offset<M>(r, c, ld)] = f(r, c);
