@@ -3,7 +3,8 @@
 // shapes of the workloads; one JSON line per case.
 // Usage: bench_cuda_kernels [--reps R] [--only CASE]
 // Cases: ema_scan, causal_conv, sinkhorn, hc_pre_mix, hc_post_res, ssd_forward (forward only),
-// ssd_forward_backward, ssd_packed (the scan on packed rows vs the same rows padded).
+// ssd_forward_backward, ssd_packed (the scan on packed rows vs the same rows padded),
+// ssd_tiled (the scan's naive vs tiled kernels, with matmul rates for MFU).
 // Exits 2 with a message when no CUDA device is visible (always in a CPU build).
 #include <torch/torch.h>
 
@@ -20,7 +21,11 @@
 #include "kernels/cpu/streams/stream_mix.h"
 #include "model/layers/packing.h"
 #if DYNARCH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+
+#include "kernels/cuda/binding.h"
 #include "kernels/cuda/mamba/ssd_scan_cuda.h"
+#include "kernels/cuda/mamba/ssd_scan_launch.h"
 #endif
 
 using namespace dynarch;
@@ -106,6 +111,93 @@ at::Tensor eager_ssd_chunked(const at::Tensor& x, const at::Tensor& dt, const at
 
 at::Tensor randn(at::IntArrayRef s) { return torch::randn(s, at::TensorOptions().device(at::kCUDA)); }
 at::Tensor rand(at::IntArrayRef s) { return torch::rand(s, at::TensorOptions().device(at::kCUDA)); }
+
+#if DYNARCH_CUDA
+// Best of `reps` timed calls of fn (after one warm-up), synchronised.
+double best_ms(const std::function<void()>& fn, int reps) {
+  double best = 1e300;
+  for (int r = 0; r <= reps; ++r) {
+    torch::cuda::synchronize();
+    auto t0 = std::chrono::steady_clock::now();
+    fn();
+    torch::cuda::synchronize();
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (r > 0) best = std::min(best, ms);
+  }
+  return best;
+}
+
+// TFLOP/s of an n x n x n matmul in `dtype` (fp32 with TF32 allowed when tf32): the
+// tensor-core rate the SSD kernels are measured against (MFU).
+double matmul_tflops(at::ScalarType dtype, bool tf32, int reps) {
+  const int64_t n = 8192;
+  auto a = torch::randn({n, n}, at::TensorOptions().device(at::kCUDA).dtype(dtype)), b = torch::randn_like(a);
+  const auto before = at::globalContext().float32MatmulPrecision();
+  at::globalContext().setFloat32MatmulPrecision(tf32 ? "high" : "highest");
+  const double ms = best_ms([&] { at::mm(a, b); }, reps);
+  at::globalContext().setFloat32MatmulPrecision(before);
+  return 2.0 * n * n * n / (ms * 1e9);
+}
+
+// The SSD chunked scan at the shape, fp32, through the raw launchers
+// (buffers allocated once): forward and forward + backward with the naive and
+// the tiled kernels. FLOPs counted as the chunked algorithm's useful work, the
+// causal halves halved: per position Q N / 2 (C.B) + H (2 N P + Q P / 2)
+// multiply-adds (chunk states, C.S_in, the in-chunk product); forward +
+// backward counted as 3x the forward (the usual convention).
+json ssd_tiled_case(int reps) {
+  const int64_t B = 8, L = 8192, H = 32, P = 64, N = 128, Q = 256;
+  auto x = randn({B, L, H, P}), dt = rand({B, L, H}) * 0.1, a = -rand({H}) - 0.5;
+  auto Bm = randn({B, L, N}), Cm = randn({B, L, N}), gy = randn({B, L, H, P});
+  auto y = torch::empty_like(x), fin = torch::empty({B, H, P, N}, x.options());
+  auto dx = torch::empty_like(x), ddt = torch::empty_like(dt), da = torch::empty_like(a);
+  auto dB = torch::empty_like(Bm), dC = torch::empty_like(Cm);
+  const auto s0 = cuda::make_ssd_shape(B, L, H, P, N, Q);
+  auto fscratch = torch::empty({cuda::ssd_scratch_elems(s0)}, x.options());
+  auto bscratch = torch::empty({cuda::ssd_backward_scratch_elems(s0)}, x.options());
+  auto f = [](const at::Tensor& t) { return t.data_ptr<float>(); };
+  const double fwd_gflop = 2.0 * B * L * (Q * N / 2.0 + H * (2.0 * N * P + Q * P / 2.0)) / 1e9;
+  json j;
+  // tiled_1xtf32: one TF32 pass per product (~1e-3): what the 3xTF32 split costs.
+  for (auto [name, kernels] : {std::pair<std::string, cuda::SsdKernels>{"naive", cuda::SsdKernels::naive},
+                               {"tiled", cuda::SsdKernels::tiled},
+                               {"tiled_1xtf32", cuda::SsdKernels::tiled_tf32}}) {
+    auto s = s0;
+    s.kernels = kernels;
+    auto fwd = [&] {
+      cuda::check_launch(cuda::ssd_forward_chunked<float>(f(x), f(dt), f(a), f(Bm), f(Cm), nullptr, f(y), f(fin),
+                                                          f(fscratch), s, cuda::stream()),
+                         "bench ssd forward");
+    };
+    auto bwd = [&] {
+      cuda::check_launch(cuda::ssd_backward_chunked<float>(f(x), f(dt), f(a), f(Bm), f(Cm), nullptr, f(gy), nullptr,
+                                                           f(dx), f(ddt), f(da), f(dB), f(dC), nullptr, f(bscratch), s,
+                                                           cuda::stream()),
+                         "bench ssd backward");
+    };
+    const int r = kernels == cuda::SsdKernels::naive ? std::min(reps, 2) : reps;  // the naive path is slow
+    const double fms = best_ms(fwd, r), fbms = best_ms([&] { fwd(), bwd(); }, r);
+    j[name + "_fwd_ms"] = fms;
+    j[name + "_fwd_bwd_ms"] = fbms;
+    j[name + "_fwd_tflops"] = fwd_gflop / fms;
+    j[name + "_fwd_bwd_tflops"] = 3 * fwd_gflop / fbms;
+  }
+  j["fwd_gflop"] = fwd_gflop;
+  j["fwd_speedup"] = j["naive_fwd_ms"].get<double>() / j["tiled_fwd_ms"].get<double>();
+  j["fwd_bwd_speedup"] = j["naive_fwd_bwd_ms"].get<double>() / j["tiled_fwd_bwd_ms"].get<double>();
+  j["target_fwd_bwd_ms_h200"] = 5.75;  // the official Triton kernel (eager PyTorch: 50.9 ms)
+  const double tf32 = matmul_tflops(at::kFloat, true, reps), bf16 = matmul_tflops(at::kBFloat16, false, reps);
+  j["matmul_tf32_tflops"] = tf32;
+  j["matmul_bf16_tflops"] = bf16;
+  j["matmul_fp32_tflops"] = matmul_tflops(at::kFloat, false, reps);
+  // The tiled path runs 3 TF32 products per fp32 one: its tensor-core share of the TF32 rate.
+  j["tiled_fwd_mfu_3xtf32"] = 3 * j["tiled_fwd_tflops"].get<double>() / tf32;
+  j["tiled_fwd_bwd_mfu_3xtf32"] = 3 * j["tiled_fwd_bwd_tflops"].get<double>() / tf32;
+  j["device"] = std::string(at::cuda::getCurrentDeviceProperties()->name);
+  j["shape"] = {{"B", B}, {"L", L}, {"H", H}, {"P", P}, {"N", N}, {"chunk", Q}};
+  return j;
+}
+#endif
 
 }  // namespace
 
@@ -228,6 +320,12 @@ static int run_all(int argc, char** argv) {
     j["bench"] = "cuda_kernels";
     j["case"] = "ssd_packed";
     j["shape"] = {{"lengths", lens}, {"T", pk.total()}, {"Lmax", Lmax}, {"H", H}, {"P", P}, {"N", N}, {"chunk", Q}};
+    std::cout << j.dump() << std::endl;
+  }
+  if (only.empty() || only == "ssd_tiled") {
+    json j = ssd_tiled_case(reps);
+    j["bench"] = "cuda_kernels";
+    j["case"] = "ssd_tiled";
     std::cout << j.dump() << std::endl;
   }
 #endif

@@ -1,6 +1,7 @@
 // Mamba-2 SSD chunked scan forward on CUDA: the five kernels of
 // ssd_scan_kernels.cuh (cum, C.B per chunk, chunk states, state passing,
-// outputs). The backward is ssd_scan_backward.cu.
+// outputs), C.B, the chunk states and the outputs tiled where ssd_use_tiled
+// (ssd_scan_tiled.cuh). The backward is ssd_scan_backward.cu.
 #include "kernels/cuda/mamba/ssd_scan_kernels.cuh"
 
 namespace dynarch::cuda {
@@ -14,7 +15,9 @@ cudaError_t ssd_forward_chunked(const C* x, const C* dt, const C* a, const C* Bm
   const C* cum = scratch;
   const C* cb = cum + s.B * s.H * s.L;
   const C* states = cb + s.B * s.L * s.Q;
-  if (s.L > 0)
+  if (s.L > 0 && ssd_use_tiled(s) && !seq_start)  // the tiled kernels have no sequence starts yet
+    DYNARCH_CUDA_TRY(ssd_tiled_output(x, dt, Cm, cum, cb, states, y, s, stream));
+  else if (s.L > 0)
     DYNARCH_CUDA_TRY(
         launch(ssd_output_kernel<C>, s.B * s.L * s.H * s.P, stream, x, dt, Cm, cum, cb, states, seq_start, y, s));
   return cudaSuccess;

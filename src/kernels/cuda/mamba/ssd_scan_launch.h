@@ -16,14 +16,33 @@
 
 namespace dynarch::cuda {
 
+// Which kernels run the GEMM-shaped steps (forward and backward): the tiled
+// ones (ssd_scan_tiled*.cuh: shared memory, fp32 on tensor cores as 3xTF32),
+// the naive one-thread-per-output ones (ssd_scan_kernels.cuh,
+// ssd_scan_backward.cu: the reference), or (automatic) the tiled ones where
+// ssd_tiled_fits says they pay. tiled_tf32: tiled with one TF32 pass per
+// product, ~1e-3 relative in fp32 (to measure what the split costs; never automatic).
+enum class SsdKernels : int { automatic, naive, tiled, tiled_tf32 };
+
 struct SsdShape {
   int64_t B, L, H, P, N, Q;  // Q: chunk length
   int64_t nc;                // chunks: ceil(L / Q), set by make_ssd_shape
+  SsdKernels kernels = SsdKernels::automatic;
 };
 
 inline SsdShape make_ssd_shape(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N, int64_t Q) {
   return {B, L, H, P, N, Q, Q > 0 ? (L + Q - 1) / Q : 0};
 }
+
+// The tiled kernels take any shape (tiles are zero-padded), but pay only with
+// whole 16-wide tensor-core fragments along P and N.
+inline bool ssd_tiled_fits(const SsdShape& s) { return s.P % 16 == 0 && s.N % 16 == 0; }
+inline bool ssd_use_tiled(const SsdShape& s) {
+  return s.kernels == SsdKernels::tiled || s.kernels == SsdKernels::tiled_tf32 ||
+         (s.kernels == SsdKernels::automatic && ssd_tiled_fits(s));
+}
+// The tiled kernels' fp32 products: 3xTF32 unless tiled_tf32.
+constexpr bool ssd_tf32_split(const SsdShape& s) { return s.kernels != SsdKernels::tiled_tf32; }
 
 // Scratch (elements of C), from the caller: cum (B, H, L) within-chunk prefix
 // sums of dt a; cb (B, L, Q) the C_l . B_s products inside each chunk (shared
