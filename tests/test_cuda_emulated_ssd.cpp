@@ -70,7 +70,7 @@ EmuForward emu_forward(const SsdCase& k, const SsdInputs& in, SsdKernels kernels
   EmuForward f{torch::full_like(x, 7.0), torch::full({k.B, k.H, k.P, k.N}, 7.0, x.options()),
                torch::full({cuda::ssd_scratch_elems(s)}, 7.0, x.options())};
   EXPECT_EQ(cuda::ssd_forward_chunked<C>(ptr<C>(x), ptr<C>(dt), ptr<C>(a), ptr<C>(Bm), ptr<C>(Cm), ptr<C>(init),
-                                         ptr<C>(f.y), ptr<C>(f.fin), ptr<C>(f.scratch), s, nullptr),
+                                         /*seq_start=*/nullptr, ptr<C>(f.y), ptr<C>(f.fin), ptr<C>(f.scratch), s, nullptr),
             cudaSuccess);
   return f;
 }
@@ -159,7 +159,7 @@ std::vector<at::Tensor> emu_backward(const SsdCase& k, const SsdInputs& in, cons
   auto scratch = torch::full({cuda::ssd_backward_scratch_elems(s)}, 7.0, v.x.options());
   auto out = [&](int i) { return skip && (i == 0 || i == 3 || i == 5) ? nullptr : ptr<C>(o[i]); };
   EXPECT_EQ(cuda::ssd_backward_chunked<C>(ptr<C>(v.x), ptr<C>(v.dt), ptr<C>(v.a), ptr<C>(v.Bm), ptr<C>(v.Cm),
-                                          ptr<C>(v.init), ptr<C>(cv(gy)), ptr<C>(cv(gf)), out(0), out(1), out(2),
+                                          ptr<C>(v.init), /*seq_start=*/nullptr, ptr<C>(cv(gy)), ptr<C>(cv(gf)), out(0), out(1), out(2),
                                           out(3), out(4), out(5), ptr<C>(scratch), s, nullptr),
             cudaSuccess);
   return o;

@@ -55,7 +55,7 @@ std::vector<at::Tensor> raw_forward(const Shape& k, const std::vector<at::Tensor
   auto y = torch::empty_like(v[0]), fin = torch::empty({k.B, k.H, k.P, k.N}, v[0].options());
   auto scratch = torch::empty({cuda::ssd_scratch_elems(s)}, v[0].options());
   cuda::check_launch(cuda::ssd_forward_chunked<C>(ptr<C>(v[0]), ptr<C>(v[1]), ptr<C>(v[2]), ptr<C>(v[3]), ptr<C>(v[4]),
-                                                  ptr<C>(v[5]), ptr<C>(y), ptr<C>(fin), ptr<C>(scratch), s,
+                                                  ptr<C>(v[5]), /*seq_start=*/nullptr, ptr<C>(y), ptr<C>(fin), ptr<C>(scratch), s,
                                                   cuda::stream()),
                      "raw_forward");
   return {y, fin, scratch};
@@ -70,7 +70,7 @@ std::vector<at::Tensor> raw_backward(const Shape& k, const std::vector<at::Tenso
                             torch::empty_like(v[3]), torch::empty_like(v[4]), torch::empty_like(gf)};
   auto scratch = torch::empty({cuda::ssd_backward_scratch_elems(s)}, v[0].options());
   cuda::check_launch(cuda::ssd_backward_chunked<C>(ptr<C>(v[0]), ptr<C>(v[1]), ptr<C>(v[2]), ptr<C>(v[3]),
-                                                   ptr<C>(v[4]), ptr<C>(v[5]), ptr<C>(gy), ptr<C>(gf), ptr<C>(g[0]),
+                                                   ptr<C>(v[4]), ptr<C>(v[5]), /*seq_start=*/nullptr, ptr<C>(gy), ptr<C>(gf), ptr<C>(g[0]),
                                                    ptr<C>(g[1]), ptr<C>(g[2]), ptr<C>(g[3]), ptr<C>(g[4]),
                                                    ptr<C>(g[5]), ptr<C>(scratch), s, cuda::stream()),
                      "raw_backward");
@@ -83,7 +83,9 @@ std::vector<at::Tensor> to(const std::vector<at::Tensor>& v, at::ScalarType t) {
   return out;
 }
 
-constexpr Shape kIssue{8, 8192, 32, 64, 128, 256};  // batch 8 x 8192, 32 heads x 64, d_state 128, chunk 256
+// The issue's scan shape (8192 bytes, 32 heads x 64, d_state 128, chunk 256) at batch 2, not 8:
+// the fp64 naive reference runs in seconds, and gpu_check.sh gives all CUDA tests 150 s.
+constexpr Shape kIssue{2, 8192, 32, 64, 128, 256};
 
 }  // namespace
 #endif

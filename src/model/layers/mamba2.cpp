@@ -137,11 +137,12 @@ at::Tensor Mamba2::forward_ops(const at::Tensor& u, LayerCache* cache, int64_t p
     delta = delta * (at::arange(L, lengths.options()).view({1, L}) < lengths.view({B, 1})).to(fdt).unsqueeze(-1);
   auto a = -at::exp(A_log.to(fdt));
   at::Tensor init = cont ? cache->ssm.to(fdt) : at::Tensor();
+  const auto xf = xs.to(fdt);  // the scan's input and the D skip's
   SsdResult r = device_ops
-                    ? ssd_chunk_scan(xs.to(fdt), delta, a, Bm.to(fdt), Cm.to(fdt), chunk_size, init, seq_start)
-                    : ssd_sequential(xs.to(fdt), delta, a, Bm.to(fdt), Cm.to(fdt), init);
+                    ? ssd_chunk_scan(xf, delta, a, Bm.to(fdt), Cm.to(fdt), chunk_size, init, seq_start)
+                    : ssd_sequential(xf, delta, a, Bm.to(fdt), Cm.to(fdt), init);
   if (cache) cache->ssm = r.state.detach();
-  auto y = r.y + xs.to(fdt) * D.to(fdt).view({1, 1, nheads, 1});
+  auto y = r.y + xf * D.to(fdt).view({1, 1, nheads, 1});
   auto g = ForwardContext::cpu_kernels_apply(y) ? gated_rms_norm_fused(y.reshape({B, L, d_inner}), z, norm->weight)
                                                 : gated_rms_norm(y.reshape({B, L, d_inner}), z, norm->weight);
   return out_proj->forward(g);
