@@ -15,11 +15,7 @@ void adamw_step(const std::vector<ParamTensors>& ts, const AdamWArgs& a, const a
   if (ts.empty()) return;
   check_param_tensors(op, ts, /*moments=*/true);
   const auto dev = ts[0].p.device();
-  if (clip.defined()) {
-    check_tensor(op, "clip", clip, dev, {at::kDouble});
-    check_shape(op, "clip", clip, {2});
-    check(clip.is_contiguous(), std::string(op) + ": clip must be contiguous");
-  }
+  if (clip.defined()) check_clip(op, clip, dev);
   c10::cuda::CUDAGuard guard(dev);
   at::NoGradGuard no_grad;
   TableCache& tables = table_cache(cache);

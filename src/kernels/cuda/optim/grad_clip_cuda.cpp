@@ -52,9 +52,7 @@ void scale_grads(const std::vector<ParamTensors>& ts, const at::Tensor& clip, st
   if (ts.empty()) return;
   check_param_tensors(op, ts, /*moments=*/false);
   const auto dev = ts[0].p.device();
-  check_tensor(op, "clip", clip, dev, {at::kDouble});
-  check_shape(op, "clip", clip, {2});
-  check(clip.is_contiguous(), std::string(op) + ": clip must be contiguous");
+  check_clip(op, clip, dev);
   c10::cuda::CUDAGuard guard(dev);
   at::NoGradGuard no_grad;
   TableCache& tables = table_cache(cache);

@@ -57,6 +57,12 @@ void check_param_tensors(const char* op, const std::vector<ParamTensors>& ts, bo
   }
 }
 
+void check_clip(const char* op, const at::Tensor& clip, const at::Device& dev) {
+  check_tensor(op, "clip", clip, dev, {at::kDouble});
+  check_shape(op, "clip", clip, {2});
+  check(clip.is_contiguous(), std::string(op) + ": clip must be contiguous");
+}
+
 HostTable table_of(const std::vector<ParamTensors>& ts, at::ScalarType dtype, bool moments) {
   HostTable out;
   for (const auto& t : ts) {

@@ -45,6 +45,8 @@ TableCache& table_cache(std::shared_ptr<void>& state);
 // CUDA on the first parameter's device, fp32 or fp64 like its parameter, with
 // its numel, contiguous; with `moments` m and v too.
 void check_param_tensors(const char* op, const std::vector<ParamTensors>& ts, bool moments);
+// The clip coefficient {norm, s} of grad_clip_coef: 2 contiguous fp64 values on `dev`.
+void check_clip(const char* op, const at::Tensor& clip, const at::Device& dev);
 
 // The table of the tensors of type `dtype` in list order, chunks assigned; p,
 // m, v and the flags only with `moments`.
