@@ -9,8 +9,10 @@
 #include "model/layers/mamba2.h"
 #include "model/layers/mlp.h"
 #include "model/layers/norm.h"
+#include "expect_error.h"
 
 using namespace dynarch;
+using dynarch::testutil::expect_error;
 
 static double maxdiff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
@@ -58,6 +60,32 @@ TEST(Rotary, SpecVectors) {
   auto y6 = apply_rotary(v6, torch::tensor({3L}), 4).flatten();
   std::vector<double> want6{-1.413353, 1.879118, -2.828857, 4.058191, 5, 6};
   for (int i = 0; i < 6; ++i) EXPECT_NEAR(y6[i].item<double>(), want6[i], 1e-6);
+}
+
+// The per-device table of fp64 angles gives what the angles computed directly
+// give: small and large positions (the table grows past 256 on the second call),
+// positions given with a bound, fp32 and fp64; positions past the bound of
+// device positions are refused only where they can be read (host positions).
+TEST(Rotary, TableEqualsDirectAngles) {
+  const int64_t r = 6, half = r / 2;
+  auto direct = [&](const at::Tensor& x, const at::Tensor& pos) {
+    auto inv = at::pow(10000.0, -at::arange(0, half, at::kDouble) * 2.0 / (double)r);
+    auto ang = pos.to(at::kDouble).unsqueeze(-1) * inv.unsqueeze(0);
+    auto c = ang.cos().to(x.scalar_type()).unsqueeze(-2), sn = ang.sin().to(x.scalar_type()).unsqueeze(-2);
+    auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+    return at::cat({x1 * c - x2 * sn, x2 * c + x1 * sn, x.narrow(-1, r, x.size(-1) - r)}, -1);
+  };
+  torch::manual_seed(3);
+  for (auto dt : {at::kDouble, at::kFloat}) {
+    auto x = torch::randn({2, 5, 3, 8}, dt);
+    for (auto pos : {torch::tensor({0L, 1L, 2L, 3L, 4L}), torch::tensor({7L, 300L, 4095L, 70000L, 123457L})}) {
+      auto want = direct(x, pos);
+      EXPECT_LE((apply_rotary(x, pos, r) - want).abs().max().item<double>(), dt == at::kDouble ? 1e-12 : 1e-6);
+      const int64_t bound = pos.max().item<int64_t>() + 1;
+      EXPECT_TRUE(apply_rotary(x, pos, r, 10000.0, bound).equal(apply_rotary(x, pos, r)));
+    }
+  }
+  expect_error([] { apply_rotary(torch::zeros({1, 1, 8}), torch::tensor({0L}).to(at::kMeta), 6); }, "need a bound");
 }
 
 TEST(Attention, FastPathEqualsReference) {

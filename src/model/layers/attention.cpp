@@ -3,8 +3,12 @@
 #include <torch/torch.h>
 
 #include <cstring>
+#include <map>
+#include <string>
+#include <tuple>
 
 #include "core/compat.h"
+#include "core/error.h"
 #include "core/forward_context.h"
 #include "kernels/cpu/dense/attention_step.h"
 #include "kernels/cpu/dense/linear_rows.h"
@@ -22,17 +26,38 @@ const at::Tensor& rotary_inv_freq(int64_t r, double base) {
 }
 }  // namespace
 
-at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& positions, int64_t r, double base) {
+namespace {
+// cos and sin of the angles of positions [0, n) (n >= bound), (n, half) in x's
+// dtype on x's device. The angles are computed on the CPU in fp64 (accurate at
+// large positions, the same everywhere) and cast once; the table grows by
+// doubling. Cached per thread, (r, base, device, dtype): a forward on a GPU then
+// copies nothing from the host (a blocking copy per layer would drain the queue).
+std::pair<at::Tensor, at::Tensor> rotary_table(int64_t r, double base, const at::TensorOptions& opts, int64_t bound) {
+  using Key = std::tuple<int64_t, double, std::string, at::ScalarType>;
+  thread_local std::map<Key, std::pair<at::Tensor, at::Tensor>> cache;
+  auto& t = cache[Key{r, base, opts.device().str(), at::typeMetaToScalarType(opts.dtype())}];
+  if (!t.first.defined() || t.first.size(0) < bound) {
+    int64_t n = 256;
+    while (n < bound) n *= 2;
+    auto ang = at::arange(n, at::TensorOptions().dtype(at::kDouble)).unsqueeze(-1) *
+               rotary_inv_freq(r, base).unsqueeze(0);
+    t = {ang.cos().to(opts), ang.sin().to(opts)};
+  }
+  return t;
+}
+}  // namespace
+
+at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& positions, int64_t r, double base, int64_t bound) {
   if (r == 0) return x;
   const int64_t half = r / 2;
-  const auto& inv_freq = rotary_inv_freq(r, base);
-  // angles: (N, half) for N positions, computed in fp64 then cast for accuracy at large pos.
-  // On the CPU whatever the device of x: the same fp64 angles everywhere.
-  auto ang = positions.to(at::kCPU, at::kDouble).unsqueeze(-1) * inv_freq.unsqueeze(0);
-  auto cos = ang.cos().to(x.options()), sin = ang.sin().to(x.options());
+  if (bound < 0) {
+    check(positions.is_cpu(), "apply_rotary: positions off the CPU need a bound");
+    bound = positions.numel() ? positions.max().item<int64_t>() + 1 : 0;
+  }
+  auto [ct, st] = rotary_table(r, base, x.options(), bound);
+  auto idx = positions.to(x.device(), at::kLong);
   // Broadcast over heads: x (..., N, H, hd) -> cos (N, 1, half).
-  cos = cos.unsqueeze(-2);
-  sin = sin.unsqueeze(-2);
+  auto cos = ct.index_select(0, idx).unsqueeze(-2), sin = st.index_select(0, idx).unsqueeze(-2);
   auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
   auto rot = at::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
   if (r == x.size(-1)) return rot;
@@ -103,9 +128,9 @@ at::Tensor Attention::forward(const at::Tensor& x, LayerCache* cache, int64_t po
   // Keys past a row's valid length are cached too; steps mask them by position.
   const int64_t B = x.size(0), L = x.size(1);
   auto qkv = Wqkv->forward(x).view({B, L, 3, num_heads, head_dim});
-  auto pos = at::arange(pos0, pos0 + L, at::kLong);
-  auto q = apply_rotary(qkv.select(2, 0), pos, rotary_dim).transpose(1, 2);
-  auto k = apply_rotary(qkv.select(2, 1), pos, rotary_dim).transpose(1, 2);
+  auto pos = at::arange(pos0, pos0 + L, x.options().dtype(at::kLong));  // on x's device: no copy
+  auto q = apply_rotary(qkv.select(2, 0), pos, rotary_dim, 10000.0, pos0 + L).transpose(1, 2);
+  auto k = apply_rotary(qkv.select(2, 1), pos, rotary_dim, 10000.0, pos0 + L).transpose(1, 2);
   auto v = qkv.select(2, 2).transpose(1, 2);
   at::Tensor kk = k, vv = v;
   if (cache && pos0 > 0) {
@@ -127,9 +152,10 @@ at::Tensor Attention::forward(const at::Tensor& x, LayerCache* cache, int64_t po
 at::Tensor Attention::forward_packed(const at::Tensor& x, const PackedSeqs& seqs) {
   const int64_t T = x.size(1);
   auto qkv = Wqkv->forward(x).view({1, T, 3, num_heads, head_dim});
-  auto pos = at::arange(T, at::kLong) - seqs.starts();  // position within its sequence
-  auto q = apply_rotary(qkv.select(2, 0), pos, rotary_dim).transpose(1, 2);
-  auto k = apply_rotary(qkv.select(2, 1), pos, rotary_dim).transpose(1, 2);
+  // Position within its sequence, on x's device (the packing's starts are there already).
+  auto pos = at::arange(T, x.options().dtype(at::kLong)) - seqs.starts_on(x.device());
+  auto q = apply_rotary(qkv.select(2, 0), pos, rotary_dim, 10000.0, seqs.max_len).transpose(1, 2);
+  auto k = apply_rotary(qkv.select(2, 1), pos, rotary_dim, 10000.0, seqs.max_len).transpose(1, 2);
   auto v = qkv.select(2, 2).transpose(1, 2);
   // One attention call per sequence: the causal mask of each is its own (a
   // block-diagonal mask over T would cost T^2 instead of the sum of L^2).

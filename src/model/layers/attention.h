@@ -8,8 +8,11 @@
 namespace dynarch {
 
 // Rotate-half rotary on the first r dims of each head. x: (..., L, H, hd) with
-// positions (L) or, for steps, x: (B, H, hd) with positions (B).
-at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& positions, int64_t r, double base = 10000.0);
+// positions (L) or, for steps, x: (B, H, hd) with positions (B); int64 positions
+// on the host or on x's device. cos/sin come from a per-device table of fp64
+// angles; `bound` > every position sizes it (-1: read from host positions).
+at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& positions, int64_t r, double base = 10000.0,
+                        int64_t bound = -1);
 
 // Decode form: qkv (B, 3, H, hd) contiguous fp32/fp64; rotates q and k of row b
 // at position pos[b] in place (same arithmetic as apply_rotary).
