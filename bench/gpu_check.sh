@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Issue #16's GPU check, in ONE device call (../shared/gpu/README.md):
+# Issue #16's GPU check (../shared/gpu/README.md):
 #   here, once:  bash ../shared/gpu/pack.sh        (fills .gpu-deps/)
-#   device call: carry [".gpu-deps"], command `bash bench/gpu_check.sh`, timeout_s ~540
-# Steps, each under its own time limit; a failed build stops the script, a failed later step
-# is reported (which step and why) and the rest still run; exit 1 if any failed. Prints one JSON line per step and per
-# benchmark case. Fits in about 8 minutes on the H200 machine (16 cores).
-#   1. build: .gpu-deps/build.sh with -DDYNARCH_CUDA=ON (CUDA LibTorch 2.x) into $BUILD_DIR
-#   2. the CUDA gtests (Cuda*, CausalConv*): every one must run (a skip is a failure here)
-#   3. bench_cuda_kernels, bench_cuda_mhc: each CUDA kernel vs its tensor-op reference on the GPU;
-#      bench_cuda_optim: one optimizer step (clip + AdamW) of configs/hnet_bench.json's parameters, fused vs ops
-#   4. the model benchmark of the issue's table (`dynarch bench --device cuda`), when the
-#      build's `dynarch bench` has --device (the device plumbing of issue #16)
-# GPU_CHECK_SKIP_BUILD=1 reuses an existing $BUILD_DIR (a second call on a warm machine).
+#   device call 1: carry [".gpu-deps"], `bash bench/gpu_check.sh`, timeout_s ~560
+#                  (phases build,tests,kernels: about 7 minutes)
+#   device call 2, at once (the machine stays warm ~30 s): `GPU_CHECK_SKIP_BUILD=1
+#                  GPU_CHECK_PHASES=models bash bench/gpu_check.sh`, timeout_s ~400
+# GPU_CHECK_PHASES (comma list, default build,tests,kernels; "all" = every phase):
+#   build:   .gpu-deps/build.sh with -DDYNARCH_CUDA=ON (CUDA LibTorch 2.x) into $BUILD_DIR
+#            (skipped with GPU_CHECK_SKIP_BUILD=1: a warm machine's earlier build)
+#   tests:   the CUDA gtests (Cuda*, CausalConv*): every one must run (a skip is a failure here)
+#   kernels: bench_cuda_kernels, bench_cuda_mhc (each CUDA kernel vs its tensor-op reference),
+#            bench_cuda_optim (one clip + AdamW step of configs/hnet_bench.json, fused vs ops)
+#   models:  the issue's table with `dynarch bench --device cuda` (bf16 training bytes/s, MFU,
+#            peak memory; decode at batch 1 and 64 on real text) and bench_mhc's overhead row
+# A failed build stops the script; a failed later step is reported (which step and why) and
+# the rest still run; exit 1 if any failed. One JSON line per step and per benchmark case.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${BUILD_DIR:-/tmp/build}
@@ -25,8 +28,12 @@ t=$(date +%s)
 command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 || die setup 0 "no GPU visible (nvidia-smi -L failed)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
+PHASES=${GPU_CHECK_PHASES:-build,tests,kernels}
+[ "$PHASES" = all ] && PHASES=build,tests,kernels,models
+phase() { [[ ",$PHASES," == *",$1,"* ]]; }
+
 # 1. build
-if [ "${GPU_CHECK_SKIP_BUILD:-0}" != 1 ]; then
+if phase build && [ "${GPU_CHECK_SKIP_BUILD:-0}" != 1 ]; then
   t=$(date +%s)
   CMAKE_ARGS="-DDYNARCH_CUDA=ON ${CMAKE_ARGS:-}" timeout 330 bash .gpu-deps/build.sh > /tmp/gpu_check_build.log 2>&1 ||
     { tail -40 /tmp/gpu_check_build.log; die build "$(elapsed $t)" "build failed or passed 330 s (log above)"; }
@@ -50,6 +57,7 @@ step() {
 }
 
 # 2. CUDA tests: all must run and pass.
+if phase tests; then
 t=$(date +%s)
 timeout 150 "$B/dynarch_tests" --gtest_filter='Cuda*:CausalConv*' --gtest_brief=1 \
   --gtest_output=json:/tmp/gpu_check_tests.json > /tmp/gpu_check_tests.log 2>&1
@@ -65,20 +73,32 @@ elif [ "${skipped:-0}" != 0 ]; then
 else
   say cuda_tests true "$(elapsed $t)" "$ran tests ran"
 fi
+fi
 
 # 3. kernel benchmarks (JSON lines of their own).
-step bench_cuda_kernels 150 "$B/bench_cuda_kernels" --reps 5
-step bench_cuda_mhc 60 "$B/bench_cuda_mhc" --reps 5
-step bench_cuda_optim 60 "$B/bench_cuda_optim" --config configs/hnet_bench.json --reps 20
+if phase kernels; then
+  step bench_cuda_kernels 150 "$B/bench_cuda_kernels" --reps 5
+  step bench_cuda_mhc 60 "$B/bench_cuda_mhc" --reps 5
+  step bench_cuda_optim 60 "$B/bench_cuda_optim" --config configs/hnet_bench.json --reps 20
+fi
 
-# 4. model benchmark on the device, once the build has --device.
-if "$B/dynarch" bench --help 2>&1 | grep -q -- '--device'; then
-  step model_bench 150 "$B/dynarch" bench --device cuda --config configs/hnet_bench.json --batch 16 --seq-len 4096 --steps 4
-  # The issue's mHC overhead row: T12 d1024, n = 4, 8 x 2048, bf16, plain vs mHC in paired rounds.
+# 4. the issue's model rows, bf16 (docs/benchmarks.md records them). Real text for the
+# decode rows: the project's own docs (the corpus is not on the GPU machine).
+if phase models; then
+  cat docs/*.md README.md > /tmp/gpu_check_text.txt
+  bench() { step "$1" "$2" "$B/dynarch" bench --device cuda --dtype bf16 "${@:3}"; }
+  bench hnet_bench_16x4096 120 --config configs/hnet_bench.json --batch 16 --seq-len 4096 --steps 4 --decode-bytes 0
+  bench isotropic_t12_d1024_8x8192 150 --config configs/bench_t12_d1024.json --batch 8 --seq-len 8192 --steps 3 \
+    --decode-bytes 0
+  bench hnet_1stage_L_8x8192 150 --config configs/hnet_1stage_L.json --batch 8 --seq-len 8192 --steps 3 \
+    --decode-bytes 0 --data /tmp/gpu_check_text.txt
+  bench hnet_1stage_L_decode_b1 90 --config configs/hnet_1stage_L.json --steps 0 --decode-bytes 256 --decode-batch 1 \
+    --data /tmp/gpu_check_text.txt
+  bench hnet_1stage_L_decode_b64 90 --config configs/hnet_1stage_L.json --steps 0 --decode-bytes 128 --decode-batch 64 \
+    --data /tmp/gpu_check_text.txt
+  # The mHC overhead row: T12 d1024, n = 4, 8 x 2048, bf16, plain vs mHC in paired rounds.
   step mhc_overhead 150 "$B/bench_mhc" --device cuda --config configs/bench_t12_d1024.json --n 4 --batch 8 \
     --seq-len 2048 --dtype bf16 --variants plain,mhc --steps 3 --rounds 5
-else
-  say model_bench true 0 "skipped: this build's dynarch bench has no --device"
 fi
 [ -z "$failed" ] || { echo "gpu_check: FAILED steps:$failed" >&2; exit 1; }
 echo "gpu_check: all steps passed"

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/forward_context.h"
 #include "core/runtime.h"
+#include "io/atomic_file.h"
 #include "train/lm_objective.h"
 #include "model/lm.h"
 #include "model/hnet/ratio_loss.h"
@@ -120,7 +121,34 @@ double time_decode(ByteLM& model, const at::Tensor& inputs, bool bf16, double* c
   return B * (L - 1) / seconds_since(t0);
 }
 
+namespace {
+// (rows, len) int64 byte windows on `device`: from `text` at evenly spread
+// offsets (real text: an H-Net's router then chunks as in use), else random
+// bytes drawn on the CPU (the same on every device).
+at::Tensor bench_bytes(const std::string& text, int64_t rows, int64_t len, const c10::Device& device) {
+  if (text.empty()) return torch::randint(0, 256, {rows, len}, at::kLong).to(device);
+  auto out = at::empty({rows, len}, at::kLong);
+  auto* p = out.data_ptr<int64_t>();
+  const int64_t n = (int64_t)text.size(), stride = std::max<int64_t>(1, (n - len) / std::max<int64_t>(rows, 1));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t t = 0; t < len; ++t) p[r * len + t] = (uint8_t)text[(r * stride + t) % n];
+  return out.to(device);
+}
+}  // namespace
+
 json run_lm_bench(const LmBenchOptions& o) {
+  check(o.decode_batch >= 1, "--decode-batch must be >= 1, got " + std::to_string(o.decode_batch));
+  check(o.train_steps >= 0, "--steps must be >= 0, got " + std::to_string(o.train_steps));
+  check(o.decode_bytes >= 0, "--decode-bytes must be >= 0, got " + std::to_string(o.decode_bytes));
+  std::string text;
+  if (!o.data.empty()) {
+    try {
+      text = io::read_file(o.data);
+    } catch (const std::exception& e) {
+      fail("--data: " + std::string(e.what()));
+    }
+    check(!text.empty(), "--data: " + o.data + " is empty");
+  }
   const auto device = resolve_device(o.device);
   DeviceScope on_device(device);
   set_threads(o.threads);
@@ -131,6 +159,8 @@ json run_lm_bench(const LmBenchOptions& o) {
   out["config"] = o.config.to_json();
   out["batch"] = o.batch;
   out["seq_len"] = o.seq_len;
+  out["decode_batch"] = o.decode_batch;
+  out["data"] = o.data.empty() ? "random bytes" : o.data;
   const double peak32 = measure_matmul_gflops(false, 1024, 5, device),
                peak16 = measure_matmul_gflops(true, 1024, 5, device);
   out["matmul_gflops_fp32"] = peak32;
@@ -143,16 +173,25 @@ json run_lm_bench(const LmBenchOptions& o) {
     out["params"] = model.num_parameters();
     const double fpb = model.flops_per_byte(o.seq_len);
     out["flops_per_byte_fwd"] = fpb;
-    // Drawn on the CPU (the same bytes on every device), then moved.
-    auto ids = torch::randint(0, 256, {o.batch, o.seq_len}, at::kLong).to(device);
-    auto tg = torch::randint(0, 256, {o.batch, o.seq_len}, at::kLong).to(device);
-    const double step_s = time_train_steps(model, ids, tg, bf16, o.train_steps, o.warmup_steps);
-    const double bps = o.batch * o.seq_len / step_s;
-    out["train_bytes_per_s_" + tag] = bps;
-    out["train_ms_per_step_" + tag] = 1e3 * step_s;
-    out["train_mfu_" + tag] = 3.0 * fpb * bps / ((bf16 ? peak16 : peak32) * 1e9);
-    auto dec = torch::randint(0, 256, {1, o.decode_bytes + 1}, at::kLong).to(device);
-    out["decode_bytes_per_s_" + tag] = time_decode(model, dec, bf16);
+    // Inputs and next-byte targets of one window of seq_len + 1 bytes per row.
+    constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+    if (o.train_steps > 0) {
+      auto win = bench_bytes(text, o.batch, o.seq_len + 1, device);
+      auto ids = win.narrow(1, 0, o.seq_len), tg = win.narrow(1, 1, o.seq_len);
+      reset_peak_memory(device);
+      const double step_s = time_train_steps(model, ids, tg, bf16, o.train_steps, o.warmup_steps);
+      const double bps = o.batch * o.seq_len / step_s;
+      out["train_bytes_per_s_" + tag] = bps;
+      out["train_ms_per_step_" + tag] = 1e3 * step_s;
+      out["train_mfu_" + tag] = 3.0 * fpb * bps / ((bf16 ? peak16 : peak32) * 1e9);
+      if (peak_memory_bytes(device) >= 0) out["train_peak_gib_" + tag] = peak_memory_bytes(device) / kGiB;
+    }
+    if (o.decode_bytes > 0) {
+      reset_peak_memory(device);
+      auto dec = bench_bytes(text, o.decode_batch, o.decode_bytes + 1, device);
+      out["decode_bytes_per_s_" + tag] = time_decode(model, dec, bf16);
+      if (peak_memory_bytes(device) >= 0) out["decode_peak_gib_" + tag] = peak_memory_bytes(device) / kGiB;
+    }
   }
   return out;
 }

@@ -1,5 +1,6 @@
 // Throughput benchmark of a byte LM: training and decode bytes/s in fp32 and
-// bf16, and MFU against a matmul measured in the same run.
+// bf16, MFU against a matmul measured in the same run, and (on CUDA) the peak
+// memory of each phase.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -15,9 +16,11 @@ namespace dynarch {
 struct LmBenchOptions {
   ModelConfig config;
   int64_t batch = 8, seq_len = 512, train_steps = 6, warmup_steps = 2, decode_bytes = 256;
+  int64_t decode_batch = 1;  // rows stepped together (bytes/s counts all rows)
   int threads = 0;
   bool fp32 = true, bf16 = true;
   std::string device = "auto";  // --device (core/device.h)
+  std::string data;             // a file whose bytes feed training and decode (empty: random bytes)
 };
 
 // The ~10M-parameter isotropic Transformer used by bench/bench_lm.

@@ -26,7 +26,7 @@ struct InfoArgs {
 
 struct BenchArgs {
   LmBenchOptions bo;
-  std::string config;
+  std::string config, dtype = "both";
 };
 
 struct ReasoningArgs {
@@ -86,7 +86,15 @@ std::vector<Verb> add_tools(CLI::App& app, const Globals& g) {
   be->add_option("--config", b->config, "model config (default: ~10M isotropic Transformer)");
   be->add_option("--batch", b->bo.batch)->capture_default_str();
   be->add_option("--seq-len", b->bo.seq_len)->capture_default_str();
-  be->add_option("--steps", b->bo.train_steps)->capture_default_str();
+  be->add_option("--steps", b->bo.train_steps, "timed training steps (0: no training timing)")->capture_default_str();
+  be->add_option("--dtype", b->dtype, "fp32, bf16 (autocast) or both")
+      ->check(CLI::IsMember({"fp32", "bf16", "both"}))
+      ->capture_default_str();
+  be->add_option("--decode-bytes", b->bo.decode_bytes, "bytes stepped per decode row (0: no decode timing)")
+      ->capture_default_str();
+  be->add_option("--decode-batch", b->bo.decode_batch, "decode rows stepped together (bytes/s counts all)")
+      ->capture_default_str();
+  be->add_option("--data", b->bo.data, "a file whose bytes feed training and decode (default: random bytes)");
   add_device_option(be, b->bo.device);
 
   auto* rs = app.add_subcommand("reasoning", "write the synthetic multi-hop rule-reasoning dataset (JSONL)");
@@ -106,6 +114,8 @@ std::vector<Verb> add_tools(CLI::App& app, const Globals& g) {
           {be,
            [b, &g] {
              b->bo.threads = g.threads;
+             b->bo.fp32 = b->dtype != "bf16";
+             b->bo.bf16 = b->dtype != "fp32";
              b->bo.config = b->config.empty() ? default_bench_config() : ModelConfig::from_file(b->config);
              std::cout << run_lm_bench(b->bo).dump() << std::endl;
            }},

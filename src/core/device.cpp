@@ -1,6 +1,9 @@
 #include "core/device.h"
 
 #include <torch/cuda.h>
+#ifdef DYNARCH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 #include <algorithm>
 #include <cctype>
@@ -52,6 +55,24 @@ void synchronize(const c10::Device& d) {
 #else
   (void)d;
 #endif
+}
+
+// allocated_bytes[0]: the AGGREGATE statistic (StatType's first value in 1.13 and
+// 2.x alike; its namespace moved between them, the index did not).
+int64_t peak_memory_bytes(const c10::Device& d) {
+#ifdef DYNARCH_CUDA
+  if (d.is_cuda())
+    return c10::cuda::CUDACachingAllocator::getDeviceStats(d.has_index() ? d.index() : 0).allocated_bytes[0].peak;
+#endif
+  (void)d;
+  return -1;
+}
+
+void reset_peak_memory(const c10::Device& d) {
+#ifdef DYNARCH_CUDA
+  if (d.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(d.has_index() ? d.index() : 0);
+#endif
+  (void)d;
 }
 
 std::string device_name(const c10::Device& d) {

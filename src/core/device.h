@@ -32,6 +32,11 @@ std::string device_name(const c10::Device& d);
 // asynchronous devices end here.
 void synchronize(const c10::Device& d);
 
+// Peak bytes held by tensors on `d` since the last reset_peak_memory(d) (CUDA's
+// caching allocator); -1 where not tracked (the CPU).
+int64_t peak_memory_bytes(const c10::Device& d);
+void reset_peak_memory(const c10::Device& d);
+
 // The help text of every --device option.
 inline constexpr const char* kDeviceHelp =
     "cpu, cuda, cuda:N or auto (CUDA when this build has it and a GPU is visible, else cpu)";
