@@ -57,6 +57,15 @@ void synchronize(const c10::Device& d) {
 #endif
 }
 
+at::Tensor index_tensor(const std::vector<int64_t>& v, const c10::Device& d) {
+  auto t = at::tensor(v, at::kLong);
+  if (d.is_cpu()) return t;
+#ifdef DYNARCH_CUDA
+  if (d.is_cuda()) return t.pin_memory().to(d, /*non_blocking=*/true);  // the host allocator keeps it until copied
+#endif
+  return t.to(d);
+}
+
 // allocated_bytes[0]: the AGGREGATE statistic (StatType's first value in 1.13 and
 // 2.x alike; its namespace moved between them, the index did not).
 int64_t peak_memory_bytes(const c10::Device& d) {

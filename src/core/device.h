@@ -3,9 +3,11 @@
 // train_options.json). Which kernels run on that device is decided in
 // core/forward_context.h (cpu_kernels_apply).
 #pragma once
+#include <ATen/ATen.h>
 #include <c10/core/Device.h>
 
 #include <string>
+#include <vector>
 
 namespace dynarch {
 
@@ -31,6 +33,11 @@ std::string device_name(const c10::Device& d);
 // Waits for the work queued on `d` (a no-op on the CPU): timings of
 // asynchronous devices end here.
 void synchronize(const c10::Device& d);
+
+// Host integers (row indices, positions) as an int64 tensor on `d`. On CUDA the
+// copy is asynchronous from pinned memory: a plain .to(cuda) from pageable
+// memory waits for the stream, a stall per call in a decode step.
+at::Tensor index_tensor(const std::vector<int64_t>& v, const c10::Device& d);
 
 // Peak bytes held by tensors on `d` since the last reset_peak_memory(d) (CUDA's
 // caching allocator); -1 where not tracked (the CPU).

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "core/compat.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/forward_context.h"
 #include "kernels/cpu/dense/linear_rows.h"
@@ -173,7 +174,7 @@ at::Tensor HNetStage::step(const at::Tensor& x_in, ModelState& st) {
     StreamWeightsScope stream;  // inner weights are read once per chunk: keep the outer ones cached
     zhat = inner->step(h, *st.inner).to(st.last_zbar.scalar_type());
   } else if (nb > 0) {  // inner network only on boundary rows, with their own positions
-    auto ri = at::tensor(rows, at::kLong).to(h.device());
+    auto ri = index_tensor(rows, h.device());
     auto sub = select_rows(*st.inner, ri);
     StreamWeightsScope stream;
     auto zr = inner->step(h.index_select(0, ri), sub);
@@ -182,7 +183,7 @@ at::Tensor HNetStage::step(const at::Tensor& x_in, ModelState& st) {
   }
   // EMA in place: boundary rows take P = clamp(p) of the new chunk, others keep z̄.
   if (nb > 0 && !ForwardContext::cpu_kernels_apply(zhat)) {  // the same update in tensor ops
-    auto ri = at::tensor(rows, at::kLong).to(zhat.device());
+    auto ri = index_tensor(rows, zhat.device());
     auto P = p.index_select(0, ri).to(at::kDouble).clamp(1e-4, 1 - 1e-4).to(zhat.scalar_type()).unsqueeze(-1);
     auto zb = st.last_zbar.index_select(0, ri);
     st.last_zbar.index_copy_(0, ri, P * zhat.index_select(0, ri) + (1 - P) * zb);

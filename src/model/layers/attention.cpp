@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "core/compat.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/forward_context.h"
 #include "kernels/cpu/dense/attention_step.h"
@@ -66,9 +67,11 @@ at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& positions, int64_
 
 void rotary_step_inplace(at::Tensor& qkv, const std::vector<int64_t>& pos, int64_t r, double base) {
   if (r == 0) return;
-  if (!ForwardContext::cpu_kernels_apply(qkv)) {  // tensor ops: row b of q and k at position pos[b]
-    auto p = at::tensor(pos, at::kLong);
-    for (int64_t part = 0; part < 2; ++part) qkv.select(1, part).copy_(apply_rotary(qkv.select(1, part), p, r, base));
+  if (!forward_context().fast_kernels(qkv)) {  // tensor ops (off the CPU, reference mode): row b at pos[b]
+    const auto p = index_tensor(pos, qkv.device());
+    const int64_t bound = *std::max_element(pos.begin(), pos.end()) + 1;
+    for (int64_t part = 0; part < 2; ++part)
+      qkv.select(1, part).copy_(apply_rotary(qkv.select(1, part), p, r, base, bound));
     return;
   }
   const int64_t B = qkv.size(0), H = qkv.size(2), hd = qkv.size(3), half = r / 2;
@@ -186,7 +189,7 @@ int64_t Attention::write_kv(const at::Tensor& qkv, LayerCache& cache, const std:
   }
   const bool same = std::all_of(pos.begin(), pos.end(), [&](int64_t x) { return x == pos[0]; });
   if (cache.k.scalar_type() == qkv.scalar_type() && cache.k.is_contiguous() && cache.v.is_contiguous() &&
-      qkv.is_contiguous() && ForwardContext::cpu_kernels_apply(qkv)) {  // decode: plain copies, no dispatcher calls
+      qkv.is_contiguous() && forward_context().fast_kernels(qkv)) {  // decode: plain copies, no dispatcher calls
     const int64_t H = qkv.size(2), hd = qkv.size(3), cap = cache.k.size(2);
     const int64_t bytes = hd * qkv.element_size();
     const char* src = static_cast<const char*>(qkv.data_ptr());
@@ -201,11 +204,11 @@ int64_t Attention::write_kv(const at::Tensor& qkv, LayerCache& cache, const std:
   } else if (same) {  // one copy
     cache.k.narrow(2, maxpos, 1).copy_(k.unsqueeze(2));
     cache.v.narrow(2, maxpos, 1).copy_(v.unsqueeze(2));
-  } else {
-    for (int64_t b = 0; b < B; ++b) {
-      cache.k.select(0, b).select(1, pos[b]).copy_(k.select(0, b));
-      cache.v.select(0, b).select(1, pos[b]).copy_(v.select(0, b));
-    }
+  } else {  // row b at its own position: one indexed write (not 2B small copies)
+    using torch::indexing::Slice;
+    const auto rows = at::arange(B, qkv.options().dtype(at::kLong)), where = index_tensor(pos, qkv.device());
+    cache.k.index_put_({rows, Slice(), where}, k.to(cache.k.scalar_type()));
+    cache.v.index_put_({rows, Slice(), where}, v.to(cache.v.scalar_type()));
   }
   return maxpos;
 }
@@ -240,7 +243,7 @@ at::Tensor Attention::step_reference(const at::Tensor& x, LayerCache& cache, con
                 (1.0 / std::sqrt((double)head_dim));  // (B, H, 1, Lk)
   if (!same) {
     auto j = at::arange(Lk, at::TensorOptions().dtype(at::kLong).device(scores.device())).unsqueeze(0);
-    auto pp = at::tensor(pos, at::kLong).to(scores.device()).unsqueeze(1);
+    auto pp = index_tensor(pos, scores.device()).unsqueeze(1);
     auto masked = j > pp;
     if (window >= 0) masked = masked.logical_or(j < pp - window);
     scores = scores.masked_fill(masked.view({B, 1, 1, Lk}), -std::numeric_limits<float>::infinity());
