@@ -76,7 +76,15 @@ static int run(int argc, char** argv) {
     if (names[v] == "mhc_blas") blas.emplace();
     return time_train_steps(*models[v], ids, tg, bf16, k, warm);
   };
-  for (size_t v = 0; v < names.size(); ++v) timed(v, 1, 1);  // warm-up
+  // Warm-up; on CUDA also each variant's step memory: the allocator's peak over a
+  // step beyond what was held before it (every variant's weights stay resident).
+  std::vector<double> step_gib(names.size(), -1.0);
+  for (size_t v = 0; v < names.size(); ++v) {
+    const int64_t before = allocated_memory_bytes(device);
+    reset_peak_memory(device);
+    timed(v, 1, 1);
+    if (before >= 0) step_gib[v] = (double)(peak_memory_bytes(device) - before) / (1024.0 * 1024.0 * 1024.0);
+  }
   // Odd rounds run the variants in reverse order, so that a drift within a round
   // does not always favour the same variant.
   for (int64_t r = 0; r < rounds; ++r)
@@ -94,6 +102,7 @@ static int run(int argc, char** argv) {
     if (names[v] == "plain") plain_ms = ms;
     json line{{"variant", names[v]}, {"ms_per_step_median", ms}, {"ms_per_step_min", 1e3 * t.front()},
               {"params", models[v]->num_parameters()}, {"bytes_per_s", batch * seq / (ms / 1e3)}};
+    if (step_gib[v] >= 0) line["step_peak_gib"] = step_gib[v];
     if (decode > 0) {
       auto dec = torch::randint(0, 256, {1, decode + 1}, at::kLong).to(device);
       line["decode_bytes_per_s_b1"] = time_decode(*models[v], dec, false);

@@ -264,7 +264,7 @@ expect_fail "resume --device bad" "--device 'cuda:abc'" "$BIN" train --resume "$
 "$BIN" bench --config "$T/model.json" --batch 2 --seq-len 32 --steps 1 --dtype bf16 --decode-bytes 8 --decode-batch 3 \
   --data "$T/small.txt" --threads 1 > "$T/bench.json" 2>"$T/err" && ok "bench --dtype bf16 --decode-batch 3 --data" || bad "bench with decode options failed: $(cat "$T/err")"
 grep -q '"decode_batch":3' "$T/bench.json" && grep -q '"decode_bytes_per_s_bf16"' "$T/bench.json" &&
-  ! grep -q '_fp32"' "$T/bench.json" && ok "bench JSON: bf16 only, decode batch recorded" || bad "bench JSON: $(cat "$T/bench.json")"
+  ! grep -q 'train_bytes_per_s_fp32' "$T/bench.json" && ok "bench JSON: bf16 only, decode batch recorded" || bad "bench JSON: $(cat "$T/bench.json")"
 expect_fail "bench --data missing" "--data: cannot open '$T/none.txt'" "$BIN" bench --steps 1 --data "$T/none.txt"
 expect_fail "bench --decode-batch 0" "--decode-batch must be >= 1, got 0" "$BIN" bench --steps 1 --decode-batch 0
 expect_fail "bench --dtype fp16" "--dtype: fp16 not in {fp32,bf16,both}" "$BIN" bench --steps 1 --dtype fp16

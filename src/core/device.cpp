@@ -77,6 +77,15 @@ int64_t peak_memory_bytes(const c10::Device& d) {
   return -1;
 }
 
+int64_t allocated_memory_bytes(const c10::Device& d) {
+#ifdef DYNARCH_CUDA
+  if (d.is_cuda())
+    return c10::cuda::CUDACachingAllocator::getDeviceStats(d.has_index() ? d.index() : 0).allocated_bytes[0].current;
+#endif
+  (void)d;
+  return -1;
+}
+
 void reset_peak_memory(const c10::Device& d) {
 #ifdef DYNARCH_CUDA
   if (d.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(d.has_index() ? d.index() : 0);

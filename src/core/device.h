@@ -43,6 +43,8 @@ at::Tensor index_tensor(const std::vector<int64_t>& v, const c10::Device& d);
 // caching allocator); -1 where not tracked (the CPU).
 int64_t peak_memory_bytes(const c10::Device& d);
 void reset_peak_memory(const c10::Device& d);
+// Bytes held by tensors on `d` now (-1 where not tracked).
+int64_t allocated_memory_bytes(const c10::Device& d);
 
 // The help text of every --device option.
 inline constexpr const char* kDeviceHelp =
