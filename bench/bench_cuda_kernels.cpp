@@ -165,14 +165,14 @@ json ssd_tiled_case(int reps) {
     auto s = s0;
     s.kernels = kernels;
     auto fwd = [&] {
-      cuda::check_launch(cuda::ssd_forward_chunked<float>(f(x), f(dt), f(a), f(Bm), f(Cm), nullptr, f(y), f(fin),
-                                                          f(fscratch), s, cuda::stream()),
+      cuda::check_launch(cuda::ssd_forward_chunked<float>(f(x), f(dt), f(a), f(Bm), f(Cm), nullptr, nullptr, f(y),
+                                                          f(fin), f(fscratch), s, cuda::stream()),
                          "bench ssd forward");
     };
     auto bwd = [&] {
-      cuda::check_launch(cuda::ssd_backward_chunked<float>(f(x), f(dt), f(a), f(Bm), f(Cm), nullptr, f(gy), nullptr,
-                                                           f(dx), f(ddt), f(da), f(dB), f(dC), nullptr, f(bscratch), s,
-                                                           cuda::stream()),
+      cuda::check_launch(cuda::ssd_backward_chunked<float>(f(x), f(dt), f(a), f(Bm), f(Cm), nullptr, nullptr, f(gy),
+                                                           nullptr, f(dx), f(ddt), f(da), f(dB), f(dC), nullptr,
+                                                           f(bscratch), s, cuda::stream()),
                          "bench ssd backward");
     };
     const int r = kernels == cuda::SsdKernels::naive ? std::min(reps, 2) : reps;  // the naive path is slow

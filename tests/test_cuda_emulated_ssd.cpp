@@ -60,8 +60,9 @@ struct EmuForward {
   at::Tensor y, fin, scratch;
 };
 
+// st: (B, L) sequence starts of packed rows, or undefined (none).
 template <class C>
-EmuForward emu_forward(const SsdCase& k, const SsdInputs& in, SsdKernels kernels) {
+EmuForward emu_forward(const SsdCase& k, const SsdInputs& in, SsdKernels kernels, const at::Tensor& st = {}) {
   const auto dtype = std::is_same_v<C, float> ? at::kFloat : at::kDouble;
   auto cv = [&](const at::Tensor& t) { return t.defined() ? t.to(dtype).contiguous() : t; };
   auto x = cv(in.x), dt = cv(in.dt), a = cv(in.a), Bm = cv(in.Bm), Cm = cv(in.Cm), init = cv(in.init);
@@ -70,7 +71,7 @@ EmuForward emu_forward(const SsdCase& k, const SsdInputs& in, SsdKernels kernels
   EmuForward f{torch::full_like(x, 7.0), torch::full({k.B, k.H, k.P, k.N}, 7.0, x.options()),
                torch::full({cuda::ssd_scratch_elems(s)}, 7.0, x.options())};
   EXPECT_EQ(cuda::ssd_forward_chunked<C>(ptr<C>(x), ptr<C>(dt), ptr<C>(a), ptr<C>(Bm), ptr<C>(Cm), ptr<C>(init),
-                                         ptr<C>(f.y), ptr<C>(f.fin), ptr<C>(f.scratch), s, nullptr),
+                                         ptr<int64_t>(st), ptr<C>(f.y), ptr<C>(f.fin), ptr<C>(f.scratch), s, nullptr),
             cudaSuccess);
   return f;
 }
@@ -144,10 +145,11 @@ TEST(CudaEmulatedSsdTiled, ForwardFp32With3xTf32) {
 namespace {
 
 // The backward's outputs (dx, ddt, da, dBm, dCm, dinit) with the given kernels;
-// gy / g_final may be absent (null: zeros); `skip` leaves dx, dBm, dinit null.
+// gy / g_final may be absent (null: zeros); `skip` leaves dx, dBm, dinit null;
+// st as emu_forward's.
 template <class C = double>
 std::vector<at::Tensor> emu_backward(const SsdCase& k, const SsdInputs& in, const at::Tensor& gy, const at::Tensor& gf,
-                                     bool skip, SsdKernels kernels) {
+                                     bool skip, SsdKernels kernels, const at::Tensor& st = {}) {
   const auto dtype = std::is_same_v<C, float> ? at::kFloat : at::kDouble;
   auto cv = [&](const at::Tensor& t) { return t.defined() ? t.to(dtype).contiguous() : t; };
   cuda::SsdShape s = cuda::make_ssd_shape(k.B, k.L, k.H, k.P, k.N, k.Q);
@@ -159,8 +161,8 @@ std::vector<at::Tensor> emu_backward(const SsdCase& k, const SsdInputs& in, cons
   auto scratch = torch::full({cuda::ssd_backward_scratch_elems(s)}, 7.0, v.x.options());
   auto out = [&](int i) { return skip && (i == 0 || i == 3 || i == 5) ? nullptr : ptr<C>(o[i]); };
   EXPECT_EQ(cuda::ssd_backward_chunked<C>(ptr<C>(v.x), ptr<C>(v.dt), ptr<C>(v.a), ptr<C>(v.Bm), ptr<C>(v.Cm),
-                                          ptr<C>(v.init), ptr<C>(cv(gy)), ptr<C>(cv(gf)), out(0), out(1), out(2),
-                                          out(3), out(4), out(5), ptr<C>(scratch), s, nullptr),
+                                          ptr<C>(v.init), ptr<int64_t>(st), ptr<C>(cv(gy)), ptr<C>(cv(gf)), out(0),
+                                          out(1), out(2), out(3), out(4), out(5), ptr<C>(scratch), s, nullptr),
             cudaSuccess);
   return o;
 }

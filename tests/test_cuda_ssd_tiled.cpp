@@ -48,31 +48,34 @@ cuda::SsdShape shape_of(const Shape& k, SsdKernels kernels) {
   return s;
 }
 
-// y, the final state and the forward scratch (cum, cb, chunk-entry states).
+// y, the final state and the forward scratch (cum, cb, chunk-entry states);
+// st: (B, L) int64 sequence starts on the GPU (packed rows), or undefined.
 template <class C>
-std::vector<at::Tensor> raw_forward(const Shape& k, const std::vector<at::Tensor>& v, SsdKernels kernels) {
+std::vector<at::Tensor> raw_forward(const Shape& k, const std::vector<at::Tensor>& v, SsdKernels kernels,
+                                    const at::Tensor& st = {}) {
   const auto s = shape_of(k, kernels);
   auto y = torch::empty_like(v[0]), fin = torch::empty({k.B, k.H, k.P, k.N}, v[0].options());
   auto scratch = torch::empty({cuda::ssd_scratch_elems(s)}, v[0].options());
   cuda::check_launch(cuda::ssd_forward_chunked<C>(ptr<C>(v[0]), ptr<C>(v[1]), ptr<C>(v[2]), ptr<C>(v[3]), ptr<C>(v[4]),
-                                                  ptr<C>(v[5]), ptr<C>(y), ptr<C>(fin), ptr<C>(scratch), s,
-                                                  cuda::stream()),
+                                                  ptr<C>(v[5]), ptr<int64_t>(st), ptr<C>(y), ptr<C>(fin),
+                                                  ptr<C>(scratch), s, cuda::stream()),
                      "raw_forward");
   return {y, fin, scratch};
 }
 
-// dx, ddt, da, dBm, dCm, dinit of <gy, y> + <gf, final state>.
+// dx, ddt, da, dBm, dCm, dinit of <gy, y> + <gf, final state>; st as raw_forward's.
 template <class C>
 std::vector<at::Tensor> raw_backward(const Shape& k, const std::vector<at::Tensor>& v, const at::Tensor& gy,
-                                     const at::Tensor& gf, SsdKernels kernels) {
+                                     const at::Tensor& gf, SsdKernels kernels, const at::Tensor& st = {}) {
   const auto s = shape_of(k, kernels);
   std::vector<at::Tensor> g{torch::empty_like(v[0]), torch::empty_like(v[1]), torch::empty_like(v[2]),
                             torch::empty_like(v[3]), torch::empty_like(v[4]), torch::empty_like(gf)};
   auto scratch = torch::empty({cuda::ssd_backward_scratch_elems(s)}, v[0].options());
   cuda::check_launch(cuda::ssd_backward_chunked<C>(ptr<C>(v[0]), ptr<C>(v[1]), ptr<C>(v[2]), ptr<C>(v[3]),
-                                                   ptr<C>(v[4]), ptr<C>(v[5]), ptr<C>(gy), ptr<C>(gf), ptr<C>(g[0]),
-                                                   ptr<C>(g[1]), ptr<C>(g[2]), ptr<C>(g[3]), ptr<C>(g[4]),
-                                                   ptr<C>(g[5]), ptr<C>(scratch), s, cuda::stream()),
+                                                   ptr<C>(v[4]), ptr<C>(v[5]), ptr<int64_t>(st), ptr<C>(gy),
+                                                   ptr<C>(gf), ptr<C>(g[0]), ptr<C>(g[1]), ptr<C>(g[2]),
+                                                   ptr<C>(g[3]), ptr<C>(g[4]), ptr<C>(g[5]), ptr<C>(scratch), s,
+                                                   cuda::stream()),
                      "raw_backward");
   return g;
 }
