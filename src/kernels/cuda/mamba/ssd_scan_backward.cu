@@ -33,7 +33,8 @@
 // the entering state reaches; 3: a chunk carries dS across only if its state
 // does; 4, 7, 8: cb's mask and the chunk state's positions), and g_l = 0
 // exactly at each sequence start (the true value; a cancelling sum otherwise),
-// so nothing before a start sees anything after it.
+// so nothing before a start sees anything after it. The tiled forms of 2, 4,
+// 7, 8 (ssd_scan_tiled_backward.cuh) take the same masks.
 // Every exponent is <= 0, as in the forward. g_l follows from
 // g_l = exp(dt_l a) <dS_l, S_{l-1}> = <dS_l, S_l> - dt_l x_l . u_l and
 // <dS_l, S_l> = g_{l+1} + gy_l . y_l.
