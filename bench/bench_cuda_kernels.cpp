@@ -3,7 +3,7 @@
 // shapes of the workloads; one JSON line per case.
 // Usage: bench_cuda_kernels [--reps R] [--only CASE]
 // Cases: ema_scan, causal_conv, sinkhorn, hc_pre_mix, hc_post_res, ssd_forward (forward only),
-// ssd_forward_backward, ssd_packed (the scan on packed rows vs the same rows padded),
+// ssd_forward_backward, ssd_packed (the scan on packed rows vs the same rows padded, both tiled),
 // ssd_tiled (the scan's naive vs tiled kernels, with matmul rates for MFU).
 // Exits 2 with a message when no CUDA device is visible (always in a CPU build).
 #include <torch/torch.h>
@@ -165,14 +165,14 @@ json ssd_tiled_case(int reps) {
     auto s = s0;
     s.kernels = kernels;
     auto fwd = [&] {
-      cuda::check_launch(cuda::ssd_forward_chunked<float>(f(x), f(dt), f(a), f(Bm), f(Cm), nullptr, /*seq_start=*/nullptr, f(y), f(fin),
-                                                          f(fscratch), s, cuda::stream()),
+      cuda::check_launch(cuda::ssd_forward_chunked<float>(f(x), f(dt), f(a), f(Bm), f(Cm), nullptr, nullptr, f(y),
+                                                          f(fin), f(fscratch), s, cuda::stream()),
                          "bench ssd forward");
     };
     auto bwd = [&] {
-      cuda::check_launch(cuda::ssd_backward_chunked<float>(f(x), f(dt), f(a), f(Bm), f(Cm), nullptr, /*seq_start=*/nullptr, f(gy), nullptr,
-                                                           f(dx), f(ddt), f(da), f(dB), f(dC), nullptr, f(bscratch), s,
-                                                           cuda::stream()),
+      cuda::check_launch(cuda::ssd_backward_chunked<float>(f(x), f(dt), f(a), f(Bm), f(Cm), nullptr, nullptr, f(gy),
+                                                           nullptr, f(dx), f(ddt), f(da), f(dB), f(dC), nullptr,
+                                                           f(bscratch), s, cuda::stream()),
                          "bench ssd backward");
     };
     const int r = kernels == cuda::SsdKernels::naive ? std::min(reps, 2) : reps;  // the naive path is slow
@@ -293,8 +293,9 @@ static int run_all(int argc, char** argv) {
   }
   // Packed rows (Mamba2::forward_packed on CUDA): an inner stage's 8 rows of unequal chunk
   // counts, the scan over them packed into one row with sequence starts vs the same rows
-  // padded to the longest (dt = 0 on the padding, as Mamba2 with lengths). Forward +
-  // backward of the CUDA scan both ways; max_rel_diff: packed vs padded outputs on the
+    // padded to the longest (dt = 0 on the padding, as Mamba2 with lengths). Forward +
+  // backward of the CUDA scan both ways, both on the tiled kernels (P, N multiples of 16;
+  // the tiled kernels take the starts); max_rel_diff: packed vs padded outputs on the
   // valid positions.
   if (only.empty() || only == "ssd_packed") {
     const std::vector<int64_t> lens{2048, 1800, 1500, 1400, 1200, 1000, 800, 600};

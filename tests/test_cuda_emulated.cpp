@@ -212,14 +212,15 @@ namespace {
 // One backward case against autograd through ssd_sequential: the gradients of
 // <gy, y> + <g_final, final state>; gy or g_final may be absent (zeros).
 // `skip` leaves dBm, dinit and dx unrequested (null) and checks the rest.
-// st: (B, L) sequence starts of packed rows, or undefined. Returns the largest
-// relative error.
+// st: (B, L) sequence starts of packed rows, or undefined; kernels: the
+// launcher's choice of naive or tiled kernels. Returns the largest relative error.
 double ssd_backward_case(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N, int64_t Q, bool with_init,
-                         bool with_gy, bool with_gf, bool skip = false, const at::Tensor& st = {}) {
+                         bool with_gy, bool with_gf, bool skip = false, const at::Tensor& st = {},
+                         cuda::SsdKernels kernels = cuda::SsdKernels::automatic) {
   const std::string what = "L=" + std::to_string(L) + " Q=" + std::to_string(Q) + " init=" +
                            std::to_string(with_init) + " gy=" + std::to_string(with_gy) +
                            " g_final=" + std::to_string(with_gf) + " skip=" + std::to_string(skip) +
-                           " starts=" + std::to_string(st.defined());
+                           " starts=" + std::to_string(st.defined()) + " kernels=" + std::to_string((int)kernels);
   auto o = at::TensorOptions().dtype(at::kDouble);
   auto x = torch::randn({B, L, H, P}, o), dt = torch::rand({B, L, H}, o) * 0.5 + 0.05;
   auto a = -torch::rand({H}, o) * 2 - 0.3, Bm = torch::randn({B, L, N}, o), Cm = torch::randn({B, L, N}, o);
@@ -241,7 +242,8 @@ double ssd_backward_case(int64_t B, int64_t L, int64_t H, int64_t P, int64_t N, 
   for (size_t i = 0; i < in.size(); ++i)
     if (!g[i].defined()) g[i] = torch::zeros_like(in[i]);
 
-  const cuda::SsdShape s = cuda::make_ssd_shape(B, L, H, P, N, Q);
+  cuda::SsdShape s = cuda::make_ssd_shape(B, L, H, P, N, Q);
+  s.kernels = kernels;
   auto dx = torch::full_like(x, 7.0), ddt = torch::full_like(dt, 7.0), da = torch::full_like(a, 7.0);
   auto dB = torch::full_like(Bm, 7.0), dC = torch::full_like(Cm, 7.0), dinit = torch::full({B, H, P, N}, 7.0, o);
   auto scratch = torch::full({cuda::ssd_backward_scratch_elems(s)}, 7.0, o);
@@ -299,11 +301,13 @@ TEST(CudaEmulated, SsdChunkedBackward) {
   ssd_backward_case(1, 5, 2, 3, 4, 2, false, false, false);  // no upstream gradient: all zero
 }
 
+namespace {
+
 // Packed rows: the scan with sequence starts (a state reset at each) against
-// ssd_sequential with the same starts, forward and backward. Q = 4: starts
-// inside chunks, at chunk edges, length-1 sequences, one sequence over three
-// chunks, a partial last chunk; Q = 1; Q > L.
-TEST(CudaEmulated, SsdChunkedPackedRows) {
+// ssd_sequential with the same starts, forward and backward, with the given
+// kernels. Q = 4: starts inside chunks, at chunk edges, length-1 sequences,
+// one sequence over three chunks, a partial last chunk; Q = 1; Q > L.
+void ssd_packed_rows(cuda::SsdKernels kernels, const char* name) {
   torch::manual_seed(7);
   const std::vector<std::pair<int64_t, std::vector<std::vector<int64_t>>>> cases{
       {4, {{3, 5, 1, 1, 6}, {13, 3}}}, {4, {{4, 4, 1, 9}, {1, 1, 16}}}, {1, {{2, 1, 3}, {6}}}, {32, {{4, 6}, {1, 9}}}};
@@ -317,7 +321,8 @@ TEST(CudaEmulated, SsdChunkedPackedRows) {
       auto a = -torch::rand({H}, o) * 2 - 0.3, Bm = torch::randn({B, L, N}, o), Cm = torch::randn({B, L, N}, o);
       auto init = with_init ? torch::randn({B, H, P, N}, o) : at::Tensor();
       auto ref = ssd_sequential(x, dt, a, Bm, Cm, init, st);
-      const cuda::SsdShape s = cuda::make_ssd_shape(B, L, H, P, N, Q);
+      cuda::SsdShape s = cuda::make_ssd_shape(B, L, H, P, N, Q);
+      s.kernels = kernels;
       auto y = torch::empty_like(x), fin = torch::empty({B, H, P, N}, o);
       auto scratch = torch::empty({cuda::ssd_scratch_elems(s)}, o);
       ASSERT_EQ(cuda::ssd_forward_chunked<double>(p<double>(x), p<double>(dt), p<double>(a), p<double>(Bm),
@@ -325,19 +330,28 @@ TEST(CudaEmulated, SsdChunkedPackedRows) {
                                                   st.data_ptr<int64_t>(), p<double>(y), p<double>(fin),
                                                   p<double>(scratch), s, nullptr),
                 cudaSuccess);
-      const std::string what = "Q=" + std::to_string(Q) + " L=" + std::to_string(L) + " init=" + std::to_string(with_init);
+      const std::string what = std::string(name) + " Q=" + std::to_string(Q) + " L=" + std::to_string(L) +
+                               " init=" + std::to_string(with_init);
       EXPECT_LT(rel(y, ref.y), 1e-12) << what;
       EXPECT_LT(rel(fin, ref.state), 1e-12) << what;
       fwd = std::max({fwd, rel(y, ref.y), rel(fin, ref.state)});
       for (auto [gy, gf] : {std::pair<bool, bool>{true, false}, {false, true}, {true, true}})
-        bwd = std::max(bwd, ssd_backward_case(B, L, H, P, N, Q, with_init, gy, gf, false, st));
+        bwd = std::max(bwd, ssd_backward_case(B, L, H, P, N, Q, with_init, gy, gf, false, st, kernels));
     }
   }
   bwd = std::max(bwd, ssd_backward_case(2, 16, 2, 3, 4, 4, true, true, true, /*skip=*/true,
-                                        starts_of({{3, 5, 1, 1, 6}, {13, 3}})));
-  std::printf("[ max rel error ] emulated CUDA SSD with starts vs ssd_sequential: forward %.2e, backward %.2e\n", fwd,
-              bwd);
+                                        starts_of({{3, 5, 1, 1, 6}, {13, 3}}), kernels));
+  std::printf("[ max rel error ] emulated CUDA SSD (%s kernels) with starts vs ssd_sequential: forward %.2e, "
+              "backward %.2e\n",
+              name, fwd, bwd);
 }
+
+}  // namespace
+
+// The naive kernels and the tiled ones (forced: P, N are off the 16 grid; more
+// tiled cases in test_cuda_emulated_ssd.cpp).
+TEST(CudaEmulated, SsdChunkedPackedRows) { ssd_packed_rows(cuda::SsdKernels::naive, "naive"); }
+TEST(CudaEmulated, SsdChunkedPackedRowsTiled) { ssd_packed_rows(cuda::SsdKernels::tiled, "tiled"); }
 
 // The conv with sequence starts against the reference with the same starts:
 // output, dx, dweight, dbias; init's rows feed the first sequence only.

@@ -3,7 +3,8 @@
 // (3xTF32 tensor cores) against the naive kernels in fp64 and fp32 at the
 // issue's shape (<= 1e-4 relative), against the CPU references at a ragged
 // shape, the tiled backward against the naive one in fp64, and the fp64
-// plain-loop path with 32 lanes (the host emulation runs it with one lane).
+// plain-loop path with 32 lanes (the host emulation runs it with one lane),
+// and all of it again on packed rows (sequence starts).
 // Skipped when no GPU is visible (always in the CPU build).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -48,31 +49,34 @@ cuda::SsdShape shape_of(const Shape& k, SsdKernels kernels) {
   return s;
 }
 
-// y, the final state and the forward scratch (cum, cb, chunk-entry states).
+// y, the final state and the forward scratch (cum, cb, chunk-entry states);
+// st: (B, L) int64 sequence starts on the GPU (packed rows), or undefined.
 template <class C>
-std::vector<at::Tensor> raw_forward(const Shape& k, const std::vector<at::Tensor>& v, SsdKernels kernels) {
+std::vector<at::Tensor> raw_forward(const Shape& k, const std::vector<at::Tensor>& v, SsdKernels kernels,
+                                    const at::Tensor& st = {}) {
   const auto s = shape_of(k, kernels);
   auto y = torch::empty_like(v[0]), fin = torch::empty({k.B, k.H, k.P, k.N}, v[0].options());
   auto scratch = torch::empty({cuda::ssd_scratch_elems(s)}, v[0].options());
   cuda::check_launch(cuda::ssd_forward_chunked<C>(ptr<C>(v[0]), ptr<C>(v[1]), ptr<C>(v[2]), ptr<C>(v[3]), ptr<C>(v[4]),
-                                                  ptr<C>(v[5]), /*seq_start=*/nullptr, ptr<C>(y), ptr<C>(fin), ptr<C>(scratch), s,
-                                                  cuda::stream()),
+                                                  ptr<C>(v[5]), ptr<int64_t>(st), ptr<C>(y), ptr<C>(fin),
+                                                  ptr<C>(scratch), s, cuda::stream()),
                      "raw_forward");
   return {y, fin, scratch};
 }
 
-// dx, ddt, da, dBm, dCm, dinit of <gy, y> + <gf, final state>.
+// dx, ddt, da, dBm, dCm, dinit of <gy, y> + <gf, final state>; st as raw_forward's.
 template <class C>
 std::vector<at::Tensor> raw_backward(const Shape& k, const std::vector<at::Tensor>& v, const at::Tensor& gy,
-                                     const at::Tensor& gf, SsdKernels kernels) {
+                                     const at::Tensor& gf, SsdKernels kernels, const at::Tensor& st = {}) {
   const auto s = shape_of(k, kernels);
   std::vector<at::Tensor> g{torch::empty_like(v[0]), torch::empty_like(v[1]), torch::empty_like(v[2]),
                             torch::empty_like(v[3]), torch::empty_like(v[4]), torch::empty_like(gf)};
   auto scratch = torch::empty({cuda::ssd_backward_scratch_elems(s)}, v[0].options());
   cuda::check_launch(cuda::ssd_backward_chunked<C>(ptr<C>(v[0]), ptr<C>(v[1]), ptr<C>(v[2]), ptr<C>(v[3]),
-                                                   ptr<C>(v[4]), ptr<C>(v[5]), /*seq_start=*/nullptr, ptr<C>(gy), ptr<C>(gf), ptr<C>(g[0]),
-                                                   ptr<C>(g[1]), ptr<C>(g[2]), ptr<C>(g[3]), ptr<C>(g[4]),
-                                                   ptr<C>(g[5]), ptr<C>(scratch), s, cuda::stream()),
+                                                   ptr<C>(v[4]), ptr<C>(v[5]), ptr<int64_t>(st), ptr<C>(gy),
+                                                   ptr<C>(gf), ptr<C>(g[0]), ptr<C>(g[1]), ptr<C>(g[2]),
+                                                   ptr<C>(g[3]), ptr<C>(g[4]), ptr<C>(g[5]), ptr<C>(scratch), s,
+                                                   cuda::stream()),
                      "raw_backward");
   return g;
 }
@@ -164,5 +168,59 @@ TEST(CudaSsdTiled, BackwardMatchesNaive) {
   auto tiled = raw_backward<double>(k, v, gy, gf, SsdKernels::tiled);
   auto naive = raw_backward<double>(k, v, gy, gf, SsdKernels::naive);
   for (int i = 0; i < 6; ++i) EXPECT_LT(rel(tiled[i], naive[i]), 1e-10) << "fp64 " << names[i];
+#endif
+}
+
+// Packed rows (sequence starts) on the tiled path: fp32 (3xTF32) against the
+// naive fp64 kernels with the same starts (forward and every gradient, <= 1e-4),
+// the fp64 tiled path (32-lane loops) against the naive one (1e-12 forward,
+// 1e-10 gradients) and the forward against ssd_sequential with the starts.
+// Starts inside chunks, at chunk edges (256, 512), length-1 sequences, a
+// sequence over several chunks, a ragged last chunk, a row that is one
+// sequence; the P, N, Q (the automatic choice: tiled), then P, N off
+// the 16 grid (tiled forced).
+TEST(CudaSsdTiled, PackedRowsMatchNaive) {
+  REQUIRE_CUDA();
+#if DYNARCH_CUDA
+  torch::manual_seed(34);
+  const char* names[] = {"dx", "ddt", "da", "dBm", "dCm", "dinit"};
+  const std::vector<std::pair<Shape, std::vector<std::vector<int64_t>>>> cases{
+      {{2, 1500, 4, 64, 128, 256}, {{100, 156, 1, 255, 600, 1, 387}, {1500}}},
+      {{2, 600, 2, 80, 72, 160}, {{10, 54, 96, 1, 9, 430}, {160, 1, 159, 280}}}};
+  for (const auto& [k, rows] : cases)
+    for (bool with_init : {false, true}) {
+      const std::string what = "L=" + std::to_string(k.L) + " P=" + std::to_string(k.P) +
+                               " init=" + std::to_string(with_init);
+      const at::Tensor st = testutil::starts_of(rows).to(at::kCUDA);
+      auto v = ssd_gpu_inputs(k, at::kFloat, with_init);
+      auto v64 = to(v, at::kDouble);
+      auto gy = torch::randn_like(v[0]), gf = torch::randn({k.B, k.H, k.P, k.N}, v[0].options());
+      auto gy64 = gy.to(at::kDouble), gf64 = gf.to(at::kDouble);
+      const auto fast = cuda::ssd_tiled_fits(shape_of(k, SsdKernels::automatic)) ? SsdKernels::automatic
+                                                                                  : SsdKernels::tiled;
+      // Forward.
+      auto t32 = raw_forward<float>(k, v, fast, st);
+      auto t64 = raw_forward<double>(k, v64, SsdKernels::tiled, st);
+      auto n64 = raw_forward<double>(k, v64, SsdKernels::naive, st);
+      for (int i = 0; i < 2; ++i) EXPECT_LT(rel(t32[i], n64[i]), 1e-4) << what << " fp32 output " << i;
+      for (int i = 0; i < 3; ++i) EXPECT_LT(rel(t64[i], n64[i]), 1e-12) << what << " fp64 output " << i;
+      std::vector<at::Tensor> c;
+      for (const auto& t : v64) c.push_back(t.defined() ? t.cpu() : t);
+      const SsdResult ref = ssd_sequential(c[0], c[1], c[2], c[3], c[4], c[5], st.cpu());
+      EXPECT_LT(rel(t64[0], ref.y), 1e-12) << what;
+      EXPECT_LT(rel(t64[1], ref.state), 1e-12) << what;
+      std::cout << "[ packed " << what << " ] y: tiled fp32 vs naive fp64 " << rel(t32[0], n64[0])
+                << ", tiled fp64 vs ssd_sequential " << rel(t64[0], ref.y) << "\n";
+      // Backward.
+      auto g32 = raw_backward<float>(k, v, gy, gf, fast, st);
+      auto g64 = raw_backward<double>(k, v64, gy64, gf64, SsdKernels::tiled, st);
+      auto gn = raw_backward<double>(k, v64, gy64, gf64, SsdKernels::naive, st);
+      for (int i = 0; i < 6; ++i) {
+        EXPECT_LT(rel(g32[i], gn[i]), 1e-4) << what << " fp32 " << names[i];
+        EXPECT_LT(rel(g64[i], gn[i]), 1e-10) << what << " fp64 " << names[i];
+        std::cout << "[ packed " << what << " " << names[i] << " ] tiled fp32 vs naive fp64 " << rel(g32[i], gn[i])
+                  << ", tiled fp64 " << rel(g64[i], gn[i]) << "\n";
+      }
+    }
 #endif
 }

@@ -15,8 +15,8 @@ cudaError_t ssd_forward_chunked(const C* x, const C* dt, const C* a, const C* Bm
   const C* cum = scratch;
   const C* cb = cum + s.B * s.H * s.L;
   const C* states = cb + s.B * s.L * s.Q;
-  if (s.L > 0 && ssd_use_tiled(s) && !seq_start)  // the tiled kernels have no sequence starts yet
-    DYNARCH_CUDA_TRY(ssd_tiled_output(x, dt, Cm, cum, cb, states, y, s, stream));
+  if (s.L > 0 && ssd_use_tiled(s))
+    DYNARCH_CUDA_TRY(ssd_tiled_output(x, dt, Cm, cum, cb, states, seq_start, y, s, stream));
   else if (s.L > 0)
     DYNARCH_CUDA_TRY(
         launch(ssd_output_kernel<C>, s.B * s.L * s.H * s.P, stream, x, dt, Cm, cum, cb, states, seq_start, y, s));

@@ -33,7 +33,8 @@
 // the entering state reaches; 3: a chunk carries dS across only if its state
 // does; 4, 7, 8: cb's mask and the chunk state's positions), and g_l = 0
 // exactly at each sequence start (the true value; a cancelling sum otherwise),
-// so nothing before a start sees anything after it.
+// so nothing before a start sees anything after it. The tiled forms of 2, 4,
+// 7, 8 (ssd_scan_tiled_backward.cuh) take the same masks.
 // Every exponent is <= 0, as in the forward. g_l follows from
 // g_l = exp(dt_l a) <dS_l, S_{l-1}> = <dS_l, S_l> - dt_l x_l . u_l and
 // <dS_l, S_l> = g_{l+1} + gy_l . y_l.
@@ -295,9 +296,9 @@ cudaError_t ssd_backward_chunked(const C* x, const C* dt, const C* a, const C* B
   C* dend = dcum + BLH;
   C* da_part = dend + BcH;
   DYNARCH_CUDA_TRY(ssd_forward_states(x, dt, a, Bm, Cm, init, st, fin, scratch, s, stream));
-  // Steps 2, 4, 7, 8 tiled (ssd_scan_tiled_backward.cuh); the tiled kernels have no sequence starts yet.
-  const bool tiled = ssd_use_tiled(s) && !st;
-  if (s.L > 0 && tiled) DYNARCH_CUDA_TRY(ssd_tiled_dchunk(Cm, gy, cum, dstates, s, stream));
+  // Steps 2, 4, 7, 8 tiled (ssd_scan_tiled_backward.cuh, with the same masks), starts or not.
+  const bool tiled = ssd_use_tiled(s);
+  if (s.L > 0 && tiled) DYNARCH_CUDA_TRY(ssd_tiled_dchunk(Cm, gy, cum, st, dstates, s, stream));
   else if (s.L > 0)
     DYNARCH_CUDA_TRY(launch(ssd_dchunk_kernel<C>, BcH * s.N * s.P, stream, Cm, gy, cum, st, dstates, s));
   DYNARCH_CUDA_TRY(
@@ -305,7 +306,7 @@ cudaError_t ssd_backward_chunked(const C* x, const C* dt, const C* a, const C* B
   if (s.L > 0) {
     const bool decay = ddt || da;
     if ((dx || decay) && tiled)
-      DYNARCH_CUDA_TRY(ssd_tiled_dpos(x, dt, Bm, Cm, gy, cum, cb, states, dstates, dx, xu, dcum, s, stream));
+      DYNARCH_CUDA_TRY(ssd_tiled_dpos(x, dt, Bm, Cm, gy, cum, cb, states, dstates, st, dx, xu, dcum, s, stream));
     else if (dx || decay)
       DYNARCH_CUDA_TRY(launch_warps(ssd_dpos_kernel<C>, BLH, stream, x, dt, Bm, Cm, gy, cum, cb, states, dstates, st,
                                     dx, xu, dcum, s));
@@ -314,14 +315,14 @@ cudaError_t ssd_backward_chunked(const C* x, const C* dt, const C* a, const C* B
       DYNARCH_CUDA_TRY(launch(ssd_dlogdecay_kernel<C>, BcH, stream, dt, a, xu, dcum, dend, st, ddt, da_part, s));
     }
     C* dcb_used = gy && (dBm || dCm) ? dcb : nullptr;  // null: no gy, so no C.B gradient
-    if (dcb_used && tiled) DYNARCH_CUDA_TRY(ssd_tiled_dcb(x, dt, gy, cum, dcb_used, s, stream));
+    if (dcb_used && tiled) DYNARCH_CUDA_TRY(ssd_tiled_dcb(x, dt, gy, cum, st, dcb_used, s, stream));
     else if (dcb_used)
       DYNARCH_CUDA_TRY(launch(ssd_dcb_kernel<C>, s.B * s.L * s.Q, stream, x, dt, gy, cum, st, dcb_used, s));
-    if (dCm && tiled) DYNARCH_CUDA_TRY(ssd_tiled_dC(Bm, gy, cum, states, dcb_used, dCm, s, stream));
+    if (dCm && tiled) DYNARCH_CUDA_TRY(ssd_tiled_dC(Bm, gy, cum, states, dcb_used, st, dCm, s, stream));
     else if (dCm)
       DYNARCH_CUDA_TRY(
           launch(ssd_dC_kernel<C>, s.B * s.L * s.N, stream, Bm, gy, cum, states, dcb_used, st, dCm, s));
-    if (dBm && tiled) DYNARCH_CUDA_TRY(ssd_tiled_dB(x, dt, Cm, cum, dstates, dcb_used, dBm, s, stream));
+    if (dBm && tiled) DYNARCH_CUDA_TRY(ssd_tiled_dB(x, dt, Cm, cum, dstates, dcb_used, st, dBm, s, stream));
     else if (dBm)
       DYNARCH_CUDA_TRY(
           launch(ssd_dB_kernel<C>, s.B * s.L * s.N, stream, x, dt, Cm, cum, dstates, dcb_used, st, dBm, s));

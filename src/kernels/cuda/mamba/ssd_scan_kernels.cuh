@@ -15,8 +15,9 @@
 // The decays exp(cum_l - cum_s) are recomputed where used, never stored. Every
 // exponent is <= 0 (a < 0, dt >= 0), so nothing overflows. P is innermost in
 // 3-5, so a warp reads 32 consecutive x / state values. Steps 2, 3 and 5 have
-// tiled forms (ssd_scan_tiled.cuh), taken where ssd_use_tiled(s); these stay
-// the reference.
+// tiled forms (ssd_scan_tiled.cuh, with the same masks), taken where
+// ssd_use_tiled(s), starts or not; these stay the reference. Steps 1 and 4
+// serve both.
 #pragma once
 #include "kernels/cuda/grid.cuh"
 #include "kernels/cuda/mamba/ssd_scan_launch.h"
@@ -157,8 +158,8 @@ cudaError_t ssd_forward_states(const C* x, const C* dt, const C* a, const C* Bm,
   const int64_t nc = s.nc;
   if (s.L > 0) {
     DYNARCH_CUDA_TRY(launch(ssd_cum_kernel<C>, s.B * s.H * nc, stream, dt, a, cum, s));
-    if (ssd_use_tiled(s) && !st) {  // the tiled kernels have no sequence starts yet
-      DYNARCH_CUDA_TRY(ssd_tiled_cb_states(x, dt, Bm, Cm, cum, cb, states, s, stream));
+    if (ssd_use_tiled(s)) {
+      DYNARCH_CUDA_TRY(ssd_tiled_cb_states(x, dt, Bm, Cm, cum, st, cb, states, s, stream));
     } else {
       DYNARCH_CUDA_TRY(launch(ssd_cb_kernel<C>, s.B * s.L * s.Q, stream, Bm, Cm, st, cb, s));
       DYNARCH_CUDA_TRY(
