@@ -26,10 +26,7 @@
 #include "kernels/cuda/mamba/ssd_scan_backward.cu"
 #include "kernels/cuda/streams/sinkhorn.cu"
 #include "kernels/cuda/streams/stream_mix.cu"
-#undef blockIdx
-#undef threadIdx
-#undef blockDim
-#undef gridDim
+#include "cuda_emulate_end.h"
 
 using namespace dynarch;
 using dynarch::testutil::rel;

@@ -15,10 +15,7 @@
 
 #define DYNARCH_CUDA_EMULATE 1
 #include "kernels/cuda/streams/mhc_pre.cu"
-#undef blockIdx
-#undef threadIdx
-#undef blockDim
-#undef gridDim
+#include "cuda_emulate_end.h"
 
 using namespace dynarch;
 using dynarch::testutil::rel;

@@ -22,10 +22,7 @@
 #define DYNARCH_CUDA_EMULATE 1
 #include "kernels/cuda/optim/adamw.cu"
 #include "kernels/cuda/optim/grad_clip.cu"
-#undef blockIdx
-#undef threadIdx
-#undef blockDim
-#undef gridDim
+#include "cuda_emulate_end.h"
 
 using namespace dynarch;
 using dynarch::testutil::rel;

@@ -20,10 +20,7 @@
 #define DYNARCH_CUDA_EMULATE 1
 #include "kernels/cuda/mamba/ssd_scan.cu"
 #include "kernels/cuda/mamba/ssd_scan_backward.cu"
-#undef blockIdx
-#undef threadIdx
-#undef blockDim
-#undef gridDim
+#include "cuda_emulate_end.h"
 
 using namespace dynarch;
 using cuda::SsdKernels;

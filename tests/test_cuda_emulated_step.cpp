@@ -13,10 +13,7 @@
 
 #define DYNARCH_CUDA_EMULATE 1
 #include "kernels/cuda/mamba/mamba_step.cu"
-#undef blockIdx
-#undef threadIdx
-#undef blockDim
-#undef gridDim
+#include "cuda_emulate_end.h"
 
 using namespace dynarch;
 
